@@ -1,0 +1,1 @@
+"""Per-utterance feature extractors, grouped into named profiles (`lite`, `research`)."""

@@ -1,0 +1,85 @@
+"""MoMKE's configuration: everything that shapes the network or must match its inputs.
+
+A checkpoint stores this next to its weights, so a checkpoint describes itself: which feature
+profile and dimensions it reads, which labels it predicts and which context mode it was trained
+in. Nothing here is a hidden constant: the paper's settings are the defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Modality order used by every tensor in the project: masks are [..., 3] in this order.
+MODALITIES: tuple[str, str, str] = ("audio", "text", "visual")
+SHORT_NAMES: dict[str, str] = {"audio": "a", "text": "t", "visual": "v"}
+
+CONTEXT_MODES = ("bidirectional", "causal")
+TASKS = ("classification", "regression")
+
+
+@dataclass
+class MoMKEConfig:
+    """Hyper-parameters of one MoMKE model.
+
+    feature_dims: input dimension per modality, in MODALITIES order (the paper's IEMOCAP
+        features: wav2vec 512, DeBERTa 1024, MA-Net 1024).
+    labels: class names for classification; empty for regression (one sentiment score).
+    context_mode: "bidirectional" (the paper: every utterance sees the whole conversation) or
+        "causal" (live use: an utterance sees itself and earlier ones only).
+    experts: which modality experts exist (ablation: a subset of experts).
+    use_router: False replaces the Soft Router by equal weights (ablation).
+    mixing: False sends each modality through its own expert only (ablation "no mixing").
+    """
+
+    feature_dims: tuple[int, int, int] = (512, 1024, 1024)
+    labels: tuple[str, ...] = ("happy", "sad", "neutral", "angry")
+    task: str = "classification"
+    hidden_dim: int = 256
+    num_blocks: int = 4
+    num_heads: int = 2
+    mlp_ratio: float = 4.0
+    dropout: float = 0.5
+    router_hidden_dim: int = 256
+    context_mode: str = "bidirectional"
+    experts: tuple[str, ...] = MODALITIES
+    use_router: bool = True
+    mixing: bool = True
+    feature_profile: str = "custom"
+    # Free-form provenance written by training (protocol, data, metrics); not used by the network.
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.feature_dims = tuple(int(d) for d in self.feature_dims)  # type: ignore[assignment]
+        self.labels = tuple(self.labels)
+        self.experts = tuple(self.experts)
+        if len(self.feature_dims) != len(MODALITIES) or min(self.feature_dims) <= 0:
+            raise ValueError(f"feature_dims must be 3 positive ints (audio, text, visual), got {self.feature_dims}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task == "classification" and len(self.labels) < 2:
+            raise ValueError("classification needs at least two labels")
+        if self.context_mode not in CONTEXT_MODES:
+            raise ValueError(f"context_mode must be one of {CONTEXT_MODES}, got {self.context_mode!r}")
+        if not self.experts or any(e not in MODALITIES for e in self.experts):
+            raise ValueError(f"experts must be a non-empty subset of {MODALITIES}, got {self.experts}")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels) if self.task == "classification" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("feature_dims", "labels", "experts"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MoMKEConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown MoMKE config keys: {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,270 @@
+"""MoMKE: Mixture of Modality Knowledge Experts (Xu et al., ACM MM 2024), section 3.
+
+Names follow the paper:
+- W^m, the per-modality projection d_m -> d, then sinusoidal utterance positions;
+- e^k, the modality expert k: a pre-LN transformer encoder over the utterances of a conversation;
+- stage 1 (unimodal expert training): expert k reads modality k only, through its own FC head;
+- stage 2 (experts mixing): every available modality m goes through every expert, and the Soft
+  Router (a 2-layer MLP on the raw x^m, softmax over the experts) mixes them:
+  R^m = sum_k w^m_k e^k(x^m); a missing modality gives R^m = 0;
+- the head reads concat(R^a, R^t, R^v).
+
+Beyond the paper: a modality mask per utterance (a sensor may drop for one utterance), a causal
+context mode for live use, and padded or fully-masked rows that never produce NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .config import MODALITIES, MoMKEConfig
+
+
+def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> Tensor:
+    """The transformer's fixed sine/cosine position code, one row per utterance: [length, dim]."""
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=device, dtype=torch.float32)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table.to(dtype)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+        """x: [B, U, d]; allowed: bool [B, U(query), U(key)], True where attention may look."""
+        batch, length, dim = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
+
+
+class ExpertBlock(nn.Module):
+    """One pre-LN transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = SelfAttention(dim, num_heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x), allowed))
+        return x + self.dropout(self.mlp(self.norm2(x)))
+
+
+class ModalityExpert(nn.Module):
+    """e^k: Q pre-LN blocks over the (projected, position-coded) utterance sequence."""
+
+    def __init__(self, config: MoMKEConfig) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            ExpertBlock(config.hidden_dim, config.num_heads, config.mlp_ratio, config.dropout)
+            for _ in range(config.num_blocks)
+        )
+        self.norm = nn.LayerNorm(config.hidden_dim)
+
+    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.norm(x)
+
+
+class SoftRouter(nn.Module):
+    """2-layer MLP on the raw features x^m, softmax over the experts: w^m, [B, U, num_experts]."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_experts: int, dropout: float) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, num_experts)
+        )
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.mlp(features).softmax(dim=-1)
+
+
+class PredictionHead(nn.Module):
+    """FC head: Linear -> ReLU -> Dropout -> Linear."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_outputs: int, dropout: float) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, num_outputs)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(x)
+
+
+@dataclass
+class MoMKEOutput:
+    """What one forward pass returns.
+
+    logits: [B, U, C] class scores, or [B, U, 1] sentiment scores for regression.
+    router_weights: [B, U, 3 modalities, E experts], the Soft Router's expert loads w^m. Rows of
+        present modalities sum to 1; rows of missing modalities are 0.
+    modality_mask: [B, U, 3], the mask that was applied (after padding).
+    """
+
+    logits: Tensor
+    router_weights: Tensor
+    modality_mask: Tensor
+
+
+class MoMKE(nn.Module):
+    def __init__(self, config: MoMKEConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.hidden_dim
+        self.projections = nn.ModuleDict(
+            {m: nn.Linear(dim, d) for m, dim in zip(MODALITIES, config.feature_dims)}
+        )
+        self.experts = nn.ModuleDict({k: ModalityExpert(config) for k in config.experts})
+        self.routers = nn.ModuleDict(
+            {
+                m: SoftRouter(dim, config.router_hidden_dim, len(config.experts), config.dropout)
+                for m, dim in zip(MODALITIES, config.feature_dims)
+            }
+        )
+        # Stage 1: each expert has its own FC head. Stage 2: one head over concat(R^a, R^t, R^v).
+        self.unimodal_heads = nn.ModuleDict(
+            {k: PredictionHead(d, d, config.num_outputs, config.dropout) for k in config.experts}
+        )
+        self.head = PredictionHead(len(MODALITIES) * d, d, config.num_outputs, config.dropout)
+
+    # ----------------------------------------------------------------------------------------
+    # Input checking and masks
+
+    def _prepare(
+        self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Zero what is missing, check what is present, and combine padding into the mask."""
+        unknown = set(features) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"unknown modalities {sorted(unknown)}; expected keys among {MODALITIES}")
+        if modality_mask.dim() != 3 or modality_mask.shape[-1] != len(MODALITIES):
+            raise ValueError(f"modality_mask must be [batch, utterances, 3], got {tuple(modality_mask.shape)}")
+        batch, length, _ = modality_mask.shape
+        mask = modality_mask.bool()
+        if utterance_mask is not None:
+            if utterance_mask.shape != (batch, length):
+                raise ValueError(f"utterance_mask must be [batch, utterances] = {(batch, length)}, got {tuple(utterance_mask.shape)}")
+            mask = mask & utterance_mask.bool().unsqueeze(-1)
+        prepared = {}
+        for index, (name, dim) in enumerate(zip(MODALITIES, self.config.feature_dims)):
+            x = features.get(name)
+            present = mask[..., index]
+            if x is None:
+                if present.any():
+                    raise ValueError(f"modality_mask marks {name} present but no {name} features were given")
+                device = modality_mask.device
+                x = torch.zeros(batch, length, dim, device=device, dtype=self.head.mlp[0].weight.dtype)
+            if x.shape != (batch, length, dim):
+                raise ValueError(
+                    f"{name} features must be [batch, utterances, {dim}] = {(batch, length, dim)}, "
+                    f"got {tuple(x.shape)}: a checkpoint only reads the feature profile it was trained on "
+                    f"({self.config.feature_profile!r})"
+                )
+            present_values = x[present]
+            if not torch.isfinite(present_values).all():
+                raise ValueError(f"{name} features contain NaN or inf in utterances marked present")
+            # torch.where, not multiplication: NaN * 0 is NaN, and missing rows may hold anything.
+            prepared[name] = torch.where(present.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+        return prepared, mask, mask.any(-1) if utterance_mask is None else utterance_mask.bool()
+
+    def attention_mask(self, key_present: Tensor) -> Tensor:
+        """bool [B, U, U]: which utterances (keys) each utterance (query) may attend to.
+
+        Keys are the utterances where the modality is present; causal mode also hides later
+        utterances. Every query may see itself, so no softmax row is empty (no NaN): the output
+        of a query whose modality is missing is discarded anyway.
+        """
+        length = key_present.shape[1]
+        allowed = key_present.unsqueeze(1).expand(-1, length, -1)
+        if self.config.context_mode == "causal":
+            allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=key_present.device).tril()
+        return allowed | torch.eye(length, dtype=torch.bool, device=key_present.device)
+
+    def embed(self, modality: str, x: Tensor) -> Tensor:
+        """W^m x^m plus sinusoidal utterance positions: [B, U, d]."""
+        projected = self.projections[modality](x)
+        return projected + sinusoidal_positions(x.shape[1], projected.shape[-1], projected.device, projected.dtype)
+
+    # ----------------------------------------------------------------------------------------
+    # Stage 1: unimodal expert training
+
+    def forward_unimodal(
+        self, modality: str, features: Tensor, present: Tensor, utterance_mask: Tensor | None = None
+    ) -> Tensor:
+        """Expert `modality` on its own modality only, through its own head: [B, U, C].
+
+        present: bool [B, U], where this modality exists. Reads nothing of the other modalities.
+        """
+        if modality not in self.experts:
+            raise ValueError(f"no {modality} expert in this model (experts: {self.config.experts})")
+        batch, length = present.shape
+        mask = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=present.device)
+        mask[..., MODALITIES.index(modality)] = present.bool()
+        prepared, mask, _ = self._prepare({modality: features}, mask, utterance_mask)
+        key_present = mask[..., MODALITIES.index(modality)]
+        hidden = self.experts[modality](self.embed(modality, prepared[modality]), self.attention_mask(key_present))
+        return self.unimodal_heads[modality](hidden)
+
+    # ----------------------------------------------------------------------------------------
+    # Stage 2: experts mixing
+
+    def forward(
+        self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None = None
+    ) -> MoMKEOutput:
+        """features: {"audio": [B, U, d_a], "text": ..., "visual": ...} (a key may be left out when
+        that modality is missing everywhere); modality_mask: bool [B, U, 3], True where a
+        modality is present; utterance_mask: bool [B, U], False on padding."""
+        prepared, mask, _ = self._prepare(features, modality_mask, utterance_mask)
+        batch, length, _ = mask.shape
+        expert_names = list(self.config.experts)
+        weights = torch.stack([self._route(m, prepared[m], expert_names) for m in MODALITIES], dim=2)
+        weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
+        mixed = torch.zeros(len(MODALITIES), batch, length, self.config.hidden_dim, dtype=weights.dtype, device=weights.device)
+        used = [i for i in range(len(MODALITIES)) if mask[..., i].any()]
+        if used:
+            # Every used modality goes through every expert; modalities are stacked along the
+            # batch so each expert runs once per forward pass.
+            embedded = torch.cat([self.embed(MODALITIES[i], prepared[MODALITIES[i]]) for i in used])
+            allowed = torch.cat([self.attention_mask(mask[..., i]) for i in used])
+            expert_outputs = torch.stack([self.experts[k](embedded, allowed) for k in expert_names], dim=-2)
+            stacked_weights = torch.cat([weights[:, :, i] for i in used]).unsqueeze(-1)
+            r = (stacked_weights * expert_outputs).sum(dim=-2).view(len(used), batch, length, -1)
+            # R^m = 0 where m is missing (weights are 0 there, and masking keeps it exact).
+            r = torch.where(mask[..., used].permute(2, 0, 1).unsqueeze(-1), r, torch.zeros((), dtype=r.dtype, device=r.device))
+            mixed = mixed.index_copy(0, torch.tensor(used, device=r.device), r)
+        logits = self.head(torch.cat(list(mixed), dim=-1))
+        return MoMKEOutput(logits=logits, router_weights=weights, modality_mask=mask)
+
+    def _route(self, modality: str, x: Tensor, expert_names: list[str]) -> Tensor:
+        num_experts = len(expert_names)
+        if not self.config.mixing:
+            # Ablation "no mixing": modality m only through its own expert (if it exists).
+            if modality in expert_names:
+                return F.one_hot(torch.tensor(expert_names.index(modality), device=x.device), num_experts).to(x.dtype).expand(*x.shape[:2], -1)
+            return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
+        if not self.config.use_router:
+            return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
+        return self.routers[modality](x)
