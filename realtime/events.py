@@ -1,0 +1,66 @@
+"""The plain events the live engine emits: one emotion per utterance, modality status changes,
+and utterances that could not be scored (with the reason). Every event is JSON-serialisable,
+so callbacks, iterators, JSON-lines logs, the CLI and the Gradio page all read the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass
+class EmotionEvent(Event):
+    """MoMKE's prediction for one utterance.
+
+    start / end: seconds on the session clock. probabilities: label -> probability.
+    modalities: the modalities actually used for this utterance (in "audio", "text", "visual").
+    expert_loads: modality -> {expert: Soft Router weight} for the modalities used.
+    latency_ms: stage -> milliseconds, e.g. {"extract_audio": .., "model": .., "total": ..};
+    "total" runs from the utterance's end to the event.
+    """
+
+    type: ClassVar[str] = "emotion"
+    utterance_id: int
+    start: float
+    end: float
+    label: str
+    probabilities: dict[str, float]
+    modalities: list[str]
+    transcript: str | None = None
+    expert_loads: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StatusEvent(Event):
+    """A modality changed state: "active", "missing" (with the reason) or "disabled" (privacy)."""
+
+    type: ClassVar[str] = "status"
+    modality: str
+    state: str
+    reason: str = ""
+    time: float = 0.0
+
+
+@dataclass
+class DroppedUtteranceEvent(Event):
+    """An utterance that produced no emotion (e.g. every modality missing), and why."""
+
+    type: ClassVar[str] = "dropped"
+    utterance_id: int
+    start: float
+    end: float
+    reason: str
