@@ -1,0 +1,107 @@
+"""The paper's metrics, computed with numpy only (so they are easy to check by hand).
+
+Classification (IEMOCAP): WA = accuracy; UA = mean per-class recall over the classes that occur
+in the true labels; weighted F1 = per-class F1 weighted by each class's true support.
+
+Regression (CMU-MOSI/MOSEI, sentiment in [-3, 3]):
+- ``acc2_nonzero`` / ``f1_nonzero``: binary positive/negative accuracy and weighted F1 on the
+  utterances whose true score is not 0 (the paper's rule: its tables use these);
+- ``acc2_nonneg`` / ``f1_nonneg``: the same on every utterance, a score >= 0 counting as
+  non-negative (the rule some other papers use);
+- ``mae`` and ``corr`` (Pearson) on every utterance; ``acc7``: 7-class accuracy after rounding
+  scores clipped to [-3, 3].
+All values are fractions in [0, 1] (the tables print percentages), except mae and corr.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSIFICATION_METRICS = ("wa", "ua", "f1")
+REGRESSION_METRICS = ("acc2_nonzero", "f1_nonzero", "acc2_nonneg", "f1_nonneg", "mae", "corr", "acc7")
+# Metrics where smaller is better (everything else: larger is better).
+LOWER_IS_BETTER = frozenset({"mae", "loss"})
+NONZERO_RULE_NOTE = (
+    "binary accuracy and F1 (acc2_nonzero, f1_nonzero) exclude utterances whose true sentiment is 0 "
+    "(the paper's rule); acc2_nonneg / f1_nonneg count 0 as non-negative; MAE, correlation and "
+    "7-class accuracy use every utterance"
+)
+
+
+def _check_pair(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels, predictions = np.asarray(labels).ravel(), np.asarray(predictions).ravel()
+    if labels.shape != predictions.shape:
+        raise ValueError(f"{labels.size} labels but {predictions.size} predictions")
+    if labels.size == 0:
+        raise ValueError("no labelled utterances to score")
+    return labels, predictions
+
+
+def weighted_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Per-class F1 averaged with weights = true support of each class."""
+    labels, predictions = _check_pair(labels, predictions)
+    total = 0.0
+    for cls in np.unique(labels):
+        true_positive = np.sum((predictions == cls) & (labels == cls))
+        predicted = np.sum(predictions == cls)
+        actual = np.sum(labels == cls)
+        f1 = 0.0 if true_positive == 0 else 2 * true_positive / (predicted + actual)
+        total += f1 * actual
+    return float(total / labels.size)
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """labels, predictions: class indices. Returns {"wa", "ua", "f1"}."""
+    labels, predictions = _check_pair(labels, predictions)
+    recalls = [np.mean(predictions[labels == cls] == cls) for cls in np.unique(labels)]
+    return {
+        "wa": float(np.mean(labels == predictions)),
+        "ua": float(np.mean(recalls)),
+        "f1": weighted_f1(labels, predictions),
+    }
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN when either side is constant (undefined)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    dx, dy = x - x.mean(), y - y.mean()
+    denominator = np.sqrt(np.sum(dx * dx) * np.sum(dy * dy))
+    return float(np.sum(dx * dy) / denominator) if denominator > 0 else float("nan")
+
+
+def regression_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """labels, scores: sentiment in [-3, 3]. See the module docstring for each metric's rule."""
+    labels, scores = _check_pair(labels, scores)
+    labels, scores = labels.astype(np.float64), scores.astype(np.float64)
+    nonzero = labels != 0
+    if nonzero.any():
+        true_positive, predicted_positive = labels[nonzero] > 0, scores[nonzero] > 0
+        acc2_nonzero = float(np.mean(true_positive == predicted_positive))
+        f1_nonzero = weighted_f1(true_positive, predicted_positive)
+    else:
+        acc2_nonzero = f1_nonzero = float("nan")
+    true_nonneg, predicted_nonneg = labels >= 0, scores >= 0
+    return {
+        "acc2_nonzero": acc2_nonzero,
+        "f1_nonzero": f1_nonzero,
+        "acc2_nonneg": float(np.mean(true_nonneg == predicted_nonneg)),
+        "f1_nonneg": weighted_f1(true_nonneg, predicted_nonneg),
+        "mae": float(np.mean(np.abs(labels - scores))),
+        "corr": pearson(labels, scores),
+        "acc7": float(np.mean(np.round(np.clip(labels, -3, 3)) == np.round(np.clip(scores, -3, 3)))),
+    }
+
+
+def score(task: str, labels: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    """Metrics of one task from raw model outputs: logits [N, C] (classification) or scores [N]."""
+    if task == "classification":
+        return classification_metrics(labels, np.asarray(outputs).argmax(axis=-1))
+    return regression_metrics(labels, np.asarray(outputs).reshape(-1))
+
+
+def is_better(metric: str, candidate: float, best: float | None) -> bool:
+    if best is None or np.isnan(best):
+        return not np.isnan(candidate)
+    if np.isnan(candidate):
+        return False
+    return candidate < best if metric in LOWER_IS_BETTER else candidate > best
