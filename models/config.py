@@ -63,6 +63,17 @@ class MoMKEConfig:
             raise ValueError(f"context_mode must be one of {CONTEXT_MODES}, got {self.context_mode!r}")
         if not self.experts or any(e not in MODALITIES for e in self.experts):
             raise ValueError(f"experts must be a non-empty subset of {MODALITIES}, got {self.experts}")
+        for name in ("hidden_dim", "num_blocks", "num_heads", "router_hidden_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be distinct, got {self.labels}")
+        if len(set(self.experts)) != len(self.experts):
+            raise ValueError(f"experts must be distinct, got {self.experts}")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
 

@@ -46,12 +46,24 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
         """x: [B, U, d]; allowed: bool [B, U(query), U(key)], True where attention may look."""
+        q, k, v = self.heads(x)
+        return self.attend(q, k, v, allowed)
+
+    # heads() and attend() are the two halves of forward(), kept apart so that streaming
+    # inference (models/streaming.py) can cache keys and values between utterances.
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values of x [B, U, d], each [B, H, U, d / H]."""
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:
+        """Attention of q [B, H, Uq, dh] over k, v [B, H, Uk, dh]; allowed [B, Uq, Uk] -> [B, Uq, d]."""
+        batch, _, length, _ = q.shape
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
+        return self.out(attended.transpose(1, 2).reshape(batch, length, -1))
 
 
 class ExpertBlock(nn.Module):
@@ -155,7 +167,7 @@ class MoMKE(nn.Module):
 
     def _prepare(
         self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None
-    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    ) -> tuple[dict[str, Tensor], Tensor]:
         """Zero what is missing, check what is present, and combine padding into the mask."""
         unknown = set(features) - set(MODALITIES)
         if unknown:
@@ -168,6 +180,7 @@ class MoMKE(nn.Module):
             if utterance_mask.shape != (batch, length):
                 raise ValueError(f"utterance_mask must be [batch, utterances] = {(batch, length)}, got {tuple(utterance_mask.shape)}")
             mask = mask & utterance_mask.bool().unsqueeze(-1)
+        dtype = self.head.mlp[0].weight.dtype
         prepared = {}
         for index, (name, dim) in enumerate(zip(MODALITIES, self.config.feature_dims)):
             x = features.get(name)
@@ -175,20 +188,20 @@ class MoMKE(nn.Module):
             if x is None:
                 if present.any():
                     raise ValueError(f"modality_mask marks {name} present but no {name} features were given")
-                device = modality_mask.device
-                x = torch.zeros(batch, length, dim, device=device, dtype=self.head.mlp[0].weight.dtype)
+                x = torch.zeros(batch, length, dim, device=modality_mask.device, dtype=dtype)
             if x.shape != (batch, length, dim):
                 raise ValueError(
                     f"{name} features must be [batch, utterances, {dim}] = {(batch, length, dim)}, "
                     f"got {tuple(x.shape)}: a checkpoint only reads the feature profile it was trained on "
                     f"({self.config.feature_profile!r})"
                 )
+            x = x.to(dtype)  # float64 features (numpy's default) would not meet float32 weights
             present_values = x[present]
             if not torch.isfinite(present_values).all():
                 raise ValueError(f"{name} features contain NaN or inf in utterances marked present")
             # torch.where, not multiplication: NaN * 0 is NaN, and missing rows may hold anything.
             prepared[name] = torch.where(present.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return prepared, mask, mask.any(-1) if utterance_mask is None else utterance_mask.bool()
+        return prepared, mask
 
     def attention_mask(self, key_present: Tensor) -> Tensor:
         """bool [B, U, U]: which utterances (keys) each utterance (query) may attend to.
@@ -223,7 +236,7 @@ class MoMKE(nn.Module):
         batch, length = present.shape
         mask = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=present.device)
         mask[..., MODALITIES.index(modality)] = present.bool()
-        prepared, mask, _ = self._prepare({modality: features}, mask, utterance_mask)
+        prepared, mask = self._prepare({modality: features}, mask, utterance_mask)
         key_present = mask[..., MODALITIES.index(modality)]
         hidden = self.experts[modality](self.embed(modality, prepared[modality]), self.attention_mask(key_present))
         return self.unimodal_heads[modality](hidden)
@@ -237,10 +250,10 @@ class MoMKE(nn.Module):
         """features: {"audio": [B, U, d_a], "text": ..., "visual": ...} (a key may be left out when
         that modality is missing everywhere); modality_mask: bool [B, U, 3], True where a
         modality is present; utterance_mask: bool [B, U], False on padding."""
-        prepared, mask, _ = self._prepare(features, modality_mask, utterance_mask)
+        prepared, mask = self._prepare(features, modality_mask, utterance_mask)
         batch, length, _ = mask.shape
         expert_names = list(self.config.experts)
-        weights = torch.stack([self._route(m, prepared[m], expert_names) for m in MODALITIES], dim=2)
+        weights = torch.stack([self.route(m, prepared[m]) for m in MODALITIES], dim=2)
         weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
         mixed = torch.zeros(len(MODALITIES), batch, length, self.config.hidden_dim, dtype=weights.dtype, device=weights.device)
         used = [i for i in range(len(MODALITIES)) if mask[..., i].any()]
@@ -258,13 +271,19 @@ class MoMKE(nn.Module):
         logits = self.head(torch.cat(list(mixed), dim=-1))
         return MoMKEOutput(logits=logits, router_weights=weights, modality_mask=mask)
 
-    def _route(self, modality: str, x: Tensor, expert_names: list[str]) -> Tensor:
+    def route(self, modality: str, x: Tensor) -> Tensor:
+        """The Soft Router's expert weights w^m for the (zero-filled) features x^m: [B, U, E].
+
+        Ablations: no router -> equal weights; no mixing -> a one-hot on modality m's own
+        expert, or equal weights when the model has no expert of that modality (an expert
+        subset), so the modality is still used rather than silently dropped.
+        """
+        expert_names = list(self.config.experts)
         num_experts = len(expert_names)
-        if not self.config.mixing:
-            # Ablation "no mixing": modality m only through its own expert (if it exists).
-            if modality in expert_names:
-                return F.one_hot(torch.tensor(expert_names.index(modality), device=x.device), num_experts).to(x.dtype).expand(*x.shape[:2], -1)
-            return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
-        if not self.config.use_router:
+        if not self.config.mixing and modality in expert_names:
+            own = torch.zeros(num_experts, dtype=x.dtype, device=x.device)
+            own[expert_names.index(modality)] = 1.0
+            return own.expand(*x.shape[:2], -1)
+        if not self.config.mixing or not self.config.use_router:
             return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
         return self.routers[modality](x)
