@@ -1,0 +1,427 @@
+"""MoMKE's two training stages, with the paper's defaults and validation-based model selection.
+
+Stage 1 (unimodal expert training): expert k reads only modality k through its own FC head
+(``MoMKE.forward_unimodal``); the experts' losses are summed. Stage 2 (experts mixing) starts from
+the stage-1 projections and experts and trains the whole model through ``MoMKE.forward``.
+
+Protocols:
+- ``fixed`` (the paper's): one model per condition, e.g. {a, t}; the condition's modalities are
+  all that are present, in training and in evaluation.
+- ``random`` (for the live app): one model for every condition. Each training conversation gets
+  a random non-empty subset of the modalities it has, and each utterance, with probability
+  ``utterance_drop_rate``, another random non-empty subset of its own modalities.
+
+Each stage keeps the weights of its best epoch on the validation split and stops early after
+``patience`` epochs without improvement. The validation split is the corpus's "valid" dialogues
+or, when there are none, a seeded fraction of the training dialogues: test data is never an
+argument of ``train_momke``.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
+from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
+from .metrics import is_better, score
+from .momke import MoMKE
+
+PROTOCOLS = ("fixed", "random")
+# The paper's Table 2 order: the six incomplete conditions, then the complete one.
+CONDITIONS: tuple[tuple[str, ...], ...] = (
+    ("audio",),
+    ("text",),
+    ("visual",),
+    ("audio", "visual"),
+    ("audio", "text"),
+    ("text", "visual"),
+    ("audio", "text", "visual"),
+)
+
+
+def condition_name(condition: Sequence[str]) -> str:
+    """("audio", "text") -> "at" (the paper's {a, t})."""
+    return "".join(SHORT_NAMES[m] for m in MODALITIES if m in condition)
+
+
+def parse_condition(text: str | Sequence[str]) -> tuple[str, ...]:
+    """"at", "a,t" or ["audio", "text"] -> ("audio", "text") in MODALITIES order."""
+    if isinstance(text, str):
+        parts = [p for p in text.replace(",", " ").split()]
+        if len(parts) == 1 and parts[0] not in MODALITIES:
+            parts = list(parts[0])
+    else:
+        parts = list(text)
+    by_short = {short: name for name, short in SHORT_NAMES.items()}
+    chosen = set()
+    for part in parts:
+        name = by_short.get(part, part)
+        if name not in MODALITIES:
+            raise ValueError(f"unknown modality {part!r} in condition {text!r}; use a, t, v (audio, text, visual)")
+        chosen.add(name)
+    if not chosen:
+        raise ValueError("a condition needs at least one modality")
+    return tuple(m for m in MODALITIES if m in chosen)
+
+
+@dataclass
+class TrainingSettings:
+    """How to train (the model's own shape lives in MoMKEConfig).
+
+    Defaults are the paper's: Adam, lr 1e-4, 100 epochs per stage (the paper uses 50 for MOSEI),
+    batches of 32 conversations, L2 1e-5 as in the authors' code.
+    """
+
+    protocol: str = "random"
+    condition: tuple[str, ...] = MODALITIES  # fixed protocol: the modalities present
+    utterance_drop_rate: float = 0.3  # random protocol: per-utterance re-draw probability
+    stage1_epochs: int = 100
+    stage2_epochs: int = 100
+    skip_stage1: bool = False  # ablation "no stage 1"
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-5
+    class_weights: bool = False  # classification: weight classes by inverse frequency
+    patience: int | None = 20  # epochs without validation improvement before stopping; None = never
+    selection_metric: str | None = None  # default: "wa" (classification) / "mae" (regression)
+    valid_fraction: float = 0.1  # carved from training dialogues when the corpus has no "valid"
+    seed: int = 0
+    device: str | None = None  # None: CUDA when present, else CPU
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        self.condition = parse_condition(self.condition)
+        if not 0.0 <= self.utterance_drop_rate <= 1.0:
+            raise ValueError("utterance_drop_rate must be in [0, 1]")
+        if self.stage1_epochs < 0 or self.stage2_epochs < 1:
+            raise ValueError("stage1_epochs must be >= 0 and stage2_epochs >= 1")
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ValueError("valid_fraction must be in (0, 1)")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+    def metric_for(self, task: str) -> str:
+        return self.selection_metric or ("wa" if task == "classification" else "mae")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["condition"] = list(self.condition)
+        return data
+
+
+@dataclass
+class TrainingResult:
+    """The selected model (eval mode), its config and how it was chosen."""
+
+    model: MoMKE
+    config: MoMKEConfig
+    settings: TrainingSettings
+    history: list[dict[str, Any]]
+    best: dict[str, dict[str, Any]]  # per stage: epoch and validation metrics of the kept weights
+    num_train_dialogues: int
+    num_valid_dialogues: int
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_config_for(metadata: CorpusMetadata, **overrides: Any) -> MoMKEConfig:
+    """A MoMKEConfig that reads this corpus's features and predicts its labels."""
+    return MoMKEConfig(
+        feature_dims=metadata.feature_dims,
+        labels=metadata.labels if metadata.task == "classification" else (),
+        task=metadata.task,
+        feature_profile=metadata.feature_profile,
+        **overrides,
+    )
+
+
+def split_for_training(
+    corpus: FeatureCorpus, valid_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Conversation], list[Conversation], list[Conversation]]:
+    """(train, valid, test) from the corpus's split fields. Dialogues without a split count as
+    training data. With no "valid" dialogues, a seeded `valid_fraction` of the training
+    dialogues (at least one) becomes validation; test dialogues are never used for that."""
+    train = [c for c in corpus.conversations if c.split in ("train", None)]
+    valid = corpus.split("valid")
+    test = corpus.split("test")
+    if not valid:
+        train, valid = carve_validation(train, valid_fraction, seed)
+    return train, valid, test
+
+
+def carve_validation(
+    train: Sequence[Conversation], valid_fraction: float, seed: int
+) -> tuple[list[Conversation], list[Conversation]]:
+    if len(train) < 2:
+        raise ValueError("need at least two training dialogues to carve out a validation split")
+    order = np.random.default_rng(seed).permutation(len(train))
+    count = min(len(train) - 1, max(1, round(valid_fraction * len(train))))
+    held = set(order[:count].tolist())
+    return [c for i, c in enumerate(train) if i not in held], [c for i, c in enumerate(train) if i in held]
+
+
+# ------------------------------------------------------------------------------------------------
+# Modality masks of the two protocols
+
+
+def condition_presence(conversation: Conversation, condition: Sequence[str]) -> np.ndarray:
+    """bool [U, 3]: the conversation's own presence, restricted to the condition's modalities."""
+    keep = np.array([m in condition for m in MODALITIES])
+    return conversation.present & keep
+
+
+def _random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly drawn non-empty subset of the True entries of `available` (bool [3])."""
+    indices = np.flatnonzero(available)
+    chosen = np.zeros(len(MODALITIES), dtype=bool)
+    if indices.size == 0:
+        return chosen
+    while not chosen.any():
+        chosen[indices] = rng.random(indices.size) < 0.5
+    return chosen
+
+
+def random_presence(conversation: Conversation, drop_rate: float, rng: np.random.Generator) -> np.ndarray:
+    """The random protocol's mask for one training conversation: bool [U, 3]."""
+    present = conversation.present
+    mask = present & _random_subset(present.any(axis=0), rng)
+    redraw = rng.random(len(conversation)) < drop_rate
+    for row in np.flatnonzero(redraw):
+        mask[row] = present[row] & _random_subset(present[row], rng)
+    return mask
+
+
+# ------------------------------------------------------------------------------------------------
+# Forward passes over conversations
+
+
+def _loss(task: str, outputs: torch.Tensor, labels: torch.Tensor, use: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    if not use.any():
+        return outputs.sum() * 0.0  # keeps the graph; nothing to learn from this batch
+    if task == "classification":
+        return F.cross_entropy(outputs[use], labels[use].long(), weight=weights)
+    return F.mse_loss(outputs[use].squeeze(-1), labels[use].float())
+
+
+@torch.no_grad()
+def predict(
+    model: MoMKE,
+    conversations: Sequence[Conversation],
+    presence: Sequence[np.ndarray] | None = None,
+    expert: str | None = None,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels [N], outputs [N, C]) over every labelled utterance, in conversation order.
+
+    presence: one bool [U, 3] per conversation restricting which modalities are seen (a
+        condition); expert: score stage 1's unimodal path of that expert instead of the mixture.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    task, dims = model.config.task, model.config.feature_dims
+    all_labels, all_outputs = [], []
+    for start in range(0, len(conversations), batch_size):
+        chunk = conversations[start : start + batch_size]
+        override = None if presence is None else presence[start : start + batch_size]
+        batch = collate_conversations(chunk, dims, task, override).to(device)
+        if expert is None:
+            outputs = model(batch.features, batch.modality_mask, batch.utterance_mask).logits
+        else:
+            index = MODALITIES.index(expert)
+            outputs = model.forward_unimodal(
+                expert, batch.features[expert], batch.modality_mask[..., index], batch.utterance_mask
+            )
+        all_labels.append(batch.labels[batch.label_mask].cpu().numpy())
+        all_outputs.append(outputs[batch.label_mask].float().cpu().numpy())
+    return np.concatenate(all_labels), np.concatenate(all_outputs)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+
+
+class _Trainer:
+    def __init__(
+        self,
+        train: Sequence[Conversation],
+        valid: Sequence[Conversation],
+        config: MoMKEConfig,
+        settings: TrainingSettings,
+    ) -> None:
+        if not train:
+            raise ValueError("no training dialogues")
+        if not valid:
+            raise ValueError("no validation dialogues: model selection needs a validation split")
+        self.train, self.valid, self.config, self.settings = list(train), list(valid), config, settings
+        self.device = pick_device(settings.device)
+        self.task = config.task
+        self.metric = settings.metric_for(self.task)
+        self.rng = np.random.default_rng(settings.seed)
+        random.seed(settings.seed)
+        torch.manual_seed(settings.seed)
+        self.model = MoMKE(config).to(self.device)
+        self.class_weights = self._class_weights() if settings.class_weights else None
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, dict[str, Any]] = {}
+        # Validation masks are fixed once, so every epoch is judged on the same inputs.
+        if settings.protocol == "fixed":
+            self.valid_conditions = [settings.condition]
+        else:
+            # Every condition the training data can show (a corpus without video has no {v}).
+            available = {m for i, m in enumerate(MODALITIES) if any(c.present[:, i].any() for c in self.train)}
+            self.valid_conditions = [c for c in CONDITIONS if set(c) <= available]
+
+    def _class_weights(self) -> torch.Tensor | None:
+        if self.task != "classification":
+            return None
+        labels = np.concatenate([c.labels[c.labels >= 0] for c in self.train])
+        counts = np.bincount(labels, minlength=len(self.config.labels)).astype(np.float64)
+        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+        return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
+
+    def _training_presence(self, conversation: Conversation) -> np.ndarray:
+        if self.settings.protocol == "fixed":
+            return condition_presence(conversation, self.settings.condition)
+        return random_presence(conversation, self.settings.utterance_drop_rate, self.rng)
+
+    def _batches(self):
+        order = self.rng.permutation(len(self.train))
+        size = self.settings.batch_size
+        for start in range(0, len(order), size):
+            chunk = [self.train[i] for i in order[start : start + size]]
+            presence = [self._training_presence(c) for c in chunk]
+            yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
+
+    # -- stage 1 -------------------------------------------------------------------------------
+
+    def stage1_experts(self) -> list[str]:
+        experts = [k for k in self.config.experts if any(c.present[:, MODALITIES.index(k)].any() for c in self.train)]
+        if self.settings.protocol == "fixed":
+            experts = [k for k in experts if k in self.settings.condition]
+        return experts
+
+    def stage1_step(self, batch, experts: list[str]) -> torch.Tensor:
+        total = 0.0
+        for expert in experts:
+            index = MODALITIES.index(expert)
+            present = batch.modality_mask[..., index]
+            outputs = self.model.forward_unimodal(expert, batch.features[expert], present, batch.utterance_mask)
+            total = total + _loss(self.task, outputs, batch.labels, batch.label_mask & present, self.class_weights)
+        return total
+
+    def stage1_validation(self, experts: list[str]) -> dict[str, float]:
+        """Mean over experts of each expert's unimodal metric on its own modality."""
+        values = []
+        for expert in experts:
+            presence = [condition_presence(c, (expert,)) for c in self.valid]
+            labels, outputs = predict(self.model, self.valid, presence, expert=expert)
+            values.append(score(self.task, labels, outputs)[self.metric])
+        return {self.metric: float(np.mean(values))}
+
+    # -- stage 2 -------------------------------------------------------------------------------
+
+    def stage2_step(self, batch) -> torch.Tensor:
+        output = self.model(batch.features, batch.modality_mask, batch.utterance_mask)
+        # An utterance with no modality left carries nothing to learn from.
+        use = batch.label_mask & batch.modality_mask.any(-1)
+        return _loss(self.task, output.logits, batch.labels, use, self.class_weights)
+
+    def stage2_validation(self) -> dict[str, float]:
+        """The selection metric averaged over the validation conditions."""
+        per_condition = {}
+        for condition in self.valid_conditions:
+            presence = [condition_presence(c, condition) for c in self.valid]
+            labels, outputs = predict(self.model, self.valid, presence)
+            per_condition[condition_name(condition)] = score(self.task, labels, outputs)[self.metric]
+        values = [v for v in per_condition.values() if not np.isnan(v)]
+        return {self.metric: float(np.mean(values)) if values else float("nan"), "per_condition": per_condition}
+
+    # -- loop ----------------------------------------------------------------------------------
+
+    def run_stage(self, stage: str, epochs: int, step, validate) -> None:
+        optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
+        best_value, best_state, best_epoch, stale = None, None, 0, 0
+        bar = tqdm(range(1, epochs + 1), desc=stage, disable=not self.settings.progress, leave=False)
+        for epoch in bar:
+            self.model.train()
+            losses = []
+            for batch in self._batches():
+                optimizer.zero_grad()
+                loss = step(batch)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            validation = validate()
+            value = validation[self.metric]
+            self.history.append(
+                {"stage": stage, "epoch": epoch, "train_loss": float(np.mean(losses)), "valid": validation}
+            )
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", **{f"valid_{self.metric}": f"{value:.4f}"})
+            if best_state is None or is_better(self.metric, value, best_value):
+                best_value, best_epoch, stale = value, epoch, 0
+                best_state = copy.deepcopy(self.model.state_dict())
+                self.best[stage] = {"epoch": epoch, "valid": validation}
+            else:
+                stale += 1
+                if self.settings.patience is not None and stale >= self.settings.patience:
+                    break
+        bar.close()
+        self.model.load_state_dict(best_state)
+
+    def fit(self) -> MoMKE:
+        experts = self.stage1_experts()
+        if not self.settings.skip_stage1 and self.settings.stage1_epochs > 0 and experts:
+            self.run_stage(
+                "stage1", self.settings.stage1_epochs,
+                lambda batch: self.stage1_step(batch, experts), lambda: self.stage1_validation(experts),
+            )
+        self.run_stage("stage2", self.settings.stage2_epochs, self.stage2_step, self.stage2_validation)
+        self.model.eval()
+        return self.model
+
+
+def train_momke(
+    train: Sequence[Conversation],
+    valid: Sequence[Conversation],
+    config: MoMKEConfig,
+    settings: TrainingSettings | None = None,
+) -> TrainingResult:
+    """Train MoMKE on `train`, selecting epochs on `valid`. Returns the selected model."""
+    settings = settings or TrainingSettings()
+    trainer = _Trainer(train, valid, config, settings)
+    model = trainer.fit()
+    return TrainingResult(
+        model=model,
+        config=config,
+        settings=settings,
+        history=trainer.history,
+        best=trainer.best,
+        num_train_dialogues=len(train),
+        num_valid_dialogues=len(valid),
+    )
+
+
+def train_on_corpus(
+    corpus: FeatureCorpus, settings: TrainingSettings | None = None, **model_overrides: Any
+) -> TrainingResult:
+    """Split the corpus (train / valid or carved valid; test untouched) and train."""
+    settings = settings or TrainingSettings()
+    train, valid, _ = split_for_training(corpus, settings.valid_fraction, settings.seed)
+    return train_momke(train, valid, model_config_for(corpus.metadata, **model_overrides), settings)

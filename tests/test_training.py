@@ -1,0 +1,165 @@
+"""Two-stage training on a synthetic corpus where each modality carries part of the label."""
+
+import numpy as np
+import pytest
+import torch
+
+from momke.models.config import MODALITIES
+from momke.models.data import Conversation
+from momke.models.metrics import score
+from momke.models.toy_corpus import make_toy_corpus
+from momke.models.training import (
+    CONDITIONS,
+    TrainingSettings,
+    condition_name,
+    condition_presence,
+    model_config_for,
+    parse_condition,
+    predict,
+    random_presence,
+    split_for_training,
+    train_momke,
+    train_on_corpus,
+)
+
+TINY = dict(hidden_dim=16, num_blocks=1, num_heads=2, router_hidden_dim=16, dropout=0.1)
+
+
+def fast_settings(**overrides):
+    values = dict(
+        stage1_epochs=20, stage2_epochs=30, learning_rate=3e-3, batch_size=8, valid_fraction=0.2,
+        progress=False, seed=0,
+    )
+    values.update(overrides)
+    return TrainingSettings(**values)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_toy_corpus(num_dialogues=60)
+
+
+@pytest.fixture(scope="module")
+def random_protocol_run(corpus):
+    torch.set_num_threads(1)
+    return train_on_corpus(corpus, fast_settings(), **TINY)
+
+
+def test_random_protocol_learns_every_condition(corpus, random_protocol_run):
+    test = corpus.split("test")
+    wa = {}
+    for condition in CONDITIONS:
+        labels, outputs = predict(random_protocol_run.model, test, [condition_presence(c, condition) for c in test])
+        wa[condition_name(condition)] = score("classification", labels, outputs)["wa"]
+    # Chance is 0.25 (four balanced classes); each modality alone knows about half the label.
+    assert all(value > 0.33 for value in wa.values()), wa
+    assert wa["atv"] > max(wa["a"], wa["t"], wa["v"]) + 0.15, wa
+    assert wa["atv"] > 0.7, wa
+    # Both stages ran, and each kept its best validation epoch.
+    stages = {entry["stage"] for entry in random_protocol_run.history}
+    assert stages == {"stage1", "stage2"}
+    assert set(random_protocol_run.best) == {"stage1", "stage2"}
+    assert not random_protocol_run.model.training
+
+
+def test_fixed_protocol_model_sees_only_its_condition(corpus):
+    settings = fast_settings(protocol="fixed", condition="t", stage1_epochs=10, stage2_epochs=15)
+    result = train_on_corpus(corpus, settings, **TINY)
+    test = corpus.split("test")
+    labels, outputs = predict(result.model, test, [condition_presence(c, ("text",)) for c in test])
+    assert score("classification", labels, outputs)["wa"] > 0.33
+    stage2 = [h for h in result.history if h["stage"] == "stage2"]
+    assert all(set(h["valid"]["per_condition"]) == {"t"} for h in stage2)
+    # Training under {t} never reads audio or video: scrambling them changes no weight.
+    short = fast_settings(protocol="fixed", condition="t", stage1_epochs=2, stage2_epochs=2, patience=None)
+    rng = np.random.default_rng(5)
+    scrambled = []
+    for c in corpus.conversations:
+        features = dict(c.features)
+        for m in ("audio", "visual"):
+            features[m] = rng.normal(size=features[m].shape).astype(np.float32)
+        scrambled.append(Conversation(c.dialogue_id, c.utterance_ids, c.speakers, features, c.present, c.labels, c.split, c.session))
+    one = train_on_corpus(corpus, short, **TINY)
+    two = train_on_corpus(corpus.subset(scrambled), short, **TINY)
+    for a, b in zip(one.model.state_dict().values(), two.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_same_seed_same_metrics_other_seed_differs(corpus):
+    settings = fast_settings(stage1_epochs=3, stage2_epochs=3, patience=None)
+    first = train_on_corpus(corpus, settings, **TINY)
+    second = train_on_corpus(corpus, settings, **TINY)
+    assert [h["valid"] for h in first.history] == [h["valid"] for h in second.history]
+    assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in second.history]
+    other = train_on_corpus(corpus, fast_settings(stage1_epochs=3, stage2_epochs=3, patience=None, seed=1), **TINY)
+    assert [h["train_loss"] for h in other.history] != [h["train_loss"] for h in first.history]
+
+
+def test_test_split_never_touches_training(corpus):
+    """Replacing every test dialogue by garbage changes nothing in training."""
+    settings = fast_settings(stage1_epochs=2, stage2_epochs=3, patience=None)
+    clean = train_on_corpus(corpus, settings, **TINY)
+    rng = np.random.default_rng(99)
+    poisoned_conversations = []
+    for conversation in corpus.conversations:
+        if conversation.split == "test":
+            conversation = Conversation(
+                conversation.dialogue_id, conversation.utterance_ids, conversation.speakers,
+                {m: rng.normal(scale=1e3, size=x.shape).astype(np.float32) for m, x in conversation.features.items()},
+                conversation.present, np.zeros(len(conversation), dtype=np.int64), "test", conversation.session,
+            )
+        poisoned_conversations.append(conversation)
+    poisoned = train_on_corpus(corpus.subset(poisoned_conversations), settings, **TINY)
+    assert [h["valid"] for h in clean.history] == [h["valid"] for h in poisoned.history]
+    for a, b in zip(clean.model.state_dict().values(), poisoned.model.state_dict().values()):
+        assert torch.equal(a, b)
+    train, valid, test = split_for_training(corpus, 0.2, 0)
+    assert {c.split for c in train + valid} == {"train"} and {c.split for c in test} == {"test"}
+    assert not {c.dialogue_id for c in valid} & {c.dialogue_id for c in train}
+
+
+def test_selection_keeps_best_validation_epoch(corpus):
+    result = train_on_corpus(corpus, fast_settings(stage1_epochs=0, stage2_epochs=8, patience=3), **TINY)
+    stage2 = [h for h in result.history if h["stage"] == "stage2"]
+    best_epoch = max(stage2, key=lambda h: (h["valid"]["wa"], -h["epoch"]))["epoch"]
+    assert result.best["stage2"]["epoch"] == best_epoch
+    assert "stage1" not in result.best
+    # Early stopping: at most `patience` epochs after the best one.
+    assert len(stage2) <= best_epoch + 3
+    # The returned weights are those of the kept epoch: re-scoring validation gives its value.
+    _, valid, _ = split_for_training(corpus, 0.2, 0)
+    wa = []
+    for condition in CONDITIONS:
+        labels, outputs = predict(result.model, valid, [condition_presence(c, condition) for c in valid])
+        wa.append(score("classification", labels, outputs)["wa"])
+    assert np.mean(wa) == pytest.approx(result.best["stage2"]["valid"]["wa"])
+
+
+def test_ablations_run(corpus):
+    train, valid, _ = split_for_training(corpus, 0.2, 0)
+    settings = fast_settings(stage1_epochs=1, stage2_epochs=1, skip_stage1=True, class_weights=True)
+    for overrides in ({"mixing": False}, {"use_router": False}, {"experts": ("audio", "text")}):
+        config = model_config_for(corpus.metadata, **TINY, **overrides)
+        result = train_momke(train, valid, config, settings)
+        assert [h["stage"] for h in result.history] == ["stage2"]
+    assert list(result.model.experts) == ["audio", "text"]
+
+
+def test_random_presence_and_conditions():
+    rng = np.random.default_rng(0)
+    present = np.ones((200, 3), dtype=bool)
+    present[:, 2] = False  # no video in this dialogue
+    conversation = Conversation("d", [str(i) for i in range(200)], ["A"] * 200,
+                                {"audio": np.zeros((200, 2)), "text": np.zeros((200, 2))}, present, np.zeros(200, int))
+    for _ in range(20):
+        mask = random_presence(conversation, 0.3, rng)
+        assert not mask[:, 2].any()  # never invents a modality
+        assert mask.any(axis=1).all()  # every utterance keeps at least one modality it has
+    assert parse_condition("at") == ("audio", "text") == parse_condition("text,audio")
+    assert parse_condition(["visual"]) == ("visual",)
+    with pytest.raises(ValueError, match="unknown modality"):
+        parse_condition("x")
+    with pytest.raises(ValueError, match="protocol"):
+        TrainingSettings(protocol="sometimes")
+    assert condition_presence(conversation, ("text",))[:, [0, 2]].sum() == 0
+    assert MODALITIES == ("audio", "text", "visual")
