@@ -1,0 +1,178 @@
+"""Builds the bundled demo conversation: assets/demo/conversation.mp4 + transcript.json.
+
+Synthetic on purpose, so the project may redistribute it: each line is spoken by espeak-ng
+(voice, pitch, speed and loudness varied per line so the prosody differs), lines are separated
+by ~1 s pauses, and the picture is scikit-image's `astronaut` (a public-domain NASA portrait)
+with a slow pan and zoom so that consecutive frames differ. It shows the pipeline working end to
+end on a machine with no camera or microphone; it says nothing about accuracy.
+
+Needs espeak-ng and ffmpeg on PATH (both installed by .ci/setup) and scikit-image.
+Run from anywhere:  python assets/demo/make_demo.py [--out-dir assets/demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 16000
+FPS = 12
+WIDTH, HEIGHT = 320, 240
+LEAD_IN_S = 0.6
+PAUSE_S = 1.1
+TAIL_S = 0.8
+# Pauses inside a spoken line (commas, sentence ends) longer than this are shortened, so a
+# voice-activity segmenter with a ~0.4 s minimum silence sees each line as one utterance.
+MAX_INNER_PAUSE_S = 0.2
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    emotion: str  # what the words express; for SOURCE.md only, never a label the model sees
+    voice: str
+    pitch: int  # espeak-ng -p, 0..99
+    speed: int  # espeak-ng -s, words per minute
+    amplitude: int  # espeak-ng -a, 0..200
+
+
+# Two speakers: A (female variant), B (male variant).
+SCRIPT = (
+    Line("Hi, thanks for meeting me. I brought the report from last week.",
+         "neutral", "en-us+f3", 50, 165, 100),
+    Line("Oh wonderful, we got the grant! I am so happy, this is the best news all year!",
+         "happy", "en-us+m3", 80, 200, 150),
+    Line("I wish I could celebrate. My old dog died this morning and I feel so empty and alone.",
+         "sad", "en-us+f3", 25, 120, 60),
+    Line("And then the landlord yelled at me again! It is completely unfair and I am furious!",
+         "angry", "en-us+f3", 60, 215, 190),
+    Line("I am so sorry. That is really heartbreaking.",
+         "sad", "en-us+m3", 20, 115, 65),
+    Line("Let us look at the schedule for tomorrow. The meeting starts at nine.",
+         "neutral", "en-us+m3", 45, 160, 100),
+    Line("Thank you, really. Talking with you makes me feel much better!",
+         "happy", "en-us+f3", 75, 185, 140),
+)
+
+
+def synthesize(line: Line, workdir: Path, index: int) -> np.ndarray:
+    """One line as float32 mono at SAMPLE_RATE, leading/trailing silence removed."""
+    wav = workdir / f"line{index}.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", line.voice, "-p", str(line.pitch), "-s", str(line.speed),
+         "-a", str(line.amplitude), "-w", str(wav), line.text],
+        check=True,
+    )
+    audio, rate = sf.read(wav, dtype="float32")
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    audio = resample_poly(audio, SAMPLE_RATE, rate).astype(np.float32)
+    return squeeze_silences(audio)
+
+
+def squeeze_silences(audio: np.ndarray) -> np.ndarray:
+    """Trims the ends and shortens inner pauses to MAX_INNER_PAUSE_S (10 ms energy frames)."""
+    hop = SAMPLE_RATE // 100
+    n_frames = len(audio) // hop
+    frames = audio[: n_frames * hop].reshape(n_frames, hop)
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    voiced = rms > max(1e-3, 0.02 * rms.max())
+    idx = np.flatnonzero(voiced)
+    if idx.size == 0:
+        raise ValueError("espeak-ng produced silence")
+    first, last = idx[0], idx[-1]
+    keep_max = int(MAX_INNER_PAUSE_S * 100)
+    pieces, run = [], 0
+    for f in range(first, last + 1):
+        run = 0 if voiced[f] else run + 1
+        if run <= keep_max:
+            pieces.append(frames[f])
+    return np.concatenate(pieces)
+
+
+def build_audio(workdir: Path) -> tuple[np.ndarray, list[dict]]:
+    """The whole conversation's audio and its transcript with start/end times in seconds."""
+    chunks = [np.zeros(int(LEAD_IN_S * SAMPLE_RATE), np.float32)]
+    transcript, t = [], LEAD_IN_S
+    for i, line in enumerate(SCRIPT):
+        speech = synthesize(line, workdir, i)
+        chunks.append(speech)
+        end = t + len(speech) / SAMPLE_RATE
+        transcript.append({"start": round(t, 3), "end": round(end, 3), "text": line.text})
+        pause = PAUSE_S if i < len(SCRIPT) - 1 else TAIL_S
+        chunks.append(np.zeros(int(pause * SAMPLE_RATE), np.float32))
+        t = end + pause
+    audio = np.concatenate(chunks)
+    # Peak-normalise the whole conversation once, keeping the loudness differences between lines.
+    audio = (0.9 * audio / np.abs(audio).max()).astype(np.float32)
+    return audio, transcript
+
+
+def frames(duration_s: float):
+    """RGB uint8 frames of the astronaut portrait with a slow pan/zoom around the face."""
+    import cv2
+    from skimage import data
+
+    image = data.astronaut()  # 512x512, face centred near (225, 120)
+    cx0, cy0 = 225.0, 140.0
+    n = int(np.ceil(duration_s * FPS))
+    for i in range(n):
+        t = i / FPS
+        zoom = 1.0 + 0.08 * np.sin(2 * np.pi * t / 9.0)
+        w, h = 300.0 / zoom, 225.0 / zoom
+        cx = cx0 + 14 * np.sin(2 * np.pi * t / 7.0)
+        cy = cy0 + 8 * np.sin(2 * np.pi * t / 5.0)
+        x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
+        crop = image[max(y0, 0): y0 + int(h), max(x0, 0): x0 + int(w)]
+        yield cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def encode(audio: np.ndarray, out: Path, workdir: Path) -> None:
+    wav = workdir / "conversation.wav"
+    sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+    cmd = [
+        "ffmpeg", "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-r", str(FPS),
+        "-i", "-", "-i", str(wav),
+        "-c:v", "libx264", "-preset", "slow", "-crf", "30", "-pix_fmt", "yuv420p", "-g", str(2 * FPS),
+        "-c:a", "aac", "-b:a", "48k", "-ac", "1", "-ar", str(SAMPLE_RATE),
+        "-map_metadata", "-1", "-fflags", "+bitexact", "-movflags", "+faststart", "-shortest",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for frame in frames(len(audio) / SAMPLE_RATE):
+        proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("ffmpeg failed to encode the demo video")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
+    args = parser.parse_args(argv)
+    for tool in ("espeak-ng", "ffmpeg"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (run `bash .ci/setup`)")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        audio, transcript = build_audio(workdir)
+        encode(audio, args.out_dir / "conversation.mp4", workdir)
+    (args.out_dir / "transcript.json").write_text(json.dumps(transcript, indent=1) + "\n")
+    print(f"{len(transcript)} utterances, {len(audio) / SAMPLE_RATE:.1f} s -> {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
