@@ -57,7 +57,7 @@ import torch
 import torchaudio.functional as AF
 
 from .base import ModalityExtractor, Utterance
-from .media import TARGET_RATE, resample_to_target, to_mono_float
+from .media import MIN_SAMPLES_16K, SILENCE_DBFS, TARGET_RATE, resample_to_target, to_mono_float
 
 HOP = 160  # 10 ms
 WINDOW = 400  # 25 ms
@@ -66,9 +66,8 @@ N_MELS = 40
 N_MFCC = 13
 F0_MIN, F0_MAX = 60.0, 500.0
 YIN_THRESHOLD = 0.2
-SILENCE_DBFS = -50.0
 DYNAMIC_RANGE_DB = 40.0
-MIN_SAMPLES = TARGET_RATE // 100
+MIN_SAMPLES = MIN_SAMPLES_16K
 MIN_VOICED_FRAMES = 3
 MIN_PAUSE_FRAMES = 10  # 100 ms
 # Frames processed per batch, so a minutes-long input never builds one huge FFT matrix.

@@ -17,6 +17,10 @@ import torch
 import torchaudio.functional as AF
 
 TARGET_RATE = 16_000
+# An utterance whose loudest 25 ms frame stays under this level is silence (missing audio).
+SILENCE_DBFS = -50.0
+# Under 10 ms there is nothing to measure: such audio counts as missing.
+MIN_SAMPLES_16K = TARGET_RATE // 100
 # More channels than this in the second axis almost surely means [channels, samples] was passed.
 _MAX_CHANNELS = 16
 
@@ -85,3 +89,11 @@ def _load_with_ffmpeg(path: Path) -> np.ndarray:
     if samples.size == 0:
         raise ValueError(f"{path} holds no audio stream")
     return to_mono_float(samples.copy())
+
+
+def peak_frame_dbfs(wave: torch.Tensor, frame: int = 400, hop: int = 160) -> float:
+    """Level of the loudest `frame`-sample frame of a 1-D wave, in dBFS (RMS 1 = 0 dB)."""
+    if wave.numel() < frame:
+        wave = torch.nn.functional.pad(wave, (0, frame - wave.numel()))
+    rms = wave.unfold(0, frame, hop).pow(2).mean(dim=1).sqrt().max()
+    return float(20 * torch.log10(rms.clamp_min(1e-5)))

@@ -1,0 +1,96 @@
+"""Named feature profiles: which three extractors make a checkpoint's features.
+
+- "lite": everything ships in installed packages / assets and works offline on a CPU:
+  audio = torchaudio functionals (audio_lite, 166-d), text = all-MiniLM-L6-v2 (384-d),
+  visual = MTCNN faces + mini-Xception features (extractors/visual.py).
+- "research": the paper's kind of encoders from local checkpoint folders (research.py):
+  `audio_path` (wav2vec 2.0 / HuBERT) and `text_path` (DeBERTa or another encoder), with
+  `audio_layer`, `audio_pooling`, `text_layers`, `text_pooling`; visual = the lite one unless
+  a `visual` extractor is passed.
+
+Building a profile loads no network (every extractor loads lazily on first use), so
+`profile_dims(...)` is cheap and is what checkpoint checks use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from .base import FeatureProfile, ModalityExtractor, Utterance
+
+PROFILES = ("lite", "research")
+
+
+class UnavailableExtractor(ModalityExtractor):
+    """Stands in for an extractor whose code or weights are not installed; extracting raises."""
+
+    def __init__(self, modality: str, dim: int, reason: str) -> None:
+        self.modality, self.dim, self.reason = modality, dim, reason
+
+    def extract(self, utterance: Utterance) -> np.ndarray | None:
+        raise RuntimeError(f"the {self.modality} extractor is not available: {self.reason}")
+
+
+def _lite_visual(device, options: dict) -> ModalityExtractor:
+    """The lite visual extractor from extractors/visual.py, imported only when a profile is built."""
+    try:
+        module = importlib.import_module(f"{__package__}.visual")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.visual":
+            raise
+        from .mini_xception import FEATURE_DIM, FER2013_CLASSES
+
+        return UnavailableExtractor("visual", FEATURE_DIM + len(FER2013_CLASSES),
+                                    "momke.extractors.visual is not installed")
+    for name in ("VisualExtractor", "LiteVisualExtractor"):
+        if hasattr(module, name):
+            return getattr(module, name)(device=device, **options)
+    raise ImportError("momke.extractors.visual defines no VisualExtractor class")
+
+
+def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
+    """Build a profile's extractors (networks load lazily on first use).
+
+    lite options: text_batch_size, visual_options (dict for the visual extractor).
+    research options: audio_path, text_path (required local folders), audio_layer,
+    audio_pooling, text_layers, text_pooling, visual (a ModalityExtractor to use for faces),
+    visual_options.
+    """
+    from .audio_lite import LiteAudioExtractor
+    from .text_lite import LiteTextExtractor
+
+    if name not in PROFILES:
+        raise ValueError(f"unknown feature profile {name!r}; expected one of {PROFILES}")
+    options = dict(options)
+    visual_options = dict(options.pop("visual_options", None) or {})
+    if name == "lite":
+        text = LiteTextExtractor(device=device, **_take(options, {"text_batch_size": "batch_size"}))
+        _refuse_unknown(name, options)
+        return FeatureProfile("lite", LiteAudioExtractor(), text, _lite_visual(device, visual_options))
+
+    from .research import ResearchAudioExtractor, ResearchTextExtractor
+
+    audio = ResearchAudioExtractor(options.pop("audio_path", None), device=device,
+                                   **_take(options, {"audio_layer": "layer", "audio_pooling": "pooling"}))
+    text = ResearchTextExtractor(options.pop("text_path", None), device=device,
+                                 **_take(options, {"text_layers": "layers", "text_pooling": "pooling",
+                                                   "text_batch_size": "batch_size"}))
+    visual = options.pop("visual", None) or _lite_visual(device, visual_options)
+    _refuse_unknown(name, options)
+    return FeatureProfile("research", audio, text, visual)
+
+
+def profile_dims(name: str = "lite", **options) -> tuple[int, int, int]:
+    """(audio, text, visual) dimensions of a profile, without loading any network."""
+    return load_profile(name, device="cpu", **options).dims
+
+
+def _take(options: dict, renames: dict[str, str]) -> dict:
+    return {inner: options.pop(outer) for outer, inner in renames.items() if outer in options}
+
+
+def _refuse_unknown(name: str, options: dict) -> None:
+    if options:
+        raise ValueError(f"unknown options for the {name!r} profile: {sorted(options)}")
