@@ -37,7 +37,7 @@ import torch
 
 from .base import ModalityExtractor, Utterance
 from .media import MIN_SAMPLES_16K, SILENCE_DBFS, peak_frame_dbfs, resample_to_target, to_mono_float
-from .text_lite import pick_device
+from .text_lite import TextEncoderExtractor, pick_device
 
 AUDIO_POOLINGS = ("mean", "mean_std")
 TEXT_POOLINGS = ("mean", "cls")
@@ -120,9 +120,7 @@ class ResearchAudioExtractor(ModalityExtractor):
         return pooled.cpu().numpy().astype(np.float32)
 
 
-class ResearchTextExtractor(ModalityExtractor):
-    modality = "text"
-
+class ResearchTextExtractor(TextEncoderExtractor):
     def __init__(self, path, layers: Sequence[int] | int = (-4, -3, -2, -1), pooling: str = "mean",
                  max_length: int = 512, batch_size: int = 16, device=None) -> None:
         self.folder = checkpoint_folder(path, "text (DeBERTa or another encoder)")
@@ -145,28 +143,11 @@ class ResearchTextExtractor(ModalityExtractor):
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
             self._model = AutoModel.from_pretrained(str(self.folder), local_files_only=True).to(self.device).eval()
 
-    def to(self, device) -> "ResearchTextExtractor":
-        self.device = str(device)
-        if self._model is not None:
-            self._model.to(self.device)
-        return self
-
-    def extract(self, utterance: Utterance) -> np.ndarray | None:
-        return self.embed([utterance.transcript])[0]
-
-    def extract_batch(self, utterances: Sequence[Utterance]) -> list[np.ndarray | None]:
-        return self.embed([u.transcript for u in utterances])
-
-    def embed(self, texts: Sequence[str | None]) -> list[np.ndarray | None]:
-        cleaned = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
-        present = [i for i, t in enumerate(cleaned) if t]
-        results: list[np.ndarray | None] = [None] * len(cleaned)
-        if not present:
-            return results
+    def _encode(self, texts: list[str]) -> np.ndarray:
         self._load()
-        for start in range(0, len(present), self.batch_size):
-            chunk = present[start : start + self.batch_size]
-            tokens = self._tokenizer([cleaned[i] for i in chunk], padding=True, truncation=True,
+        pooled_batches = []
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self._tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True,
                                      max_length=self.max_length, return_tensors="pt").to(self.device)
             with torch.no_grad():
                 hidden = self._model(**tokens, output_hidden_states=True).hidden_states
@@ -176,6 +157,5 @@ class ResearchTextExtractor(ModalityExtractor):
                 else:
                     mask = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
                     pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
-            for i, vector in zip(chunk, pooled.cpu().numpy()):
-                results[i] = vector.astype(np.float32)
-        return results
+            pooled_batches.append(pooled.cpu().numpy())
+        return np.concatenate(pooled_batches)

@@ -39,8 +39,42 @@ def pick_device(device=None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class LiteTextExtractor(ModalityExtractor):
+class TextEncoderExtractor(ModalityExtractor):
+    """Shared by text extractors: transcript cleaning, "missing" for empty text, batching, device."""
+
     modality = "text"
+    device: str
+    _model = None
+
+    def to(self, device) -> "TextEncoderExtractor":
+        self.device = str(device)
+        if self._model is not None:
+            self._model.to(self.device)
+        return self
+
+    def extract(self, utterance: Utterance) -> np.ndarray | None:
+        return self.embed([utterance.transcript])[0]
+
+    def extract_batch(self, utterances: Sequence[Utterance]) -> list[np.ndarray | None]:
+        return self.embed([u.transcript for u in utterances])
+
+    def embed(self, texts: Sequence[str | None]) -> list[np.ndarray | None]:
+        """Texts -> one float32 [dim] vector each, None for empty/whitespace/None."""
+        cleaned = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
+        present = [i for i, t in enumerate(cleaned) if t]
+        results: list[np.ndarray | None] = [None] * len(cleaned)
+        if present:
+            vectors = self._encode([cleaned[i] for i in present])
+            for i, vector in zip(present, vectors):
+                results[i] = np.asarray(vector, dtype=np.float32)
+        return results
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Non-empty texts -> [len(texts), dim]."""
+        raise NotImplementedError
+
+
+class LiteTextExtractor(TextEncoderExtractor):
     dim = DIM
 
     def __init__(self, device=None, batch_size: int = BATCH_SIZE) -> None:
@@ -60,27 +94,6 @@ class LiteTextExtractor(ModalityExtractor):
             self._model.eval()
         return self._model
 
-    def to(self, device) -> "LiteTextExtractor":
-        self.device = str(device)
-        if self._model is not None:
-            self._model.to(self.device)
-        return self
-
-    def extract(self, utterance: Utterance) -> np.ndarray | None:
-        return self.embed([utterance.transcript])[0]
-
-    def extract_batch(self, utterances: Sequence[Utterance]) -> list[np.ndarray | None]:
-        return self.embed([u.transcript for u in utterances])
-
-    def embed(self, texts: Sequence[str | None]) -> list[np.ndarray | None]:
-        """Texts -> one float32 [384] unit vector each, None for empty/whitespace/None."""
-        cleaned = [" ".join(t.split()) if isinstance(t, str) else "" for t in texts]
-        present = [i for i, t in enumerate(cleaned) if t]
-        results: list[np.ndarray | None] = [None] * len(cleaned)
-        if present:
-            vectors = self.model.encode([cleaned[i] for i in present], batch_size=self.batch_size,
-                                        convert_to_numpy=True, normalize_embeddings=True,
-                                        show_progress_bar=False)
-            for i, vector in zip(present, vectors):
-                results[i] = vector.astype(np.float32)
-        return results
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False)
