@@ -1,0 +1,343 @@
+"""`momke`: the research command line (train, evaluate, extract, toy corpus, paper-layout import).
+
+Every subcommand explains itself with --help. Training options can also come from a JSON or
+TOML file (--config FILE): keys are the long option names (``stage1-epochs`` or
+``stage1_epochs``); options given on the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+EPILOG_TRAIN = """\
+examples:
+  momke make-toy-corpus toy                      # a tiny SYNTHETIC corpus to try things on
+  momke train toy --out runs/toy-model --epochs 20 --hidden-dim 32
+  momke train features/iemocap --protocol fixed --condition at --out runs/iemocap-at
+
+The corpus is a directory written by `momke extract` or `momke import-paper` (format: see
+momke.models.data). Training uses the corpus's "train" split (and "valid" split, or a part of
+train carved out for validation); the "test" split is only scored after training, and its
+metrics are stored in the checkpoint's config.json.
+"""
+
+EPILOG_EVALUATE = """\
+examples:
+  momke evaluate toy --checkpoint runs/toy-model           # score a checkpoint on the test split
+  momke evaluate toy --epochs 20 --hidden-dim 32 --seeds 0 1 2 --json results.json
+  momke evaluate features/iemocap --scheme sessions --protocol fixed   # the paper's Table 2
+
+Without --checkpoint, models are trained and tested: one per condition ({a}, {t}, {v}, {a,v},
+{a,t}, {t,v}, {a,t,v}) with --protocol fixed (the paper's), or one for all conditions with
+--protocol random. --scheme sessions runs leave-one-session-out folds (IEMOCAP); --scheme split
+uses the corpus's train/test split. Results of all folds and seeds are averaged.
+"""
+
+
+# ------------------------------------------------------------------------------------------------
+# Options shared by train and evaluate
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="JSON or TOML file with any of these options")
+    protocol = parser.add_argument_group("protocol")
+    protocol.add_argument("--protocol", choices=("random", "fixed"), default="random",
+                          help="random: one model for every modality condition (default); "
+                               "fixed: the paper's, one model per condition")
+    protocol.add_argument("--condition", default="atv",
+                          help="fixed protocol with `train`: the modalities present, e.g. a, t, at, atv (default atv)")
+    protocol.add_argument("--drop-rate", type=float, default=0.3, dest="utterance_drop_rate",
+                          help="random protocol: probability an utterance gets its own random modality subset (0.3)")
+    model = parser.add_argument_group("model (paper defaults)")
+    model.add_argument("--context-mode", choices=("bidirectional", "causal"), default="bidirectional",
+                       help="bidirectional (the paper) or causal (live use: only past utterances)")
+    model.add_argument("--hidden-dim", type=int, default=256, help="expert width d (256; the paper uses 128 for MOSI)")
+    model.add_argument("--num-blocks", type=int, default=4, help="transformer blocks per expert Q (4)")
+    model.add_argument("--num-heads", type=int, default=2, help="attention heads H (2)")
+    model.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5)")
+    ablation = parser.add_argument_group("ablations")
+    ablation.add_argument("--no-stage1", action="store_true", dest="skip_stage1", help="skip unimodal expert training")
+    ablation.add_argument("--no-mixing", action="store_true", help="each modality through its own expert only")
+    ablation.add_argument("--no-router", action="store_true", help="equal expert weights instead of the Soft Router")
+    ablation.add_argument("--experts", default="atv", help="which modality experts exist, e.g. at (default atv)")
+    optimisation = parser.add_argument_group("optimisation")
+    optimisation.add_argument("--epochs", type=int, help="epochs of both stages (sets --stage1-epochs and --stage2-epochs)")
+    optimisation.add_argument("--stage1-epochs", type=int, default=100, help="unimodal expert training epochs (100)")
+    optimisation.add_argument("--stage2-epochs", type=int, default=100, help="experts mixing epochs (100; the paper uses 50 for MOSEI)")
+    optimisation.add_argument("--patience", type=int, default=20,
+                              help="stop a stage after this many epochs without validation improvement (20; 0 = never)")
+    optimisation.add_argument("--batch-size", type=int, default=32, help="conversations per batch (32)")
+    optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", help="Adam learning rate (1e-4)")
+    optimisation.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (1e-5)")
+    optimisation.add_argument("--class-weights", action="store_true", help="weight classes by inverse frequency")
+    optimisation.add_argument("--valid-fraction", type=float, default=0.1,
+                              help="share of training dialogues held out for validation when the corpus has no valid split (0.1)")
+    optimisation.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same run (0)")
+    optimisation.add_argument("--device", help="cuda, cuda:1 or cpu (default: CUDA when present, else CPU)")
+    optimisation.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Load --config FILE (if given) as parser defaults, so command-line flags still win."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    if known.config is None:
+        return
+    path: Path = known.config
+    if not path.is_file():
+        parser.error(f"config file {path} not found")
+    try:
+        if path.suffix.lower() == ".toml":
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        parser.error(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {error}")
+    if not isinstance(values, dict):
+        parser.error(f"config file {path} must hold a table/object of options")
+    by_option = {}
+    for action in parser._actions:  # option names -> destinations, e.g. "lr" -> learning_rate
+        for option in action.option_strings:
+            by_option[option.lstrip("-").replace("-", "_")] = action.dest
+    defaults = {}
+    for key, value in values.items():
+        dest = by_option.get(key.replace("-", "_"))
+        if dest is None or dest in ("help", "config"):
+            parser.error(f"config file {path}: unknown option {key!r}")
+        defaults[dest] = value
+    parser.set_defaults(**defaults)
+
+
+def _settings_and_model(args: argparse.Namespace):
+    from .training import TrainingSettings, parse_condition
+
+    stage1, stage2 = args.stage1_epochs, args.stage2_epochs
+    if args.epochs is not None:
+        stage1 = stage2 = args.epochs
+    settings = TrainingSettings(
+        protocol=args.protocol,
+        condition=parse_condition(args.condition),
+        utterance_drop_rate=args.utterance_drop_rate,
+        stage1_epochs=stage1,
+        stage2_epochs=stage2,
+        skip_stage1=args.skip_stage1,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        class_weights=args.class_weights,
+        patience=args.patience or None,
+        valid_fraction=args.valid_fraction,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    model = {
+        "context_mode": args.context_mode,
+        "hidden_dim": args.hidden_dim,
+        "router_hidden_dim": args.hidden_dim,
+        "num_blocks": args.num_blocks,
+        "num_heads": args.num_heads,
+        "dropout": args.dropout,
+        "experts": parse_condition(args.experts),
+        "mixing": not args.no_mixing,
+        "use_router": not args.no_router,
+    }
+    return settings, model
+
+
+def _data_description(corpus_dir: Path, corpus) -> dict[str, Any]:
+    meta = corpus.metadata
+    return {
+        "corpus": str(corpus_dir),
+        "feature_profile": meta.feature_profile,
+        "description": meta.description,
+        "dialogues": len(corpus),
+        "utterances": corpus.num_utterances,
+        "splits": {s: len(corpus.split(s)) for s in ("train", "valid", "test")},
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .checkpoint import save_checkpoint
+    from .data import load_corpus
+    from .evaluation import evaluate_model, nan_to_none
+    from .training import condition_name, model_config_for, split_for_training, train_momke
+
+    corpus = load_corpus(args.corpus)
+    settings, overrides = _settings_and_model(args)
+    train, valid, test = split_for_training(corpus, settings.valid_fraction, settings.seed)
+    config = model_config_for(corpus.metadata, **overrides)
+    print(f"training on {len(train)} dialogues, validating on {len(valid)} "
+          f"({'the corpus valid split' if corpus.split('valid') else 'carved from train'}); "
+          f"{len(test)} test dialogues are scored afterwards", file=sys.stderr)
+    result = train_momke(train, valid, config, settings)
+    metadata: dict[str, Any] = {
+        "protocol": settings.protocol if settings.protocol == "random" else f"fixed {condition_name(settings.condition)}",
+        "training": settings.to_dict(),
+        "data": _data_description(args.corpus, corpus),
+        "validation": result.best,
+    }
+    if test:
+        report = evaluate_model(result.model, test, protocol=settings.protocol, description="test split")
+        metadata["test_metrics"] = report.runs[0]["metrics"]
+        print(report.format_table())
+    directory = save_checkpoint(result.model, args.out, metadata=nan_to_none(metadata))
+    print(f"checkpoint written to {directory}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_corpus
+    from .evaluation import evaluate_model, run_evaluation
+    from .training import split_for_training
+
+    corpus = load_corpus(args.corpus)
+    if args.checkpoint is not None:
+        from .checkpoint import check_features, load_checkpoint
+
+        model = load_checkpoint(args.checkpoint, device=args.device)
+        check_features(model.config, corpus.metadata.feature_profile, corpus.metadata.feature_dims)
+        _, _, test = split_for_training(corpus, 0.1, 0)
+        if not test:
+            raise ValueError(f"{args.corpus} has no 'test' dialogues to score the checkpoint on")
+        report = evaluate_model(model, test, protocol=f"checkpoint {args.checkpoint}", description="test split")
+    else:
+        settings, overrides = _settings_and_model(args)
+        report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=args.seeds)
+    print(report.format_table())
+    if args.json is not None:
+        print(f"results written to {report.write_json(args.json)}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        module = importlib.import_module("momke.extractors.corpus")
+    except ImportError as error:
+        print(f"momke extract is not available: momke.extractors.corpus cannot be imported ({error})", file=sys.stderr)
+        return 2
+    return int(module.main(rest) or 0)
+
+
+def cmd_make_toy_corpus(args: argparse.Namespace) -> int:
+    from .data import save_corpus
+    from .toy_corpus import make_toy_corpus
+
+    corpus = make_toy_corpus(num_dialogues=args.dialogues, seed=args.seed)
+    save_corpus(corpus, args.directory, overwrite=args.overwrite)
+    print(f"wrote a SYNTHETIC toy corpus ({len(corpus)} dialogues, {corpus.num_utterances} utterances) to {args.directory}")
+    return 0
+
+
+def cmd_import_paper(args: argparse.Namespace) -> int:
+    from .data import save_corpus
+    from .paper_layout import read_paper_layout
+
+    corpus = read_paper_layout(
+        args.labels, audio_dir=args.audio, text_dir=args.text, visual_dir=args.visual,
+        task=args.task, label_names=args.label_names, feature_profile=args.profile,
+    )
+    save_corpus(corpus, args.out, overwrite=args.overwrite)
+    print(f"wrote {len(corpus)} dialogues ({corpus.num_utterances} utterances) to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="momke",
+        description="MoMKE research tools: turn recordings into features (extract), train the "
+                    "two-stage model (train) and score it under every missing-modality condition (evaluate).",
+        epilog="Start with: momke make-toy-corpus toy && momke train toy --out runs/toy --epochs 20 --hidden-dim 32",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train MoMKE (stage 1 + stage 2) and save a checkpoint",
+                                description="Train MoMKE on a feature corpus and save a checkpoint.",
+                                epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
+    train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    _add_training_options(train)
+
+    evaluate = commands.add_parser("evaluate", help="score under every modality condition (the paper's Table 2)",
+                                   description="Score MoMKE under every modality condition.",
+                                   epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    evaluate.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
+    evaluate.add_argument("--checkpoint", type=Path, help="score this checkpoint on the test split instead of training")
+    evaluate.add_argument("--scheme", choices=("split", "sessions"), default="split",
+                          help="split: the corpus's train/test split; sessions: leave-one-session-out folds")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (default: 0)")
+    evaluate.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    _add_training_options(evaluate)
+
+    commands.add_parser("extract", help="extract utterance features from recordings into a corpus "
+                                        "(options: momke extract --help)", add_help=False)
+
+    toy = commands.add_parser("make-toy-corpus", help="write a tiny SYNTHETIC corpus to try the commands on",
+                              description="Write a tiny SYNTHETIC feature corpus (not real data): four classes, "
+                                          "audio and text each carry half of the label, video a weak copy of it.")
+    toy.add_argument("directory", type=Path)
+    toy.add_argument("--dialogues", type=int, default=36, help="number of dialogues (36)")
+    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--overwrite", action="store_true", help="replace a corpus already in the directory")
+
+    paper = commands.add_parser(
+        "import-paper", help="convert the MoMKE/GCNet authors' feature layout into a corpus",
+        description="Read a label pickle [ids, labels, speakers, sentences, train_ids, (valid_ids,) test_ids] "
+                    "and <dir>/<utterance_id>.npy feature files per modality (the layout of the MoMKE and GCNet "
+                    "repositories) into a feature corpus. The pickle is read with a restricted unpickler.",
+    )
+    paper.add_argument("labels", type=Path, help="the label pickle, e.g. IEMOCAP_features_raw_4way.pkl")
+    paper.add_argument("--audio", type=Path, help="directory of audio .npy features")
+    paper.add_argument("--text", type=Path, help="directory of text .npy features")
+    paper.add_argument("--visual", type=Path, help="directory of visual .npy features (or per-utterance face folders)")
+    paper.add_argument("--out", type=Path, required=True, help="corpus directory to write")
+    paper.add_argument("--task", choices=("classification", "regression"),
+                       help="default: regression when labels are fractional, else classification")
+    paper.add_argument("--label-names", nargs="+", help="class names in index order (default for 4 classes: "
+                                                        "happy sad neutral angry)")
+    paper.add_argument("--profile", default="paper", help="feature profile name to record (default: paper)")
+    paper.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "extract":
+        return cmd_extract(argparse.Namespace(), argv[1:])
+    if argv and argv[0] in ("train", "evaluate"):
+        subparser = parser._subparsers._group_actions[0].choices[argv[0]]  # type: ignore[union-attr]
+        _apply_config_file(subparser, argv[1:])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handlers = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "make-toy-corpus": cmd_make_toy_corpus,
+        "import-paper": cmd_import_paper,
+    }
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"momke {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
