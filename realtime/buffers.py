@@ -1,0 +1,159 @@
+"""Bounded, thread-safe stores between the capture threads and the pipeline.
+
+Capture threads never wait on the pipeline (a live device would lose data or stall): the audio
+queue drops its oldest chunk when full, the frame buffer keeps only the last few seconds of
+frames, and the text buffer only text not yet given to an utterance. A file replayed as fast as
+possible is the one producer allowed to wait (`block=True`): that is its back-pressure. Every
+store can be cleared at once, which is what a privacy switch does.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class AudioChunk:
+    """Mono float32 samples at 16 kHz whose first sample was captured at `start` (session clock)."""
+
+    samples: np.ndarray
+    start: float
+
+
+@dataclass
+class TextItem:
+    """Words said between start and end (a pushed text has start == end == its push time)."""
+
+    text: str
+    start: float
+    end: float
+
+    @property
+    def middle(self) -> float:
+        return 0.5 * (self.start + self.end)
+
+
+class ChunkQueue:
+    """A bounded FIFO: put() never blocks a live producer (the oldest item is dropped instead)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: collections.deque = collections.deque()
+        self._maxsize = maxsize
+        self._condition = threading.Condition()
+        self.dropped = 0
+
+    def put(self, item, block: bool = False, stop: threading.Event | None = None) -> bool:
+        """Add item; with block=True wait for room (False if `stop` was set meanwhile)."""
+        with self._condition:
+            while block and len(self._items) >= self._maxsize:
+                if stop is not None and stop.is_set():
+                    return False
+                self._condition.wait(0.05)
+            if len(self._items) >= self._maxsize:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._condition.notify_all()
+            return True
+
+    def get(self, timeout: float):
+        """The oldest item, or None after `timeout` seconds with nothing to give."""
+        with self._condition:
+            if not self._items:
+                self._condition.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._condition.notify_all()
+            return item
+
+    def clear(self) -> None:
+        with self._condition:
+            self._items.clear()
+            self._condition.notify_all()
+
+    def items(self) -> list:
+        """A copy of what is queued (for inspection)."""
+        with self._condition:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._items)
+
+
+class FrameBuffer:
+    """The most recent RGB frames with their times; older than `keep_s` before the newest are dropped."""
+
+    def __init__(self, keep_s: float = 20.0, max_frames: int = 200) -> None:
+        self.keep_s = keep_s
+        self._frames: collections.deque = collections.deque(maxlen=max_frames)
+        self._lock = threading.Lock()
+
+    def add(self, t: float, frame: np.ndarray) -> None:
+        with self._lock:
+            self._frames.append((t, frame))
+            while self._frames and self._frames[0][0] < t - self.keep_s:
+                self._frames.popleft()
+
+    def between(self, start: float, end: float) -> list[tuple[float, np.ndarray]]:
+        with self._lock:
+            return [(t, f) for t, f in self._frames if start <= t <= end]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)
+
+
+class TextBuffer:
+    """Text waiting for its utterance: taken once, pruned when too old, bounded in count."""
+
+    def __init__(self, max_items: int = 256) -> None:
+        self._items: collections.deque[TextItem] = collections.deque(maxlen=max_items)
+        self._lock = threading.Lock()
+
+    def add(self, item: TextItem) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def take(self, start: float, end: float, tolerance: float = 0.5) -> str | None:
+        """Join and remove the items whose middle falls in [start - tol, end + tol].
+
+        Items before that window belong to no later utterance (utterances come in time order),
+        so they are dropped too; only text of the future stays."""
+        with self._lock:
+            taken = [i for i in self._items if start - tolerance <= i.middle <= end + tolerance]
+            later = [i for i in self._items if i.middle > end + tolerance]
+            self._items = collections.deque(later, maxlen=self._items.maxlen)
+        text = " ".join(i.text.strip() for i in taken if i.text.strip())
+        return text or None
+
+    def take_ready(self, now: float, final: bool = False, settle_s: float = 0.3) -> list[TextItem]:
+        """Remove and return the items that ended at least settle_s before `now` (all if final)."""
+        with self._lock:
+            ready = [i for i in self._items if final or i.end <= now - settle_s]
+            taken = {id(i) for i in ready}
+            self._items = collections.deque((i for i in self._items if id(i) not in taken), maxlen=self._items.maxlen)
+            return ready
+
+    def take_all(self) -> list[TextItem]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)

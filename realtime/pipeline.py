@@ -1,0 +1,300 @@
+"""The two pipeline stages after capture, each on its own thread.
+
+`SegmentationLoop`: audio chunks -> UtteranceSegmenter -> a `PendingUtterance` with the frames
+inside it and the text said during it (or, with no audio, one utterance per pushed text item),
+into the bounded utterance queue. It is fast, so the audio queue stays short.
+
+`UtteranceProcessor`: per pending utterance, the transcript (pushed or replayed text, else ASR),
+the extractors (off the capture threads), the modality mask (privacy switches, what was
+captured, and the extractors' verdicts), then one MoMKE step over the conversation context and
+an EmotionEvent with its latency breakdown, or a DroppedUtteranceEvent saying why not.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..extractors.base import FeatureProfile, Utterance
+from ..models.config import MODALITIES
+from .buffers import ChunkQueue, FrameBuffer, TextBuffer
+from .context import ConversationContext, EmptyUtteranceError
+from .events import DroppedUtteranceEvent, EmotionEvent
+from .health import HealthMonitor
+from .sources import END_OF_STREAM, TARGET_RATE
+
+END_OF_UTTERANCES = object()
+
+
+@dataclass
+class PendingUtterance:
+    """An utterance found by segmentation, waiting for extraction. closed_at: perf_counter()
+    when its end became known (the start of its latency)."""
+
+    id: int
+    start: float
+    end: float
+    closed_at: float
+    audio: np.ndarray | None = None
+    frames: list = field(default_factory=list)
+    frame_times: list = field(default_factory=list)
+    transcript: str | None = None
+    endpoint_ms: float | None = None  # live only: how long after its end the VAD closed it
+
+    def forget(self, modality: str) -> None:
+        """Privacy: drop everything of `modality` this utterance holds."""
+        if modality == "audio":
+            self.audio = None
+        elif modality == "visual":
+            self.frames, self.frame_times = [], []
+        elif modality == "text":
+            self.transcript = None
+
+
+class SegmentationLoop(threading.Thread):
+    def __init__(
+        self,
+        segmenter,
+        audio_queue: ChunkQueue,
+        frames: FrameBuffer,
+        texts: TextBuffer,
+        utterances: ChunkQueue,
+        health: HealthMonitor,
+        clock_now: Callable[[], float],
+        emit: Callable[[object], None],
+        stop: threading.Event,
+        live: bool,
+        has_audio_source: bool,
+        text_window_s: float = 3.0,
+        max_frames: int = 3,
+    ) -> None:
+        super().__init__(name="momke-segmentation", daemon=True)
+        self.segmenter = segmenter
+        self.audio_queue = audio_queue
+        self.frames = frames
+        self.texts = texts
+        self.utterances = utterances
+        self.health = health
+        self.clock_now = clock_now
+        self.emit = emit
+        self.stop_event = stop
+        self.live = live
+        self.has_audio_source = has_audio_source
+        self.text_window_s = text_window_s
+        self.max_frames = max_frames
+        self.lock = threading.Lock()  # held while the segmenter is used; privacy resets take it
+        self._next_id = 0
+        self._now = 0.0  # the latest time seen (media time during a replay)
+        self._last_text_end = 0.0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            self.health.check_timeouts()
+            item = self.audio_queue.get(timeout=0.1)
+            if self.live:
+                self._now = self.clock_now()
+            if item is END_OF_STREAM:
+                with self.lock:
+                    segments = self.segmenter.flush()
+                for segment in segments:
+                    self._enqueue_segment(segment)
+                self._text_utterances(final=True)
+                self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
+                return
+            if item is not None:
+                self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
+                if len(item.samples) and self.health.enabled("audio"):
+                    with self.lock:
+                        segments = self.segmenter.push(item.samples, item.start)
+                    for segment in segments:
+                        self._enqueue_segment(segment)
+            self._text_utterances(final=False)
+
+    def reset_audio(self) -> None:
+        """Privacy: the utterance being heard is forgotten."""
+        with self.lock:
+            self.segmenter.reset()
+
+    def _audio_drives_segmentation(self) -> bool:
+        return self.has_audio_source and self.health.enabled("audio")
+
+    def _enqueue_segment(self, segment) -> None:
+        endpoint_ms = (self.clock_now() - segment.end) * 1000 if self.live else None
+        self._enqueue(segment.start, segment.end, segment.audio, None, endpoint_ms)
+
+    def _text_utterances(self, final: bool) -> None:
+        """With no audio to segment, every text item (pushed or replayed) is an utterance."""
+        if self._audio_drives_segmentation():
+            return
+        for item in self.texts.take_ready(self._now, final):
+            start = item.start if item.end > item.start else max(self._last_text_end, item.end - self.text_window_s)
+            self._last_text_end = item.end
+            self._enqueue(start, item.end, None, item.text, None)
+
+    def _enqueue(self, start: float, end: float, audio, transcript, endpoint_ms) -> None:
+        pending = PendingUtterance(self._next_id, round(start, 3), round(end, 3), time.perf_counter(), endpoint_ms=endpoint_ms)
+        self._next_id += 1
+        if self.health.enabled("audio"):
+            pending.audio = audio
+        if self.health.enabled("visual"):
+            inside = self.frames.between(start, end)
+            if len(inside) > self.max_frames:  # evenly spread: the whole utterance, bounded cost
+                picks = np.linspace(0, len(inside) - 1, self.max_frames).round().astype(int)
+                inside = [inside[i] for i in picks]
+            for t, frame in inside:
+                pending.frame_times.append(t)
+                pending.frames.append(frame)
+        if self.health.enabled("text"):
+            pending.transcript = transcript or self.texts.take(start, end)
+        if not self.utterances.put(pending, block=not self.live, stop=self.stop_event):
+            return
+        if self.utterances.dropped:  # live and the processor is behind: the oldest was dropped
+            self.utterances.dropped = 0
+            self.emit(DroppedUtteranceEvent(-1, start, end, "pipeline overloaded: an older utterance was dropped"))
+
+
+class UtteranceProcessor(threading.Thread):
+    def __init__(
+        self,
+        utterances: ChunkQueue,
+        profile: FeatureProfile,
+        context: ConversationContext,
+        health: HealthMonitor,
+        asr_worker,
+        emit: Callable[[object], None],
+        stop: threading.Event,
+        on_finished: Callable[[], None],
+    ) -> None:
+        super().__init__(name="momke-pipeline", daemon=True)
+        self.utterances = utterances
+        self.profile = profile
+        self.context = context
+        self.health = health
+        self.asr_worker = asr_worker
+        self.emit = emit
+        self.stop_event = stop
+        self.on_finished = on_finished
+        self.lock = threading.Lock()  # held while one utterance is processed (privacy waits on it)
+        self.processed = 0
+
+    def run(self) -> None:
+        try:
+            self.warm_up()
+            while not self.stop_event.is_set():
+                item = self.utterances.get(timeout=0.1)
+                if item is None:
+                    continue
+                if item is END_OF_UTTERANCES:
+                    return
+                with self.lock:
+                    try:
+                        event = self.process(item)
+                    except Exception as error:  # noqa: BLE001 - one bad utterance must not end the session
+                        event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}")
+                    self.processed += 1
+                self.emit(event)
+        finally:
+            self.on_finished()
+
+    def warm_up(self) -> None:
+        """Load the extractors' networks now (they load lazily), not on the first utterance."""
+        rng = np.random.default_rng(0)
+        dummy = Utterance(
+            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(TARGET_RATE)).astype(np.float32),
+            sample_rate=TARGET_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
+            transcript="hello", id="warm-up",
+        )
+        for m in MODALITIES:
+            if self.stop_event.is_set():
+                return
+            try:
+                self.profile.extractor(m).extract(dummy)
+            except Exception:  # noqa: BLE001 - a broken extractor shows up per utterance instead
+                pass
+
+    def process(self, pending: PendingUtterance):
+        began = time.perf_counter()
+        latency = {"queue": (began - pending.closed_at) * 1000}
+        enabled = {m: self.health.enabled(m) for m in MODALITIES}
+        for m in MODALITIES:
+            if not enabled[m]:
+                pending.forget(m)
+        reasons: dict[str, str] = {}
+        transcript = pending.transcript
+        if enabled["text"] and not transcript and self.asr_worker is not None and pending.audio is not None:
+            t0 = time.perf_counter()
+            transcript = self.asr_worker.transcribe(pending.audio)
+            latency["asr"] = (time.perf_counter() - t0) * 1000
+            if transcript is None:
+                reasons["text"] = "ASR failed or timed out"
+                self.health.report_missing("text", "ASR failed or timed out", by="content")
+            else:
+                self.health.report_data("text", by="content")
+            transcript = (transcript or "").strip() or None
+        utterance = Utterance(
+            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=TARGET_RATE,
+            frames=pending.frames, frame_times=pending.frame_times, transcript=transcript, id=str(pending.id),
+        )
+        features: dict[str, np.ndarray | None] = {}
+        for m in MODALITIES:
+            features[m] = None
+            if not enabled[m]:
+                reasons[m] = "disabled"
+                continue
+            if m == "audio" and utterance.audio is None:
+                reasons.setdefault(m, "no audio captured")
+                continue
+            if m == "visual" and not utterance.frames:
+                state = self.health.reason("visual")
+                reasons[m] = f"no frames ({state})" if state else "no frames"
+                continue
+            if m == "text" and not transcript:
+                reasons.setdefault(m, "no transcript")
+                continue
+            t0 = time.perf_counter()
+            try:
+                vector = self.profile.extractor(m).extract(utterance)
+            except Exception as error:  # noqa: BLE001 - a failing extractor makes its modality missing
+                reasons[m] = f"{m} extractor failed: {type(error).__name__}: {error}"
+                continue
+            finally:
+                latency[f"extract_{m}"] = (time.perf_counter() - t0) * 1000
+            if vector is None:
+                reasons[m] = "no face found" if m == "visual" else f"{m} extractor found nothing"
+                if m == "visual":
+                    self.health.report_missing("visual", "no face in view", by="content")
+                continue
+            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if not np.all(np.isfinite(vector)):
+                reasons[m] = f"{m} features were not finite (NaN/inf)"
+                continue
+            if m == "visual":
+                self.health.report_data("visual", by="content")
+            features[m] = vector
+        if not self.health.enabled("text"):  # switched off while we worked: keep nothing of it
+            transcript, features["text"] = None, None
+        used = [m for m in MODALITIES if features[m] is not None]
+        if not used:
+            why = "; ".join(f"{m}: {reasons.get(m, 'missing')}" for m in MODALITIES)
+            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"no modality available ({why})")
+        t0 = time.perf_counter()
+        try:
+            prediction = self.context.step(features)
+        except EmptyUtteranceError as error:
+            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"model: {error}")
+        latency["model"] = (time.perf_counter() - t0) * 1000
+        latency["processing"] = (time.perf_counter() - began) * 1000
+        latency["total"] = (time.perf_counter() - pending.closed_at) * 1000
+        if pending.endpoint_ms is not None:
+            latency["endpoint"] = pending.endpoint_ms
+        return EmotionEvent(
+            utterance_id=pending.id, start=pending.start, end=pending.end, label=prediction.label,
+            probabilities=prediction.probabilities, modalities=prediction.modalities,
+            transcript=transcript if "text" in enabled and enabled["text"] else None,
+            expert_loads=prediction.expert_loads,
+            latency_ms={k: round(v, 2) for k, v in latency.items()},
+        )

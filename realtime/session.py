@@ -1,0 +1,360 @@
+"""`LiveSession`: the live engine for host programs (the API in notes LIVE_API / the README).
+
+It wires one path, whatever the input: device readers (a microphone, a camera, or a file played
+back as both) -> capture threads (session clock, health checks, bounded stores) -> segmentation
+thread -> utterance queue -> processing thread (ASR, extractors, modality mask, MoMKE over the
+conversation context) -> events, delivered to callbacks, to `events()` and to an optional JSON-
+lines log. Privacy switches stop a modality's capture and clear everything held of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from ..extractors.base import FeatureProfile
+from ..models.config import MODALITIES
+from ..models.momke import MoMKE
+from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
+from .clock import SessionClock
+from .context import ConversationContext
+from .events import Event, StatusEvent
+from .health import HealthMonitor
+from .pipeline import SegmentationLoop, UtteranceProcessor
+from .sources import (
+    AudioCapture,
+    CameraDevice,
+    FileAudioDevice,
+    FileVideoDevice,
+    MicrophoneDevice,
+    ReplayPacer,
+    VideoCapture,
+    has_video_track,
+    load_transcript,
+)
+
+log = logging.getLogger(__name__)
+
+_END = object()
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
+class LiveSession:
+    def __init__(
+        self,
+        microphone=None,
+        camera=None,
+        input_file=None,
+        transcript=None,
+        realtime: bool = True,
+        asr="pocketsphinx",
+        checkpoint=None,
+        device: str | None = None,
+        disabled=(),
+        log_path=None,
+        max_context: int = 110,
+        *,
+        profile: FeatureProfile | str = "lite",
+        asr_timeout_s: float = 5.0,
+        camera_fps: float = 5.0,
+        max_frames: int = 3,
+        segmenter=None,
+    ) -> None:
+        """See the module docstring and LIVE_API. Beyond it (keyword-only): `profile` (a loaded
+        FeatureProfile or a profile name), `checkpoint` may also be a MoMKE instance, `microphone`
+        / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
+        `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
+        second kept from the camera and `max_frames` the frames per utterance given to the visual
+        extractor (spread evenly; face detection is the costliest step on a CPU)."""
+        unknown = set(disabled) - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
+        if input_file is not None and (microphone is not None or camera is not None):
+            raise ValueError("give either input_file (a replay) or live devices (microphone / camera), not both")
+        if input_file is not None and not Path(input_file).is_file():
+            raise ValueError(f"input_file {input_file} does not exist")
+        if transcript is not None and input_file is None:
+            raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
+        if max_context < 1:
+            raise ValueError(f"max_context must be at least 1, got {max_context}")
+        self.device = device or _auto_device()
+        self.realtime = bool(realtime)
+        self.input_file = Path(input_file) if input_file is not None else None
+        self._transcript = load_transcript(transcript) if transcript is not None else []
+        self.log_path = Path(log_path) if log_path is not None else None
+
+        self.profile = _load_profile(profile, self.device)
+        self.model = _load_model(checkpoint, self.device)
+        from ..models.checkpoint import check_features
+
+        check_features(self.model.config, self.profile.name, self.profile.dims)
+        self.context = ConversationContext(self.model, max_context=max_context)
+        self._asr_backend = _make_asr(asr)
+        self._asr_timeout_s = asr_timeout_s
+
+        self.clock = SessionClock()
+        self._callbacks: list[Callable[[Event], None]] = []
+        self._events: queue.Queue = queue.Queue(maxsize=10_000)
+        self._emit_lock = threading.Lock()
+        self._log_file = None
+        self.health = HealthMonitor(self._emit, self.clock.now)
+        for modality in disabled:
+            self.health._enabled[modality] = False
+
+        live = self.input_file is None
+        self.live = live
+        self.audio_queue = ChunkQueue(maxsize=600 if live else 16)
+        self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * camera_fps) + 8)
+        self.texts = TextBuffer()
+        self.utterances = ChunkQueue(maxsize=16)
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._started = False
+        self._stopped = False
+
+        self._audio_device = self._video_device = None
+        if live:
+            if microphone is not None:
+                self._audio_device = microphone if hasattr(microphone, "read") else MicrophoneDevice(microphone)
+            if camera is not None:
+                self._video_device = camera if hasattr(camera, "read") else CameraDevice(camera)
+        else:
+            self._audio_device = FileAudioDevice(self.input_file)
+            if has_video_track(self.input_file):
+                self._video_device = FileVideoDevice(self.input_file)
+        self._segmenter = segmenter
+        self._camera_fps = camera_fps
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
+        self._max_frames = max_frames
+        self._threads: list[threading.Thread] = []
+        self._captures: list = []
+        self.asr_worker = None
+
+    @classmethod
+    def demo(cls, **kwargs) -> "LiveSession":
+        """Replay the bundled demo conversation (assets/demo/) through the live path."""
+        video = DEMO_DIR / "conversation.mp4"
+        if not video.is_file():
+            raise FileNotFoundError(f"the bundled demo is missing: {video}")
+        kwargs.setdefault("transcript", DEMO_DIR / "transcript.json")
+        return cls(input_file=video, **kwargs)
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def start(self) -> "LiveSession":
+        if self._started:
+            raise RuntimeError("a LiveSession can be started once; make a new one")
+        self._started = True
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_file = open(self.log_path, "a", encoding="utf-8")
+        if self._segmenter is None:
+            from .segmentation import UtteranceSegmenter
+
+            self._segmenter = UtteranceSegmenter()
+        if self._asr_backend is not None:
+            from .asr import ASRWorker
+
+            self.asr_worker = ASRWorker(self._asr_backend, timeout_s=self._asr_timeout_s)
+        self.clock.restart()
+        self._announce_initial_states()
+
+        pacer = None
+        if not self.live:
+            streams = ("audio", "video") if self._video_device is not None else ("audio",)
+            pacer = ReplayPacer(self.clock, self.realtime, streams, self._transcript, self._push_item)
+        if self._audio_device is not None:
+            self._captures.append(AudioCapture(self._audio_device, self.clock, self.health, self._stop, self.audio_queue, pacer=pacer))
+        if self._video_device is not None:
+            self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames, pacer=pacer, fps=self._camera_fps))
+        self.segmentation = SegmentationLoop(
+            self._segmenter, self.audio_queue, self.frames, self.texts, self.utterances, self.health,
+            self.clock.now, self._emit, self._stop, live=self.live or self.realtime,
+            has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
+        )
+        self.processor = UtteranceProcessor(
+            self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
+            on_finished=self._on_processor_finished,
+        )
+        self._threads = [*self._captures, self.segmentation, self.processor]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop capture and processing, join every thread, close the log. Idempotent."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        for capture in self._captures:
+            capture.interrupt()
+        for thread in self._threads:
+            thread.join(timeout)
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            log.warning("threads still running after stop: %s", stuck)
+        if self.asr_worker is not None:
+            self.asr_worker.close(timeout=1.0)
+        self._finished.set()
+        self._put_event(_END)
+        with self._emit_lock:
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def __enter__(self) -> "LiveSession":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a replay has been fully processed (or the session stopped); False on timeout."""
+        return self._finished.wait(timeout)
+
+    # ----------------------------------------------------------------------------- events
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        """callback(event) runs on the session's worker threads: keep it quick."""
+        self._callbacks.append(callback)
+
+    def events(self) -> Iterator[Event]:
+        """Events as they come; ends after stop() or when a replay has been fully processed."""
+        while True:
+            event = self._events.get()
+            if event is _END:
+                self._events.put(_END)  # let any other iterator end too
+                return
+            yield event
+
+    def _emit(self, event: Event) -> None:
+        with self._emit_lock:
+            if self._log_file is not None:
+                self._log_file.write(event.to_json() + "\n")
+                self._log_file.flush()
+        for callback in list(self._callbacks):
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - a host's callback bug must not stop the session
+                log.exception("event callback failed")
+        self._put_event(event)
+
+    def _put_event(self, event) -> None:
+        while True:
+            try:
+                self._events.put_nowait(event)
+                return
+            except queue.Full:  # nobody reads events(): keep the newest
+                try:
+                    self._events.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def _on_processor_finished(self) -> None:
+        if not self._stop.is_set():
+            self._finished.set()
+            self._put_event(_END)
+
+    # ----------------------------------------------------------------------------- controls
+    def set_enabled(self, modality: str, enabled: bool) -> None:
+        """Privacy switch: a switched-off modality is not captured and nothing of it is kept."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        if self.health.enabled(modality) == bool(enabled):
+            return
+        self.health.set_enabled(modality, bool(enabled))
+        if not enabled:
+            self._forget(modality)
+
+    def _forget(self, modality: str) -> None:
+        if modality == "audio":
+            self.audio_queue.clear()
+            if self._started and self._segmenter is not None:
+                self.segmentation.reset_audio() if hasattr(self, "segmentation") else self._segmenter.reset()
+        elif modality == "visual":
+            self.frames.clear()
+        elif modality == "text":
+            self.texts.clear()
+        for pending in self.utterances.items():
+            if hasattr(pending, "forget"):
+                pending.forget(modality)
+        # The utterance being processed, then the features kept as context.
+        processor = getattr(self, "processor", None)
+        if processor is not None:
+            with processor.lock:
+                self.context.forget(modality)
+        else:
+            self.context.forget(modality)
+
+    def push_text(self, text: str, start: float | None = None, end: float | None = None) -> None:
+        """Text from the host's own ASR or typing; stamped now (or with the given session times)."""
+        if not isinstance(text, str):
+            raise ValueError(f"push_text takes a string, got {type(text).__name__}")
+        if not text.strip():
+            return
+        now = self.clock.now()
+        start = now if start is None else float(start)
+        self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
+
+    def _push_item(self, item: TextItem) -> None:
+        if self.health.enabled("text"):
+            self.texts.add(item)
+            self.health.report_data("text", by="content")
+
+    def status(self) -> dict[str, str]:
+        return self.health.snapshot()
+
+    def _announce_initial_states(self) -> None:
+        for modality in MODALITIES:
+            if not self.health.enabled(modality):
+                self.health._set(modality, "disabled", "switched off")
+        if self._audio_device is None:
+            self.health.report_missing("audio", "no microphone")
+        if self._video_device is None:
+            self.health.report_missing("visual", "no camera" if self.live else "the file has no video track")
+        if self._asr_backend is not None or self._transcript:
+            self.health.report_data("text", by="content")
+        else:
+            self.health.report_missing("text", "no ASR: waiting for pushed text", by="device")
+
+
+def _auto_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _load_profile(profile, device: str) -> FeatureProfile:
+    if isinstance(profile, FeatureProfile):
+        for modality in MODALITIES:
+            profile.extractor(modality).to(device)
+        return profile
+    from ..extractors.profiles import load_profile
+
+    return load_profile(profile, device=device)
+
+
+def _load_model(checkpoint, device: str) -> MoMKE:
+    if isinstance(checkpoint, MoMKE):
+        return checkpoint.to(device).eval()
+    from ..models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+
+    directory = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
+    if not directory.is_dir():
+        raise ValueError(
+            f"checkpoint {directory} does not exist"
+            + (" (the default checkpoint is not trained yet: pass checkpoint=...)" if checkpoint is None else "")
+        )
+    return load_checkpoint(directory, device=device)
+
+
+def _make_asr(asr):
+    if asr is None:
+        return None
+    from .asr import make_asr
+
+    return make_asr(asr)

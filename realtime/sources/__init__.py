@@ -1,0 +1,20 @@
+"""Sources: live devices and replayed files behind one device interface, read by capture threads
+that stamp everything on the session clock. See devices.py, capture.py, replay.py."""
+
+from .capture import END_OF_STREAM, AudioCapture, CaptureThread, VideoCapture
+from .devices import (
+    CameraDevice,
+    FileAudioDevice,
+    FileVideoDevice,
+    MicrophoneDevice,
+    ReadTimeout,
+    has_video_track,
+)
+from .replay import ReplayPacer, load_transcript
+from .resample import TARGET_RATE, StreamResampler
+
+__all__ = [
+    "END_OF_STREAM", "AudioCapture", "CaptureThread", "VideoCapture", "CameraDevice", "FileAudioDevice",
+    "FileVideoDevice", "MicrophoneDevice", "ReadTimeout", "has_video_track", "ReplayPacer", "load_transcript",
+    "TARGET_RATE", "StreamResampler",
+]

@@ -1,0 +1,247 @@
+"""Capture threads: one per device, the same code for a live device and a replayed file.
+
+A capture thread opens its device (retrying with exponential back-off while it fails), reads,
+stamps each item on the session clock, checks it (health) and hands it to a bounded store
+without ever waiting on the pipeline (a replay paced "as fast as possible" is the exception:
+it waits, that is its back-pressure). While its modality is switched off, a live device is
+closed and a replayed file is only advanced (frames are not even decoded); nothing is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from ..buffers import AudioChunk, ChunkQueue, FrameBuffer
+from ..clock import SessionClock
+from ..health import HealthMonitor
+from .devices import ReadTimeout
+from .replay import ReplayPacer
+from .resample import TARGET_RATE, StreamResampler
+
+END_OF_STREAM = object()  # put into the audio queue when a replayed file has ended
+
+
+class CaptureThread(threading.Thread):
+    modality = ""
+    stream = ""
+
+    def __init__(
+        self,
+        device,
+        clock: SessionClock,
+        health: HealthMonitor,
+        stop: threading.Event,
+        pacer: ReplayPacer | None = None,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+    ) -> None:
+        super().__init__(name=f"momke-capture-{self.modality}", daemon=True)
+        self.device = device
+        self.clock = clock
+        self.health = health
+        self.stop_event = stop
+        self.pacer = pacer
+        self.backoff_s = backoff_s
+        self.finished = threading.Event()
+        self._opened = False
+        if device.live:
+            health.watch_timeout(self.modality, getattr(device, "read_timeout_s", 2.0) * 2)
+
+    # Subclasses: what to do with one item, and the reset on (re)open / switch-off.
+    def deliver(self, data, t: float) -> None: ...
+
+    def on_reset(self) -> None: ...
+
+    def enabled(self) -> bool:
+        return self.health.enabled(self.modality)
+
+    def run(self) -> None:
+        delay = self.backoff_s[0]
+        try:
+            while not self.stop_event.is_set():
+                enabled = self.enabled()
+                if not enabled and self.device.live:
+                    self._close()
+                    self.stop_event.wait(0.1)
+                    continue
+                if not self._opened:
+                    try:
+                        self.device.open()
+                    except Exception as error:  # noqa: BLE001 - any device failure is a health state
+                        if not self.device.live:
+                            self.health.report_missing(self.modality, f"cannot read file: {error}")
+                            return
+                        self.health.report_missing(self.modality, f"device error: {error}; retrying in {delay:g} s")
+                        self.stop_event.wait(delay)
+                        delay = min(2 * delay, self.backoff_s[1])
+                        continue
+                    self._opened = True
+                    self.on_reset()
+                try:
+                    data, media_t = self.read(enabled)
+                except EOFError:
+                    return
+                except ReadTimeout as error:
+                    self.health.report_missing(self.modality, f"read timeout: {error}")
+                    continue
+                except Exception as error:  # noqa: BLE001
+                    self.health.report_missing(self.modality, f"device error: {error}; reopening")
+                    self._close()
+                    if not self.device.live:
+                        return
+                    self.stop_event.wait(delay)
+                    delay = min(2 * delay, self.backoff_s[1])
+                    continue
+                delay = self.backoff_s[0]
+                if media_t is None:
+                    t = self.clock.now()
+                else:
+                    t = media_t
+                    if self.pacer is not None and not self.pacer.wait(self.stream, self.media_end(data, media_t), self.stop_event):
+                        return
+                if self.enabled():
+                    self.deliver(data, t)
+        finally:
+            self._close()
+            if self.pacer is not None:
+                self.pacer.finish(self.stream)
+            self.finished.set()
+            self.on_finished()
+
+    def read(self, enabled: bool):
+        return self.device.read()
+
+    def media_end(self, data, media_t: float) -> float:
+        return media_t
+
+    def on_finished(self) -> None: ...
+
+    def _close(self) -> None:
+        if self._opened:
+            self._opened = False
+            try:
+                self.device.close()
+            except Exception:  # noqa: BLE001 - a dying device may fail to close too
+                pass
+            self.on_reset()
+
+    def interrupt(self) -> None:
+        """Unblock a read() that waits on the device (called on stop)."""
+        try:
+            self.device.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class AudioCapture(CaptureThread):
+    """Audio -> 16 kHz mono chunks in the audio queue; reports a microphone delivering zeros."""
+
+    modality = "audio"
+    stream = "audio"
+
+    def __init__(self, device, clock, health, stop, queue: ChunkQueue, pacer=None, zeros_s: float = 1.0, **kw) -> None:
+        super().__init__(device, clock, health, stop, pacer, **kw)
+        self.queue = queue
+        self.zeros_s = zeros_s
+        self._resampler: StreamResampler | None = None
+        self._zero_run = 0.0
+
+    def on_reset(self) -> None:
+        self._resampler = None
+        self._zero_run = 0.0
+
+    def media_end(self, data, media_t: float) -> float:
+        return media_t + len(data) / self.device.sample_rate
+
+    def deliver(self, data, t: float) -> None:
+        samples = np.asarray(data, dtype=np.float32)
+        if samples.ndim not in (1, 2) or samples.size == 0:
+            self.health.report_missing("audio", f"corrupt audio block of shape {samples.shape}")
+            return
+        if not np.all(np.isfinite(samples)):
+            self.health.report_missing("audio", "audio device delivered NaN/inf samples")
+            return
+        rate = self.device.sample_rate
+        if self._resampler is None or self._resampler.in_rate != rate:
+            self._resampler = StreamResampler(rate, TARGET_RATE)
+        duration = len(samples) / rate
+        if self.device.live:
+            t -= duration  # a live block is delivered when its last sample was captured
+        audio = self._resampler.process(samples)
+        if self.device.live and np.max(np.abs(audio), initial=0.0) < 1e-6:
+            self._zero_run += duration
+            if self._zero_run >= self.zeros_s:
+                self.health.report_missing("audio", "microphone delivers only zeros (muted?)")
+        else:
+            self._zero_run = 0.0
+            self.health.report_data("audio")
+        self.queue.put(AudioChunk(audio, t), block=not self.device.live, stop=self.stop_event)
+
+    def on_finished(self) -> None:
+        if not self.device.live:
+            self.queue.put(END_OF_STREAM, block=True, stop=self.stop_event)
+
+
+class VideoCapture(CaptureThread):
+    """Frames -> the frame buffer, at most `fps` a second; frozen, black or corrupt frames are kept out."""
+
+    modality = "visual"
+    stream = "video"
+
+    def __init__(
+        self, device, clock, health, stop, frames: FrameBuffer, pacer=None, fps: float = 5.0,
+        frozen_s: float = 2.0, black_level: float = 8.0, **kw,
+    ) -> None:
+        super().__init__(device, clock, health, stop, pacer, **kw)
+        self.frames = frames
+        self.min_interval = 1.0 / fps
+        self.frozen_s = frozen_s
+        self.black_level = black_level
+        self.on_reset()
+
+    def on_reset(self) -> None:
+        self._last_kept = -float("inf")
+        self._thumbnail = None
+        self._same_since: float | None = None
+        self._bad_run = 0
+
+    def read(self, enabled: bool):
+        if self.device.live:
+            return self.device.read()
+        # A file: decode only the frames that will be kept, and none while switched off.
+        return self.device.read(decode=enabled)
+
+    def deliver(self, frame, t: float) -> None:
+        if frame is None:
+            return
+        if t - self._last_kept < self.min_interval - 1e-6:
+            return
+        problem = self.check(frame, t)
+        if problem:
+            self.health.report_missing("visual", problem)
+            return
+        self._last_kept = t
+        self.frames.add(t, frame)
+        self.health.report_data("visual")
+
+    def check(self, frame, t: float) -> str | None:
+        """None for a usable frame, else why it is not."""
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 \
+                or frame.shape[0] < 8 or frame.shape[1] < 8:
+            shape = getattr(frame, "shape", None)
+            return f"corrupt frame (shape {shape}, dtype {getattr(frame, 'dtype', type(frame).__name__)})"
+        thumbnail = frame[:: max(1, frame.shape[0] // 32), :: max(1, frame.shape[1] // 32)].astype(np.float32)
+        if thumbnail.mean() < self.black_level:
+            return "black frames (lens covered or camera dark)"
+        if self._thumbnail is not None and self._thumbnail.shape == thumbnail.shape \
+                and float(np.abs(self._thumbnail - thumbnail).mean()) < 0.5:
+            if self._same_since is None:
+                self._same_since = t
+            if t - self._same_since >= self.frozen_s:
+                return f"frozen frames (unchanged for {t - self._same_since:.1f} s)"
+        else:
+            self._same_since = None
+        self._thumbnail = thumbnail
+        return None

@@ -1,0 +1,282 @@
+"""Device readers: one small interface for a live device and for a file played back as one.
+
+    open() -> None           may raise (the capture thread reports it and retries with back-off)
+    read() -> (data, t)      data: audio samples [n] or [n, ch] / an RGB uint8 frame; t: media time
+                             in seconds for files, None for live devices (the capture thread stamps
+                             them on the session clock); raises ReadTimeout when nothing came in
+                             time, EOFError when a file has ended, anything else is a device error
+    close() -> None          idempotent; also unblocks a read() waiting in another thread
+    live: bool               False for files: they are paced by the replay, not by the hardware
+
+Audio devices also have `sample_rate`. Files: audio through soundfile (wav, flac, ogg) or PyAV
+(the audio track of a video); video frames through OpenCV, converted BGR -> RGB.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+
+
+class ReadTimeout(Exception):
+    """The device delivered nothing within its read timeout."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Live devices
+
+
+class MicrophoneDevice:
+    """A sounddevice input stream at the device's own rate (resampled later); callback-fed."""
+
+    live = True
+
+    def __init__(self, device=None, block_s: float = 0.032, read_timeout_s: float = 1.0) -> None:
+        self.device = None if device in (None, "default") else device
+        self.block_s = block_s
+        self.read_timeout_s = read_timeout_s
+        self.sample_rate = 16_000
+        self._stream = None
+        self._blocks: queue.Queue = queue.Queue(maxsize=256)
+        self._error: str | None = None
+
+    def open(self) -> None:
+        import sounddevice as sd
+
+        info = sd.query_devices(self.device, kind="input")
+        self.sample_rate = int(info["default_samplerate"])
+        self._blocks = queue.Queue(maxsize=256)
+        self._error = None
+        stream = sd.InputStream(
+            device=self.device, channels=1, samplerate=self.sample_rate, dtype="float32",
+            blocksize=int(self.sample_rate * self.block_s), callback=self._callback,
+            finished_callback=self._finished,
+        )
+        stream.start()
+        self._stream = stream
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        try:
+            self._blocks.put_nowait(indata[:, 0].copy())
+        except queue.Full:  # the capture thread is behind: drop the oldest, never block audio I/O
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                pass
+            self._blocks.put_nowait(indata[:, 0].copy())
+
+    def _finished(self) -> None:
+        if self._stream is not None:
+            self._error = "input stream stopped"
+
+    def read(self):
+        if self._stream is None:
+            raise RuntimeError("microphone is not open")
+        try:
+            block = self._blocks.get(timeout=self.read_timeout_s)
+        except queue.Empty:
+            if self._error:
+                raise RuntimeError(self._error) from None
+            raise ReadTimeout(f"no audio for {self.read_timeout_s:g} s") from None
+        return block, None
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # closing a broken device must not raise on shutdown
+                pass
+
+
+class CameraDevice:
+    """An OpenCV camera: a device index (0) or a stream URL; frames come back RGB."""
+
+    live = True
+
+    def __init__(self, source=0) -> None:
+        self.source = source
+        self._capture = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        import cv2
+
+        capture = cv2.VideoCapture(self.source)
+        if not capture.isOpened():
+            capture.release()
+            raise RuntimeError(f"cannot open camera {self.source!r}")
+        self._capture = capture
+
+    def read(self):
+        capture = self._capture
+        if capture is None:
+            raise RuntimeError("camera is not open")
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise RuntimeError("camera returned no frame")
+        return bgr_to_rgb(frame), None
+
+    def close(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
+
+
+def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
+    if isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3:
+        return np.ascontiguousarray(frame[:, :, ::-1])
+    return frame  # anything else is passed on; the capture thread rejects it as a corrupt frame
+
+
+# ------------------------------------------------------------------------------------------------
+# Files played back as devices
+
+
+AUDIO_FILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3"}
+
+
+class FileAudioDevice:
+    """The audio of a file in chunks of `chunk_s`, with each chunk's media time."""
+
+    live = False
+
+    def __init__(self, path: str | Path, chunk_s: float = 0.064) -> None:
+        self.path = Path(path)
+        self.chunk_s = chunk_s
+        self.sample_rate = 16_000
+        self._reader = None
+        self._position = 0  # samples delivered so far
+
+    def open(self) -> None:
+        if self._reader is not None:
+            return
+        import soundfile as sf
+
+        try:
+            handle = sf.SoundFile(str(self.path))
+        except Exception:
+            self._reader = _PyAVAudio(self.path)
+            self.sample_rate = self._reader.sample_rate
+        else:
+            self.sample_rate = handle.samplerate
+            self._reader = _SoundFileAudio(handle)
+        self._chunk = max(1, int(round(self.chunk_s * self.sample_rate)))
+
+    def read(self):
+        samples = self._reader.read(self._chunk)
+        if samples is None or len(samples) == 0:
+            raise EOFError(str(self.path))
+        t = self._position / self.sample_rate
+        self._position += len(samples)
+        return samples, t
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+
+class _SoundFileAudio:
+    def __init__(self, handle) -> None:
+        self._handle = handle
+
+    def read(self, n: int):
+        data = self._handle.read(n, dtype="float32", always_2d=True)
+        return data.mean(axis=1) if len(data) else None
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class _PyAVAudio:
+    """The first audio track of any container FFmpeg reads, as mono float32 at its own rate."""
+
+    def __init__(self, path: Path) -> None:
+        import av
+
+        try:
+            self._container = av.open(str(path))
+        except Exception as error:
+            raise ValueError(f"cannot read {path}: {error}") from error
+        streams = self._container.streams.audio
+        if not streams:
+            self._container.close()
+            raise ValueError(f"{path} has no audio track to replay")
+        self._stream = streams[0]
+        self.sample_rate = int(self._stream.rate or self._stream.codec_context.sample_rate)
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+        self._frames = self._container.decode(self._stream)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._ended = False
+
+    def read(self, n: int):
+        while len(self._pending) < n and not self._ended:
+            try:
+                frame = next(self._frames)
+            except StopIteration:
+                self._ended = True
+                break
+            for out in self._resampler.resample(frame):
+                self._pending = np.concatenate([self._pending, out.to_ndarray().reshape(-1)])
+        chunk, self._pending = self._pending[:n], self._pending[n:]
+        return chunk if len(chunk) else None
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class FileVideoDevice:
+    """The frames of a video file, with their media times; read(decode=False) only advances."""
+
+    live = False
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._capture = None
+        self._index = 0
+
+    def open(self) -> None:
+        if self._capture is not None:
+            return
+        import cv2
+
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise ValueError(f"cannot read video frames from {self.path}")
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self._capture = capture
+
+    def read(self, decode: bool = True):
+        capture = self._capture
+        if capture is None:
+            raise RuntimeError("video file is not open")
+        t = self._index / self.fps
+        if not capture.grab():
+            raise EOFError(str(self.path))
+        self._index += 1
+        if not decode:
+            return None, t
+        ok, frame = capture.retrieve()
+        if not ok:
+            raise RuntimeError(f"cannot decode frame {self._index - 1} of {self.path}")
+        return bgr_to_rgb(frame), t
+
+    def close(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
+
+
+def has_video_track(path: str | Path) -> bool:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.video)
+    except Exception:
+        return False

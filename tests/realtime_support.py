@@ -1,0 +1,144 @@
+"""Shared helpers for the realtime tests: test media made from real recordings, a small real
+MoMKE for the lite profile, the lite extractors loaded once per test process, fake devices."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA_DIR = Path(os.environ.get("MOMKE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+RAVDESS = DATA_DIR / "ravdess_speech_16k"
+SENTENCES = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+RATE = 16_000
+
+
+def ravdess_clips(count: int) -> list[Path]:
+    if not RAVDESS.is_dir():
+        pytest.skip(f"RAVDESS speech not found at {RAVDESS} (set MOMKE_DATA_DIR)")
+    # Different actors, emotions and both sentences: a small, varied conversation.
+    names = ["03-01-03-02-01-01-01", "03-01-04-01-02-01-02", "03-01-05-02-01-02-03",
+             "03-01-01-01-02-02-04", "03-01-08-02-01-01-05", "03-01-06-01-02-01-06"]
+    clips = [RAVDESS / f"Actor_{n[-2:]}" / f"{n}.flac" for n in names[:count]]
+    missing = [c for c in clips if not c.is_file()]
+    if missing:
+        pytest.skip(f"RAVDESS clips missing: {missing[0]}")
+    return clips
+
+
+def speech_bounds(audio: np.ndarray, threshold_db: float = -35.0) -> tuple[float, float]:
+    """First and last 10 ms frame louder than threshold_db below the clip's peak, in seconds."""
+    hop = RATE // 100
+    frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
+    level = 20 * np.log10(np.sqrt((frames ** 2).mean(axis=1)) + 1e-9)
+    loud = np.flatnonzero(level > level.max() + threshold_db)
+    return loud[0] * hop / RATE, (loud[-1] + 1) * hop / RATE
+
+
+def make_conversation(directory: Path, clips: list[Path], pause_s: float = 1.5, video: bool = True,
+                      transcript: bool = True) -> dict:
+    """RAVDESS clips joined by pauses (a wav, or an mp4 with a moving astronaut face).
+
+    Returns {"path", "transcript" (path or None), "utterances": [(speech_start, speech_end, text)]}.
+    """
+    import soundfile as sf
+
+    pieces, utterances, t = [np.zeros(int(0.5 * RATE), np.float32)], [], 0.5
+    for clip in clips:
+        audio, rate = sf.read(str(clip), dtype="float32")
+        assert rate == RATE
+        start, end = speech_bounds(audio)
+        text = SENTENCES[clip.stem.split("-")[4]]
+        utterances.append((t + start, t + end, text))
+        pieces += [audio, np.zeros(int(pause_s * RATE), np.float32)]
+        t += (len(audio) + int(pause_s * RATE)) / RATE
+    audio = np.concatenate(pieces)
+    wav = directory / "conversation.wav"
+    sf.write(str(wav), audio, RATE)
+    result = {"path": wav, "transcript": None, "utterances": utterances, "duration": len(audio) / RATE}
+    if transcript:
+        path = directory / "transcript.json"
+        path.write_text(json.dumps([{"start": s, "end": e, "text": x} for s, e, x in utterances]))
+        result["transcript"] = path
+    if video:
+        result["path"] = mux_face_video(directory, wav, len(audio) / RATE)
+    return result
+
+
+def face_frames(count: int, size: tuple[int, int] = (240, 320), seed: int = 0):
+    """The astronaut portrait, gently panning so consecutive frames differ (RGB uint8)."""
+    import cv2
+    from skimage import data
+
+    image = data.astronaut()  # 512x512 RGB, public domain (NASA)
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for i in range(count):
+        dx, dy = 20 + 8 * np.sin(i / 7.0), 10 + 6 * np.cos(i / 5.0)
+        crop = image[int(dy): int(dy) + 330, int(dx) + 60: int(dx) + 60 + 440]
+        frame = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)
+        noise = rng.integers(-3, 4, frame.shape, dtype=np.int16)
+        yield np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def mux_face_video(directory: Path, wav: Path, duration: float, fps: int = 10) -> Path:
+    import cv2
+
+    silent = directory / "face.avi"
+    writer = cv2.VideoWriter(str(silent), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for frame in face_frames(int(np.ceil(duration * fps))):
+        writer.write(frame[:, :, ::-1].copy())
+    writer.release()
+    out = directory / "conversation.mp4"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(silent), "-i", str(wav), "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-preset", "ultrafast", "-c:a", "aac", "-ar", "16000", "-ac", "1",
+         "-shortest", str(out)],
+        check=True,
+    )
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def lite_profile():
+    """The lite extractors, loaded (and warmed) once per test process."""
+    from momke.extractors.profiles import load_profile
+
+    return load_profile("lite", device="cpu")
+
+
+def small_model(dims=None, seed: int = 0):
+    """A small, real (untrained) causal MoMKE reading the lite profile's features."""
+    import torch
+
+    from momke.models.config import MoMKEConfig
+    from momke.models.momke import MoMKE
+
+    torch.manual_seed(seed)
+    if dims is None:
+        from momke.extractors.profiles import profile_dims
+
+        dims = profile_dims("lite")
+    config = MoMKEConfig(feature_dims=tuple(dims), hidden_dim=32, num_blocks=1, router_hidden_dim=32,
+                         dropout=0.0, context_mode="causal", feature_profile="lite")
+    return MoMKE(config).eval()
+
+
+def session_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("momke-") and t.is_alive()]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

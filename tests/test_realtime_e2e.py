@@ -1,0 +1,83 @@
+"""End to end: a real recording (RAVDESS speech + a face video) replayed through LiveSession."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from momke.models.checkpoint import save_checkpoint
+from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveSession, StatusEvent
+from realtime_support import lite_profile, make_conversation, ravdess_clips, session_threads, small_model
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    return make_conversation(tmp_path_factory.mktemp("conversation"), ravdess_clips(4))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_checkpoint(small_model(), tmp_path_factory.mktemp("checkpoint"))
+
+
+def test_replay_gives_one_event_per_utterance_with_times_transcript_and_modalities(conversation, checkpoint, tmp_path):
+    log = tmp_path / "events.jsonl"
+    seen = []
+    session = LiveSession(
+        input_file=conversation["path"], transcript=conversation["transcript"], realtime=False, asr="none",
+        checkpoint=checkpoint, profile=lite_profile(), log_path=log,
+    )
+    session.on_event(seen.append)
+    with session:
+        events = list(session.events())
+        assert session.wait(timeout=1)
+    assert session_threads() == []
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert not [e for e in events if isinstance(e, DroppedUtteranceEvent)]
+    expected = conversation["utterances"]
+    assert len(emotions) == len(expected), [(e.start, e.end) for e in emotions]
+    for event, (start, end, text) in zip(emotions, expected):
+        # The VAD pads by 0.1 s and closes after a short silence: times within a few tenths.
+        assert abs(event.start - start) < 0.35, (event.start, start)
+        assert abs(event.end - end) < 0.5, (event.end, end)
+        assert event.transcript == text
+        assert event.modalities == ["audio", "text", "visual"]
+        assert set(event.probabilities) == {"happy", "sad", "neutral", "angry"}
+        assert abs(sum(event.probabilities.values()) - 1) < 1e-3
+        assert event.label == max(event.probabilities, key=event.probabilities.get)
+        for modality in event.modalities:
+            assert abs(sum(event.expert_loads[modality].values()) - 1) < 1e-3
+        assert event.latency_ms["total"] >= event.latency_ms["model"] > 0
+    assert [e.utterance_id for e in emotions] == sorted({e.utterance_id for e in emotions})
+    # Callbacks, the iterator and the JSON-lines log all saw the same events.
+    assert [e.to_dict() for e in seen] == [e.to_dict() for e in events]
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [e.to_dict() for e in events]
+    states = {(e.modality, e.state) for e in events if isinstance(e, StatusEvent)}
+    assert {("audio", "active"), ("visual", "active"), ("text", "active")} <= states
+
+
+def test_audio_file_replay_without_text_uses_audio_only(conversation, checkpoint, tmp_path):
+    wav = conversation["path"].with_suffix(".wav")
+    with LiveSession(input_file=wav, realtime=False, asr="none", checkpoint=checkpoint, profile=lite_profile()) as session:
+        events = list(session.events())
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert len(emotions) == len(conversation["utterances"])
+    assert all(e.modalities == ["audio"] and e.transcript is None for e in emotions)
+    status = {e.modality: e for e in events if isinstance(e, StatusEvent) and e.modality == "visual"}
+    assert status["visual"].state == "missing"
+
+
+def test_checkpoint_for_other_features_is_refused(conversation, tmp_path):
+    other = save_checkpoint(small_model(dims=(10, 20, 30)), tmp_path / "other")
+    with pytest.raises(ValueError, match="does not match the features"):
+        LiveSession(input_file=conversation["path"], asr="none", checkpoint=other, profile=lite_profile())
+
+
+def test_bad_arguments_are_clear_errors(conversation, checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        LiveSession(input_file=tmp_path / "nope.mp4", checkpoint=checkpoint, profile=lite_profile())
+    with pytest.raises(ValueError, match="subset"):
+        LiveSession(input_file=conversation["path"], disabled=("smell",), checkpoint=checkpoint, profile=lite_profile())
+    with pytest.raises(ValueError, match="not both"):
+        LiveSession(input_file=conversation["path"], microphone="default", checkpoint=checkpoint, profile=lite_profile())
