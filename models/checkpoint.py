@@ -1,0 +1,148 @@
+"""Checkpoints: a directory with the weights (model.safetensors) and the config (config.json).
+
+The config describes the checkpoint: feature profile and dimensions, labels, context mode and,
+in its metadata, the training protocol, data and metrics. Loading checks the weights against
+the config, and `check_features` checks a checkpoint against the features it will be fed, so
+a model never silently reads features from another extractor.
+
+config.json: {"format": "momke-checkpoint", "version": 1, "config": MoMKEConfig.to_dict()}.
+safetensors holds tensors only and, unlike pickle, runs no code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import assets
+from .config import MODALITIES, MoMKEConfig
+from .momke import MoMKE
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_NAME = "momke-checkpoint"
+FORMAT_VERSION = 1
+
+# The default checkpoint shipped with the package (lite feature profile, 4 IEMOCAP classes).
+DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-lite-4class"
+
+
+def save_checkpoint(model: MoMKE, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write model.safetensors + config.json into directory (created if needed); returns it.
+
+    metadata (protocol, training data, metrics, ...) is merged over config.metadata in the
+    saved file; the model itself is not changed. Files are replaced atomically, so an
+    interrupted save never leaves half a checkpoint over a good one.
+    """
+    directory = Path(directory)
+    config = model.config.to_dict()
+    config["metadata"] = {**config.get("metadata", {}), **dict(metadata or {})}
+    try:
+        config_text = json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "config": config}, indent=2)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint metadata must be JSON-serialisable: {error}") from error
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
+    _atomic_write(directory / WEIGHTS_FILE, lambda path: save_file(tensors, str(path)))
+    _atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(config_text + "\n", encoding="utf-8"))
+    return directory
+
+
+def load_config(directory: str | os.PathLike) -> MoMKEConfig:
+    """The config of a checkpoint, without loading its weights."""
+    directory = _existing_directory(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a MoMKE checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt") from error
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME or "config" not in document:
+        raise ValueError(f"{path} is not a MoMKE checkpoint config (expected format {FORMAT_NAME!r})")
+    if document.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {document.get('version')!r}; this code reads version {FORMAT_VERSION}")
+    try:
+        return MoMKEConfig.from_dict(document["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds an invalid MoMKE config: {error}") from error
+
+
+def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None) -> MoMKE:
+    """Load a checkpoint into a MoMKE in eval mode, on device (default: CUDA if present, else CPU)."""
+    config = load_config(directory)
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the checkpoint has a config but no weights")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt") from error
+    model = MoMKE(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = sorted(
+        f"{name}: {tuple(tensors[name].shape)} in file, {tuple(value.shape)} in config"
+        for name, value in expected.items()
+        if name in tensors and tensors[name].shape != value.shape
+    )
+    if missing or unexpected or wrong_shape:
+        raise ValueError(
+            f"weights in {path} do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"wrong shapes {wrong_shape[:5]}"
+        )
+    model.load_state_dict(tensors)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval()
+
+
+def check_features(config: MoMKEConfig, profile_name: str, dims: Sequence[int] | Mapping[str, int]) -> None:
+    """Raise ValueError unless the checkpoint (config) was trained on this feature profile and dims.
+
+    dims: (audio, text, visual) dimensions, or {modality: dimension}.
+    """
+    if isinstance(dims, Mapping):
+        dims = tuple(dims.get(m, -1) for m in MODALITIES)
+    dims = tuple(int(d) for d in dims)
+    problems = []
+    if config.feature_profile != profile_name:
+        problems.append(f"it was trained on the {config.feature_profile!r} feature profile, not {profile_name!r}")
+    if dims != tuple(config.feature_dims):
+        differing = ", ".join(
+            f"{m} {want} (got {got})" for m, want, got in zip(MODALITIES, config.feature_dims, dims) if want != got
+        ) or f"{tuple(config.feature_dims)} (got {dims})"
+        problems.append(f"it reads feature dimensions {differing}")
+    if problems:
+        raise ValueError(
+            "this checkpoint does not match the features: " + "; ".join(problems)
+            + ". Use the feature profile the checkpoint was trained on, or a checkpoint trained on these features."
+        )
+
+
+def _existing_directory(directory: str | os.PathLike) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {directory} does not exist")
+    return directory
+
+
+def _atomic_write(target: Path, write) -> None:
+    """write(temporary path) in target's directory, then rename it over target."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,144 @@
+"""Checkpoints: round trip, self-description, and clear errors for everything that can be wrong."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from momke.models import MODALITIES, MoMKE, MoMKEConfig
+from momke.models.checkpoint import (
+    CONFIG_FILE,
+    DEFAULT_CHECKPOINT,
+    WEIGHTS_FILE,
+    check_features,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+)
+
+DIMS = (6, 5, 4)
+
+
+def tiny_model(**overrides) -> MoMKE:
+    settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=1, num_heads=2, router_hidden_dim=8, feature_profile="lite")
+    settings.update(overrides)
+    torch.manual_seed(0)
+    return MoMKE(MoMKEConfig(**settings))
+
+
+def test_round_trip_gives_identical_outputs_and_config(tmp_path):
+    model = tiny_model(context_mode="causal", labels=("calm", "tense", "glad"), metadata={"seed": 3})
+    metadata = {"protocol": "random", "training_data": "synthetic", "metrics": {"WA": 0.5}}
+    save_checkpoint(model.train(), tmp_path / "ckpt", metadata=metadata)
+    assert model.config.metadata == {"seed": 3}  # saving does not change the model
+    loaded = load_checkpoint(tmp_path / "ckpt", device="cpu")
+    assert not loaded.training
+    assert loaded.config.context_mode == "causal"
+    assert loaded.config.labels == ("calm", "tense", "glad")
+    assert loaded.config.feature_profile == "lite" and loaded.config.feature_dims == DIMS
+    assert loaded.config.metadata == {"seed": 3, **metadata}
+    features = {m: torch.randn(2, 5, d) for m, d in zip(MODALITIES, DIMS)}
+    mask = torch.rand(2, 5, 3) < 0.7
+    mask[..., 1] = True
+    expected = model.eval()(features, mask)
+    output = loaded(features, mask)
+    assert torch.equal(output.logits, expected.logits)
+    assert torch.equal(output.router_weights, expected.router_weights)
+    document = json.loads((tmp_path / "ckpt" / CONFIG_FILE).read_text())
+    assert document["config"]["feature_dims"] == list(DIMS)
+    assert load_config(tmp_path / "ckpt") == loaded.config
+
+
+def test_default_device_is_chosen_at_run_time(tmp_path):
+    save_checkpoint(tiny_model(), tmp_path)
+    loaded = load_checkpoint(tmp_path)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(loaded.parameters()).device.type == expected
+
+
+def test_saving_again_replaces_the_checkpoint(tmp_path):
+    save_checkpoint(tiny_model(), tmp_path)
+    save_checkpoint(tiny_model(labels=("a", "b")), tmp_path)
+    assert load_checkpoint(tmp_path, device="cpu").config.labels == ("a", "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+
+
+def test_metadata_must_be_json(tmp_path):
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        save_checkpoint(tiny_model(), tmp_path / "x", metadata={"array": object()})
+    assert not (tmp_path / "x" / CONFIG_FILE).exists()
+
+
+def test_check_features():
+    config = tiny_model().config
+    check_features(config, "lite", DIMS)
+    check_features(config, "lite", dict(zip(MODALITIES, DIMS)))
+    with pytest.raises(ValueError, match="'lite' feature profile, not 'research'"):
+        check_features(config, "research", DIMS)
+    with pytest.raises(ValueError, match=r"text 5 \(got 1024\)"):
+        check_features(config, "lite", (6, 1024, 4))
+
+
+def test_missing_directory_and_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=CONFIG_FILE):
+        load_checkpoint(tmp_path)
+    save_checkpoint(tiny_model(), tmp_path)
+    (tmp_path / WEIGHTS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        load_checkpoint(tmp_path)
+
+
+def test_corrupt_config(tmp_path):
+    save_checkpoint(tiny_model(), tmp_path)
+    path = tmp_path / CONFIG_FILE
+    good = path.read_text()
+    path.write_text(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_checkpoint(tmp_path)
+    path.write_text(json.dumps({"hidden_dim": 8}))
+    with pytest.raises(ValueError, match="not a MoMKE checkpoint config"):
+        load_checkpoint(tmp_path)
+    document = json.loads(good)
+    document["config"]["context_mode"] = "sideways"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="invalid MoMKE config.*context_mode"):
+        load_checkpoint(tmp_path)
+    document = json.loads(good)
+    document["version"] = 99
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="version 99"):
+        load_checkpoint(tmp_path)
+
+
+def test_weights_that_do_not_match_the_config(tmp_path):
+    save_checkpoint(tiny_model(), tmp_path)
+    path = tmp_path / CONFIG_FILE
+    document = json.loads(path.read_text())
+    document["config"]["feature_dims"] = [6, 5, 7]
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="do not match its config.*projections.visual.weight"):
+        load_checkpoint(tmp_path)
+
+    save_checkpoint(tiny_model(), tmp_path)
+    tensors = load_file(str(tmp_path / WEIGHTS_FILE))
+    del tensors["head.mlp.0.bias"]
+    save_file(tensors, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(ValueError, match="missing.*head.mlp.0.bias"):
+        load_checkpoint(tmp_path)
+
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        load_checkpoint(tmp_path)
+
+
+def test_default_checkpoint_lives_in_the_assets_package():
+    import momke.assets
+
+    assert DEFAULT_CHECKPOINT == Path(momke.assets.__file__).resolve().parent / "checkpoints" / "momke-lite-4class"
+    if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists():
+        model = load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+        assert model.config.feature_profile == "lite" and len(model.config.labels) == 4
