@@ -1,12 +1,265 @@
-"""`momke-live`: the terminal front end (live features land with the live-engine issue)."""
+"""`momke-live`: live emotion recognition in the terminal (or as JSON lines for other programs).
 
+    momke-live                  the attached microphone (+ camera when there is one)
+    momke-live --demo           replay the bundled demo conversation (no devices needed)
+    momke-live --input talk.mp4 --transcript talk.json --fast --json
+    momke-live --gradio         the browser demo (see gradio_app.py)
+
+Exit codes (scripts may rely on them):
+    0    finished (a replay ran to its end, or a live session was stopped by SIGTERM)
+    1    runtime error (the engine failed, or a replay produced no utterance at all)
+    2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
+    130  stopped with Ctrl-C (after a clean shutdown and the summary)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
 import sys
+import time
+from pathlib import Path
+
+from ..models.config import MODALITIES
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+log = logging.getLogger("momke.live")
+
+NO_DEVICE_HELP = (
+    "momke-live: {why}.\n"
+    "To try it without a microphone or camera, replay the bundled demo conversation:\n"
+    "    momke-live --demo\n"
+    "or replay a recording of your own:  momke-live --input FILE [--transcript FILE.json]"
+)
+
+
+class UsageProblem(Exception):
+    """A problem the user fixes by changing the command line (exit code 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="momke-live",
+        description="Live multimodal emotion recognition (MoMKE) from microphone, camera and speech-to-text.",
+        epilog="Exit codes: 0 finished, 1 runtime error, 2 usage error / no device, 130 Ctrl-C.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = parser.add_argument_group("input (default: the attached microphone and camera)")
+    src.add_argument("--demo", action="store_true", help="replay the bundled demo conversation (assets/demo/)")
+    src.add_argument("--input", metavar="FILE", type=Path, help="replay a video (with audio) or audio file as if live")
+    src.add_argument("--transcript", metavar="FILE", type=Path,
+                     help='transcript of --input: JSON [{"start": s, "end": s, "text": "..."}]')
+    src.add_argument("--fast", action="store_true", help="replay as fast as possible instead of in real time")
+    src.add_argument("--no-mic", action="store_true", help="do not use a microphone")
+    src.add_argument("--no-camera", action="store_true", help="do not use a camera")
+    src.add_argument("--mic", metavar="DEVICE", default="default", help="sounddevice input (index or name; default: the system's)")
+    src.add_argument("--camera", metavar="INDEX|URL", default="0", help="OpenCV camera index or stream URL (default 0)")
+
+    model = parser.add_argument_group("model and processing")
+    model.add_argument("--privacy", metavar="MODS", default="",
+                       help="comma-separated modalities to switch off (audio,text,visual): not captured, not kept")
+    model.add_argument("--checkpoint", metavar="DIR", type=Path, help="MoMKE checkpoint directory (default: the shipped one)")
+    model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
+    model.add_argument("--asr", default="auto",
+                       help='speech-to-text: "pocketsphinx", "none", "whisper:/local/model/dir"; "auto" (default) = '
+                            "none when a transcript is given (the demo has one), else pocketsphinx")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="one JSON event per line on stdout (nothing else on stdout)")
+    out.add_argument("--plain", action="store_true", help="one text line per event instead of the live view")
+    out.add_argument("--log", metavar="FILE", type=Path, help="also append every event to FILE as JSON lines")
+    out.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks on stderr")
+
+    web = parser.add_argument_group("browser demo")
+    web.add_argument("--gradio", action="store_true", help="serve the Gradio live demo instead of the terminal view")
+    web.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860; 0 = any free port)")
+    return parser
+
+
+def parse_privacy(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(p.strip().lower() for p in value.split(",") if p.strip()))
+    unknown = [n for n in names if n not in MODALITIES]
+    if unknown:
+        raise UsageProblem(f"--privacy: unknown modality {', '.join(unknown)} (choose from {','.join(MODALITIES)})")
+    return names
+
+
+def source_kwargs(args) -> tuple[dict, str]:
+    """LiveSession keyword arguments for the chosen input, and a short description of it."""
+    if args.demo and args.input:
+        raise UsageProblem("give either --demo or --input, not both")
+    if args.transcript and not args.input:
+        raise UsageProblem("--transcript goes with --input")
+    pace = "fast replay" if args.fast else "real-time replay"
+    if args.demo:
+        return {"demo": True, "realtime": not args.fast}, f"demo conversation ({pace})"
+    if args.input:
+        if not args.input.is_file():
+            raise UsageProblem(f"--input: {args.input} does not exist")
+        if args.transcript and not args.transcript.is_file():
+            raise UsageProblem(f"--transcript: {args.transcript} does not exist")
+        kwargs = {"input_file": args.input, "realtime": not args.fast}
+        if args.transcript:
+            kwargs["transcript"] = args.transcript
+        return kwargs, f"{args.input.name} ({pace})"
+    if args.fast:
+        raise UsageProblem("--fast only applies to a replay (--demo or --input)")
+
+    from .device_probe import parse_camera, probe_camera, probe_microphone
+
+    kwargs, found, why = {}, [], []
+    if not args.no_mic:
+        mic = probe_microphone(args.mic)
+        if mic.found:
+            kwargs["microphone"] = args.mic
+            found.append(f"mic: {mic.detail}")
+        else:
+            why.append(f"no microphone ({mic.detail})")
+    if not args.no_camera:
+        camera_source = parse_camera(args.camera)
+        cam = probe_camera(camera_source)
+        if cam.found:
+            kwargs["camera"] = camera_source
+            found.append(cam.detail)
+        else:
+            why.append(f"no camera ({cam.detail})")
+    if "microphone" not in kwargs:
+        # Utterances are found by voice activity: with no microphone there is nothing to segment.
+        reason = "; ".join(why) if why else "the microphone is switched off (--no-mic)"
+        raise UsageProblem(NO_DEVICE_HELP.format(why=reason))
+    return kwargs, "live: " + ", ".join(found)
+
+
+def make_session(args, source: dict, disabled: tuple[str, ...]):
+    from .session import LiveSession
+
+    asr = args.asr
+    if asr == "auto":
+        asr = "none" if (source.get("demo") or source.get("transcript")) else "pocketsphinx"
+    common = {
+        "asr": None if asr == "none" else asr,
+        "checkpoint": args.checkpoint,
+        "device": None if args.device == "auto" else args.device,
+        "disabled": disabled,
+        "log_path": args.log,
+    }
+    source = dict(source)
+    if source.pop("demo", False):
+        return LiveSession.demo(**source, **common)
+    return LiveSession(**source, **common)
+
+
+class _JsonOut:
+    """stdout for events only: C libraries or stray prints that write to stdout go to stderr."""
+
+    def __init__(self) -> None:
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # no real stdout (embedded, tests): use it as is
+            self.stream = sys.stdout
+            return
+        sys.stdout.flush()
+        self.stream = os.fdopen(os.dup(fd), "w", encoding="utf-8", buffering=1)
+        os.dup2(sys.stderr.fileno(), fd)
+        sys.stdout = sys.stderr
+
+    def write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def run(session, args, description: str) -> int:
+    from .live_state import LiveState, format_summary
+
+    state = LiveState()
+    began = time.monotonic()
+    interrupted: KeyboardInterrupt | None = None
+    json_out = _JsonOut() if args.json else None
+    use_view = not args.json and not args.plain and sys.stdout.isatty()
+    try:
+        with session:
+            if json_out is not None:
+                for event in session.events():
+                    state.update(event)
+                    json_out.write(event.to_json())
+            elif use_view:
+                from .terminal_view import TerminalView
+
+                with TerminalView(state, header=f"momke-live · {description}") as view:
+                    for event in session.events():
+                        view.update(event)
+            else:
+                from .terminal_view import event_line
+
+                for event in session.events():
+                    state.update(event)
+                    print(event_line(event), flush=True)
+    except KeyboardInterrupt as stop:
+        interrupted = stop
+    summary = state.summary(wall_s=time.monotonic() - began)
+    print(format_summary(summary), file=sys.stderr if args.json else sys.stdout, flush=True)
+    if interrupted is not None:
+        return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
+    if not session.live and summary["utterances"] == 0 and summary["dropped"] == 0:
+        print("momke-live: the replay produced no utterance (no speech found, or the file could not be read)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise _Terminated()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM: stop as cleanly as Ctrl-C, but exit 0 (a service manager asked us to)."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    print("momke-live: the live engine is not built yet; see the README for `momke train` / `momke evaluate`.",
-          file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)  # argparse itself exits 2 on a usage error
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        disabled = parse_privacy(args.privacy)
+        if args.gradio:
+            from .gradio_app import launch
+
+            return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
+                          device=None if args.device == "auto" else args.device, disabled=disabled)
+        source, description = source_kwargs(args)
+        print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
+        session = make_session(args, source, disabled)
+    except UsageProblem as problem:
+        print(problem if str(problem).startswith("momke-live") else f"momke-live: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError) as error:
+        if args.verbose:
+            log.exception("cannot start")
+        print(f"momke-live: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - a one-line message, the traceback with --verbose
+        if args.verbose:
+            log.exception("cannot start")
+        print(f"momke-live: error while starting: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return run(session, args, description)
+    except Exception as error:  # noqa: BLE001
+        if args.verbose:
+            log.exception("session failed")
+        print(f"momke-live: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
