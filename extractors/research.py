@@ -37,7 +37,7 @@ import torch
 
 from .base import ModalityExtractor, Utterance
 from .media import MIN_SAMPLES_16K, SILENCE_DBFS, peak_frame_dbfs, resample_to_target, to_mono_float
-from .text_lite import TextEncoderExtractor, pick_device
+from .text_lite import TextEncoderExtractor, offline_quiet_loading, pick_device
 
 AUDIO_POOLINGS = ("mean", "mean_std")
 TEXT_POOLINGS = ("mean", "cls")
@@ -57,16 +57,11 @@ def checkpoint_folder(path: str | os.PathLike | None, what: str) -> Path:
     return folder
 
 
-def _offline() -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
-
 def _hidden_size(folder: Path) -> tuple[int, object]:
     from transformers import AutoConfig
 
-    _offline()
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    with offline_quiet_loading():
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     return int(config.hidden_size), config
 
 
@@ -93,8 +88,9 @@ class ResearchAudioExtractor(ModalityExtractor):
         if self._model is None:
             from transformers import AutoModel
 
-            _offline()
-            self._model = AutoModel.from_pretrained(str(self.folder), local_files_only=True).to(self.device).eval()
+            with offline_quiet_loading():
+                self._model = AutoModel.from_pretrained(str(self.folder), local_files_only=True)
+            self._model.to(self.device).eval()
         return self._model
 
     def to(self, device) -> "ResearchAudioExtractor":
@@ -139,9 +135,10 @@ class ResearchTextExtractor(TextEncoderExtractor):
         if self._model is None:
             from transformers import AutoModel, AutoTokenizer
 
-            _offline()
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(self.folder), local_files_only=True).to(self.device).eval()
+            with offline_quiet_loading():
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+                self._model = AutoModel.from_pretrained(str(self.folder), local_files_only=True)
+            self._model.to(self.device).eval()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         self._load()

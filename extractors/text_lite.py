@@ -9,7 +9,8 @@ An empty or whitespace-only transcript is missing (None).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,22 @@ def pick_device(device=None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextmanager
+def offline_quiet_loading() -> Iterator[None]:
+    """Hub offline (nothing is ever downloaded) and no per-weight progress bar while loading."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
 
 
 class TextEncoderExtractor(ModalityExtractor):
@@ -85,12 +102,10 @@ class LiteTextExtractor(TextEncoderExtractor):
     @property
     def model(self):
         if self._model is None:
-            # Offline before the import: sentence-transformers/transformers read these at load time.
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
-            from sentence_transformers import SentenceTransformer
+            with offline_quiet_loading():
+                from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(bundled_model_dir()), device=self.device, local_files_only=True)
+                self._model = SentenceTransformer(str(bundled_model_dir()), device=self.device, local_files_only=True)
             self._model.eval()
         return self._model
 

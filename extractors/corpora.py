@@ -1,0 +1,279 @@
+"""Readers that turn a corpus on disk into dialogues of utterance sources (no features yet).
+
+Every reader returns `list[DialogueSource]`: dialogues in a stable order, utterances in
+conversation order, each with whatever the corpus has (transcript, audio/video path and time
+span, label, speaker). `momke extract` (corpus.py) turns them into features.
+
+Formats:
+- manifest (our own, CSV or JSONL, one row per utterance; paths relative to the manifest):
+  `dialogue` (required), `order` (int, else row order), `utterance` (id), `speaker`,
+  `transcript`, `audio`, `video` (file paths; a video's sound is used when `audio` is empty),
+  `start` / `end` (seconds inside the file; whole file when empty), `label`, `split`
+  (train/valid/test), `session`.
+- IEMOCAP 4-class transcripts JSONL (one dialogue per line; text only): session = the
+  IEMOCAP session 1-5 (folds for leave-one-session-out), split left empty.
+- MELD `{train,dev,test}_sent_emo.csv`: dialogue `<split>_dia<Dialogue_ID>`, text only,
+  label = Emotion; dev -> "valid".
+- EmoryNLP `emorynlp_{train,dev,test}_final.csv`: dialogue = season/episode/scene, text only.
+- RAVDESS speech folder (`Actor_XX/03-01-EE-II-SS-RR-AA.flac`): audio only by default
+  (`with_transcripts=True` adds the fixed sentence), speaker = actor, session = actor number
+  (split by actor, never by clip). `group="clip"` (default) makes every clip its own
+  one-utterance dialogue, since RAVDESS clips are not conversations; `group="actor"` puts all
+  of an actor's clips, in file-name order, into one dialogue.
+
+`map_labels` applies a label mapping (e.g. IEMOCAP's excited -> happy, or MELD's 7 emotions to 4);
+unmapped labels become None (unlabeled, kept as context).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+SPLIT_NAMES = {"train": "train", "dev": "valid", "valid": "valid", "val": "valid", "test": "test"}
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
+                    "07": "disgust", "08": "surprised"}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
+MANIFEST_COLUMNS = ("dialogue", "order", "utterance", "speaker", "transcript", "audio", "video", "start", "end",
+                    "label", "split", "session")
+FORMATS = ("manifest", "iemocap", "meld", "emorynlp", "ravdess")
+
+
+@dataclass
+class UtteranceSource:
+    id: str
+    speaker: str = ""
+    transcript: str | None = None
+    audio: Path | None = None
+    video: Path | None = None
+    start: float | None = None
+    end: float | None = None
+    label: str | None = None
+
+
+@dataclass
+class DialogueSource:
+    id: str
+    utterances: list[UtteranceSource] = field(default_factory=list)
+    split: str | None = None
+    session: int | str | None = None
+
+    @property
+    def media_kinds(self) -> set[str]:
+        """Which modalities this dialogue can give: "audio", "text", "visual"."""
+        kinds = set()
+        for u in self.utterances:
+            if u.audio is not None or u.video is not None:
+                kinds.add("audio")
+            if u.video is not None:
+                kinds.add("visual")
+            if u.transcript is not None:
+                kinds.add("text")
+        return kinds
+
+
+def detect_format(source: str | Path) -> str:
+    """Guess a corpus format from a path (see the module docstring)."""
+    path = Path(source)
+    if path.is_dir():
+        if list(path.glob("*_sent_emo.csv")):
+            return "meld"
+        if list(path.glob("emorynlp_*_final.csv")):
+            return "emorynlp"
+        if list(path.glob("Actor_*/03-*.*")) or list(path.glob("03-*-*-*-*-*-*.*")):
+            return "ravdess"
+        raise ValueError(f"cannot tell which corpus {path} holds; pass --format")
+    if not path.is_file():
+        raise ValueError(f"corpus not found: {path}")
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as stream:
+            first = next((line for line in stream if line.strip()), "{}")
+        return "iemocap" if "utterances" in json.loads(first) else "manifest"
+    if path.suffix in (".csv", ".json"):
+        return "manifest"
+    raise ValueError(f"cannot tell which corpus {path} holds (expected .csv/.jsonl or a folder); pass --format")
+
+
+def read_corpus(source: str | Path, format: str = "auto", **options) -> list[DialogueSource]:
+    format = detect_format(source) if format == "auto" else format
+    readers = {"manifest": read_manifest, "iemocap": read_iemocap_jsonl, "meld": read_meld,
+               "emorynlp": read_emorynlp, "ravdess": read_ravdess}
+    if format not in readers:
+        raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS}")
+    return readers[format](source, **options)
+
+
+def _split(value) -> str | None:
+    if value in (None, ""):
+        return None
+    key = str(value).strip().lower()
+    if key not in SPLIT_NAMES:
+        raise ValueError(f"unknown split {value!r}; expected train, valid (dev) or test")
+    return SPLIT_NAMES[key]
+
+
+def _optional_float(value) -> float | None:
+    return None if value in (None, "") else float(value)
+
+
+def _session(value) -> int | str | None:
+    if value in (None, ""):
+        return None
+    text = str(value)
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def read_manifest(path: str | Path) -> list[DialogueSource]:
+    path = Path(path)
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as stream:
+            rows = list(csv.DictReader(stream))
+    else:
+        with path.open(encoding="utf-8") as stream:
+            rows = [json.loads(line) for line in stream if line.strip()]
+    dialogues: dict[str, DialogueSource] = {}
+    keyed: dict[str, list[tuple[float, int, UtteranceSource]]] = {}
+    for number, row in enumerate(rows, start=2 if path.suffix == ".csv" else 1):
+        unknown = set(row) - set(MANIFEST_COLUMNS)
+        if unknown:
+            raise ValueError(f"{path} line {number}: unknown columns {sorted(unknown)}; known: {MANIFEST_COLUMNS}")
+        dialogue_id = str(row.get("dialogue") or "").strip()
+        if not dialogue_id:
+            raise ValueError(f"{path} line {number}: the dialogue column is empty")
+
+        def media(key):
+            value = row.get(key)
+            return None if value in (None, "") else (path.parent / str(value)).resolve()
+
+        utterance = UtteranceSource(
+            id=str(row.get("utterance") or f"{dialogue_id}_{len(keyed.get(dialogue_id, []))}"),
+            speaker=str(row.get("speaker") or ""),
+            transcript=None if row.get("transcript") in (None, "") else str(row["transcript"]),
+            audio=media("audio"), video=media("video"),
+            start=_optional_float(row.get("start")), end=_optional_float(row.get("end")),
+            label=None if row.get("label") in (None, "") else str(row["label"]),
+        )
+        if utterance.audio is None and utterance.video is None and utterance.transcript is None:
+            raise ValueError(f"{path} line {number}: an utterance needs a transcript, an audio or a video file")
+        dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, split=_split(row.get("split")),
+                                                         session=_session(row.get("session"))))
+        order = _optional_float(row.get("order"))
+        keyed.setdefault(dialogue_id, []).append((order if order is not None else float(number), number, utterance))
+    for dialogue_id, items in keyed.items():
+        dialogues[dialogue_id].utterances = [u for _, _, u in sorted(items, key=lambda item: item[:2])]
+    return list(dialogues.values())
+
+
+def read_iemocap_jsonl(path: str | Path) -> list[DialogueSource]:
+    dialogues = []
+    with Path(path).open(encoding="utf-8") as stream:
+        for line in stream:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            utterances = [UtteranceSource(id=u["id"], speaker=u.get("speaker", ""), transcript=u.get("text", ""),
+                                          label=u.get("label")) for u in record["utterances"]]
+            dialogues.append(DialogueSource(record["dialogue"], utterances, session=record.get("session")))
+    return dialogues
+
+
+def _fix_mojibake(text: str) -> str:
+    """MELD's CSVs hold UTF-8 read as cp1252 in places ("Iâ€™m"); undo that where it applies."""
+    try:
+        return text.encode("cp1252").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def read_meld(folder: str | Path) -> list[DialogueSource]:
+    folder = Path(folder)
+    dialogues: list[DialogueSource] = []
+    for split in ("train", "dev", "test"):
+        path = folder / f"{split}_sent_emo.csv"
+        if not path.is_file():
+            continue
+        by_id: dict[str, DialogueSource] = {}
+        with path.open(newline="", encoding="utf-8") as stream:
+            for row in csv.DictReader(stream):
+                dialogue_id = f"{split}_dia{int(row['Dialogue_ID'])}"
+                dialogue = by_id.setdefault(dialogue_id, DialogueSource(dialogue_id, split=SPLIT_NAMES[split]))
+                dialogue.utterances.append(UtteranceSource(
+                    id=f"{dialogue_id}_utt{int(row['Utterance_ID'])}", speaker=row["Speaker"],
+                    transcript=_fix_mojibake(row["Utterance"]), label=row["Emotion"].strip().lower()))
+        for dialogue in by_id.values():
+            dialogue.utterances.sort(key=lambda u: int(u.id.rsplit("_utt", 1)[1]))
+        dialogues += by_id.values()
+    if not dialogues:
+        raise ValueError(f"no MELD *_sent_emo.csv files in {folder}")
+    return dialogues
+
+
+def read_emorynlp(folder: str | Path) -> list[DialogueSource]:
+    folder = Path(folder)
+    dialogues: list[DialogueSource] = []
+    for split in ("train", "dev", "test"):
+        path = folder / f"emorynlp_{split}_final.csv"
+        if not path.is_file():
+            continue
+        by_id: dict[str, DialogueSource] = {}
+        with path.open(newline="", encoding="utf-8") as stream:
+            for row in csv.DictReader(stream):
+                dialogue_id = f"{split}_s{int(row['Season']):02d}e{int(row['Episode']):02d}c{int(row['Scene_ID']):02d}"
+                dialogue = by_id.setdefault(dialogue_id, DialogueSource(dialogue_id, split=SPLIT_NAMES[split]))
+                speakers = re.findall(r"'([^']*)'|\"([^\"]*)\"", row["Speaker"])
+                dialogue.utterances.append(UtteranceSource(
+                    id=f"{dialogue_id}_u{int(row['Utterance_ID']):03d}",
+                    speaker=" & ".join(a or b for a, b in speakers) or row["Speaker"],
+                    transcript=row["Utterance"], label=row["Emotion"].strip().lower()))
+        for dialogue in by_id.values():
+            dialogue.utterances.sort(key=lambda u: u.id)
+        dialogues += by_id.values()
+    if not dialogues:
+        raise ValueError(f"no emorynlp_*_final.csv files in {folder}")
+    return dialogues
+
+
+def read_ravdess(folder: str | Path, group: str = "clip", with_transcripts: bool = False) -> list[DialogueSource]:
+    if group not in ("clip", "actor"):
+        raise ValueError(f"RAVDESS group must be 'clip' or 'actor', got {group!r}")
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".flac", ".wav")
+                   and re.fullmatch(r"\d\d(-\d\d){6}", p.stem))
+    if not files:
+        raise ValueError(f"no RAVDESS clips (NN-NN-NN-NN-NN-NN-NN.flac) under {folder}")
+    dialogues: dict[str, DialogueSource] = {}
+    for path in files:
+        _, _, emotion, _, statement, _, actor = path.stem.split("-")
+        utterance = UtteranceSource(id=path.stem, speaker=f"actor{actor}", audio=path.resolve(),
+                                    transcript=RAVDESS_STATEMENTS.get(statement) if with_transcripts else None,
+                                    label=RAVDESS_EMOTIONS.get(emotion))
+        dialogue_id = path.stem if group == "clip" else f"actor{actor}"
+        dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, session=int(actor))).utterances.append(utterance)
+    return list(dialogues.values())
+
+
+def parse_label_map(text: str | None) -> dict[str, str] | None:
+    """"excited=happy,happy=happy" or a JSON file path -> {source label: target label}."""
+    if not text:
+        return None
+    path = Path(text)
+    if path.suffix == ".json" and path.is_file():
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        mapping = {}
+        for pair in text.split(","):
+            if "=" not in pair:
+                raise ValueError(f"label map entries look like source=target, got {pair!r}")
+            source, target = (part.strip() for part in pair.split("=", 1))
+            mapping[source] = target
+    return {str(k).lower(): str(v) for k, v in mapping.items()}
+
+
+def map_labels(dialogues: list[DialogueSource], mapping: dict[str, str] | None) -> list[DialogueSource]:
+    """Apply a label mapping (case-insensitive source labels); unmapped labels become None."""
+    if mapping is None:
+        return dialogues
+    return [replace(d, utterances=[replace(u, label=mapping.get((u.label or "").lower())) for u in d.utterances])
+            for d in dialogues]

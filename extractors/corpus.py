@@ -1,0 +1,376 @@
+"""`momke extract`: a corpus of media / transcripts -> the feature-corpus format of momke.models.data.
+
+    momke extract SOURCE --out FEATURES_DIR [--format auto|manifest|iemocap|meld|emorynlp|ravdess]
+                  [--profile lite|research] [--modalities a,t,v] [--labels happy,sad,...]
+                  [--label-map excited=happy,...] [--cache DIR | --no-cache]
+
+- SOURCE is read by extractors/corpora.py (a manifest CSV/JSONL of utterances, or one of the
+  real corpora's own layouts). By default every modality the source has is extracted.
+- Output: one .npz per dialogue plus corpus.json, written by `models.data.CorpusWriter`, one
+  dialogue at a time and atomically: an interrupted run, started again with the same arguments,
+  skips the dialogues already written and carries on.
+- Cache: one file per (profile, modality, content): media keyed by the SHA-256 of the file's
+  bytes (plus the time span), text by the SHA-256 of the transcript. A second run, even into
+  another output folder, reuses every vector. Default folder: $MOMKE_CACHE_DIR or
+  ~/.cache/momke/features.
+- Bad input (a file that cannot be read or decoded, non-finite samples) is reported on stderr
+  and in `<out>/extract_report.json`; the utterance keeps its other modalities, an utterance
+  left with nothing because of errors is dropped, and the rest of the corpus is written. The
+  exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..models.config import MODALITIES
+from ..models.data import Conversation, CorpusMetadata, CorpusWriter
+from .base import FeatureProfile, Utterance
+from .corpora import FORMATS, DialogueSource, UtteranceSource, map_labels, parse_label_map, read_corpus
+from .media import load_audio, load_video_frames
+
+REPORT_FILE = "extract_report.json"
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("MOMKE_CACHE_DIR") or Path.home() / ".cache" / "momke" / "features")
+
+
+class FeatureCache:
+    """Feature vectors on disk, one file per key; a stored "missing" is an empty .none file."""
+
+    def __init__(self, directory: str | Path, profile_key: str) -> None:
+        self.root = Path(directory) / profile_key
+        self.hits = self.misses = 0
+
+    def _path(self, modality: str, key: str) -> Path:
+        return self.root / modality / key[:2] / key
+
+    def get(self, modality: str, key: str) -> tuple[bool, np.ndarray | None]:
+        path = self._path(modality, key)
+        if path.with_suffix(".none").exists():
+            self.hits += 1
+            return True, None
+        try:
+            vector = np.load(path.with_suffix(".npy"), allow_pickle=False)
+        except (OSError, ValueError):
+            self.misses += 1
+            return False, None
+        self.hits += 1
+        return True, vector
+
+    def put(self, modality: str, key: str, vector: np.ndarray | None) -> None:
+        path = self._path(modality, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as stream:
+            if vector is not None:
+                np.save(stream, np.asarray(vector, dtype=np.float32), allow_pickle=False)
+        os.replace(temporary, path.with_suffix(".npy" if vector is not None else ".none"))
+
+
+class _NoCache(FeatureCache):
+    def __init__(self) -> None:
+        self.hits = self.misses = 0
+
+    def get(self, modality, key):
+        self.misses += 1
+        return False, None
+
+    def put(self, modality, key, vector):
+        pass
+
+
+def profile_key(profile: FeatureProfile, options: dict | None = None) -> str:
+    """Names the features a profile makes: its name, dims and the options it was built with."""
+    description = json.dumps({"name": profile.name, "dims": list(profile.dims), "options": options or {}},
+                             sort_keys=True, default=str)
+    return f"{profile.name}-{hashlib.sha1(description.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class ExtractionReport:
+    written: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)  # already in the output folder, skipped
+    failures: list[dict] = field(default_factory=list)
+    dropped_utterances: list[str] = field(default_factory=list)
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    def to_dict(self) -> dict:
+        return {"written": len(self.written), "resumed": len(self.resumed), "failures": self.failures,
+                "dropped_utterances": self.dropped_utterances, "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses}
+
+
+class _FileHasher:
+    """SHA-256 of file contents, computed once per file per run."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        if path not in self._known:
+            digest = hashlib.sha256()
+            with open(path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            self._known[path] = digest.hexdigest()
+        return self._known[path]
+
+
+def _media_key(hasher: _FileHasher, path: Path, utterance: UtteranceSource, extra: str = "") -> str:
+    return hashlib.sha256(f"{hasher(path)}|{utterance.start}|{utterance.end}|{extra}".encode()).hexdigest()
+
+
+def _text_key(transcript: str) -> str:
+    return hashlib.sha256(transcript.encode("utf-8")).hexdigest()
+
+
+class _MediaReader:
+    """Decodes media on demand, keeping the last file so segments of one recording decode once."""
+
+    def __init__(self) -> None:
+        self._last: tuple[Path, tuple[np.ndarray, int]] | None = None
+
+    def audio(self, source: UtteranceSource) -> tuple[np.ndarray, int]:
+        path = source.audio or source.video
+        if self._last is None or self._last[0] != path:
+            self._last = (path, load_audio(path))
+        samples, rate = self._last[1]
+        first = int(round((source.start or 0.0) * rate))
+        last = len(samples) if source.end is None else int(round(source.end * rate))
+        return samples[first:last], rate
+
+
+def extract_corpus(
+    dialogues: Sequence[DialogueSource],
+    profile: FeatureProfile,
+    out_dir: str | Path,
+    modalities: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    cache: FeatureCache | None = None,
+    description: str = "",
+    extra: dict | None = None,
+    progress: bool = True,
+) -> ExtractionReport:
+    """Extract every dialogue not yet in `out_dir` and write it there (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    available = set().union(*(d.media_kinds for d in dialogues)) if dialogues else set()
+    modalities = [m for m in MODALITIES if m in (available if modalities is None else set(modalities))]
+    if not modalities:
+        raise ValueError("nothing to extract: the corpus has none of the requested modalities")
+    if labels is None:
+        labels = sorted({u.label for d in dialogues for u in d.utterances if u.label is not None})
+    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification", description,
+                              {**(extra or {}), "modalities": modalities})
+    writer = CorpusWriter(out_dir, metadata)
+    cache = cache or _NoCache()
+    report = ExtractionReport()
+    label_index = {label: i for i, label in enumerate(labels)}
+    hasher, media = _FileHasher(), _MediaReader()
+    todo = [d for d in dialogues if not writer.has(d.id)]
+    report.resumed = [d.id for d in dialogues if writer.has(d.id)]
+    bar = tqdm(total=sum(len(d.utterances) for d in todo), unit="utt", desc="extracting", disable=not progress,
+               file=sys.stderr)
+    try:
+        for dialogue in todo:
+            conversation = _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher, media, report)
+            bar.update(len(dialogue.utterances))
+            if conversation is None:
+                continue
+            writer.write(conversation)
+            report.written.append(dialogue.id)
+    finally:
+        bar.close()
+        report.cache_hits, report.cache_misses = cache.hits, cache.misses
+        _write_report(Path(out_dir), report)
+    return report
+
+
+def _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher, media, report):
+    count = len(dialogue.utterances)
+    vectors: dict[str, list[np.ndarray | None]] = {m: [None] * count for m in modalities}
+    failed = [False] * count
+
+    def fail(index: int, modality: str, error: Exception) -> None:
+        source = dialogue.utterances[index]
+        path = source.transcript if modality == "text" else (source.audio or source.video)
+        report.failures.append({"dialogue": dialogue.id, "utterance": source.id, "modality": modality,
+                                "path": str(path), "error": str(error)})
+        print(f"momke extract: skipped {modality} of {dialogue.id}/{source.id}: {error}", file=sys.stderr)
+        failed[index] = True
+
+    for modality in modalities:
+        extractor = profile.extractor(modality)
+        pending: list[tuple[int, str]] = []
+        for index, source in enumerate(dialogue.utterances):
+            try:
+                key = _cache_key(modality, source, hasher, extractor)
+            except (OSError, ValueError) as error:
+                fail(index, modality, error)
+                continue
+            if key is None:
+                continue
+            hit, vector = cache.get(modality, key)
+            if hit:
+                vectors[modality][index] = vector
+            else:
+                pending.append((index, key))
+        if modality == "text":
+            # Text batches well and cannot fail on a file; audio/visual go one by one.
+            batch = extractor.extract_batch([Utterance(transcript=dialogue.utterances[i].transcript) for i, _ in pending])
+            results = list(zip(pending, batch))
+        else:
+            results = []
+            for index, key in pending:
+                try:
+                    results.append(((index, key), extractor.extract(_media_utterance(modality, dialogue.utterances[index],
+                                                                                     extractor, media))))
+                except (OSError, ValueError) as error:
+                    fail(index, modality, error)
+        for (index, key), vector in results:
+            cache.put(modality, key, vector)
+            vectors[modality][index] = vector
+
+    keep = [i for i in range(count) if not failed[i] or any(vectors[m][i] is not None for m in modalities)]
+    report.dropped_utterances += [f"{dialogue.id}/{dialogue.utterances[i].id}" for i in range(count) if i not in keep]
+    if not keep:
+        return None
+    present = np.zeros((len(keep), len(MODALITIES)), dtype=bool)
+    features = {}
+    for column, modality in enumerate(MODALITIES):
+        if modality not in modalities:
+            continue
+        rows = [vectors[modality][i] for i in keep]
+        present[:, column] = [v is not None for v in rows]
+        if present[:, column].any():
+            dim = profile.extractor(modality).dim
+            features[modality] = np.stack([v if v is not None else np.zeros(dim, np.float32) for v in rows])
+    utterances = [dialogue.utterances[i] for i in keep]
+    return Conversation(
+        dialogue_id=dialogue.id, utterance_ids=[u.id for u in utterances], speakers=[u.speaker for u in utterances],
+        features=features, present=present,
+        labels=np.array([label_index.get(u.label, -1) for u in utterances], dtype=np.int64),
+        split=dialogue.split, session=dialogue.session,
+    )
+
+
+def _cache_key(modality: str, source: UtteranceSource, hasher, extractor) -> str | None:
+    """None when the utterance has nothing for this modality."""
+    if modality == "text":
+        return None if source.transcript is None else _text_key(source.transcript)
+    path = source.video if modality == "visual" else (source.audio or source.video)
+    if path is None:
+        return None
+    extra = str(getattr(extractor, "frames_per_second", "")) if modality == "visual" else ""
+    return _media_key(hasher, path, source, extra)
+
+
+def _media_utterance(modality: str, source: UtteranceSource, extractor, media: _MediaReader) -> Utterance:
+    utterance = Utterance(start=source.start or 0.0, end=source.end or 0.0, id=source.id)
+    if modality == "audio":
+        utterance.audio, utterance.sample_rate = media.audio(source)
+        if source.end is None:
+            utterance.end = utterance.start + len(utterance.audio) / utterance.sample_rate
+    else:
+        fps = float(getattr(extractor, "frames_per_second", 3.0))
+        utterance.frames, utterance.frame_times = load_video_frames(source.video, source.start, source.end, fps)
+        if utterance.frame_times:
+            utterance.start = source.start if source.start is not None else utterance.frame_times[0]
+            utterance.end = source.end if source.end is not None else utterance.frame_times[-1] + 1.0 / fps
+    return utterance
+
+
+def _write_report(out_dir: Path, report: ExtractionReport) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=".tmp-")
+    with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        json.dump(report.to_dict(), stream, indent=1)
+    os.replace(temporary, out_dir / REPORT_FILE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="momke extract", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="manifest (.csv/.jsonl), IEMOCAP jsonl, or a MELD/EmoryNLP/RAVDESS folder")
+    parser.add_argument("--out", required=True, help="output feature-corpus folder (resumes if it exists)")
+    parser.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    parser.add_argument("--profile", default="lite", choices=("lite", "research"))
+    parser.add_argument("--modalities", help="e.g. 'a,t' or 'text' (default: all the source has)")
+    parser.add_argument("--labels", help="class names in order, comma-separated (default: sorted labels found)")
+    parser.add_argument("--label-map", help="source=target pairs, comma-separated, or a .json file")
+    parser.add_argument("--cache", type=Path, help="feature cache folder (default $MOMKE_CACHE_DIR or "
+                                                   "~/.cache/momke/features)")
+    parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
+    parser.add_argument("--limit", type=int, help="only the first N dialogues (a quick look)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--description", default="")
+    research = parser.add_argument_group("research profile")
+    research.add_argument("--audio-path", help="local wav2vec 2.0 / HuBERT checkpoint folder")
+    research.add_argument("--text-path", help="local DeBERTa (or other encoder) checkpoint folder")
+    research.add_argument("--audio-layer", default="-1", help="hidden-state index or 'features' (default -1)")
+    research.add_argument("--audio-pooling", default="mean", choices=("mean", "mean_std"))
+    research.add_argument("--text-layers", default="-4,-3,-2,-1", help="hidden states to average (default last 4)")
+    research.add_argument("--text-pooling", default="mean", choices=("mean", "cls"))
+    ravdess = parser.add_argument_group("RAVDESS")
+    ravdess.add_argument("--ravdess-group", default="clip", choices=("clip", "actor"),
+                         help="one dialogue per clip (default) or per actor")
+    ravdess.add_argument("--with-transcripts", action="store_true", help="add RAVDESS's fixed sentence as text")
+    return parser
+
+
+def _profile_options(args) -> dict:
+    if args.profile == "lite":
+        return {}
+    layer = args.audio_layer if args.audio_layer == "features" else int(args.audio_layer)
+    return {"audio_path": args.audio_path, "text_path": args.text_path, "audio_layer": layer,
+            "audio_pooling": args.audio_pooling, "text_pooling": args.text_pooling,
+            "text_layers": tuple(int(i) for i in args.text_layers.split(","))}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..models.training import parse_condition
+    from .corpora import detect_format
+    from .profiles import load_profile
+
+    args = build_parser().parse_args(argv)
+    try:
+        format = detect_format(args.source) if args.format == "auto" else args.format
+        reader_options = {"group": args.ravdess_group, "with_transcripts": args.with_transcripts} \
+            if format == "ravdess" else {}
+        dialogues = read_corpus(args.source, format, **reader_options)
+        dialogues = map_labels(dialogues, parse_label_map(args.label_map))[: args.limit]
+        options = _profile_options(args)
+        profile = load_profile(args.profile, device=args.device, **options)
+        cache = None if args.no_cache else FeatureCache(args.cache or default_cache_dir(), profile_key(profile, options))
+        report = extract_corpus(
+            dialogues, profile, args.out,
+            modalities=parse_condition(args.modalities) if args.modalities else None,
+            labels=args.labels.split(",") if args.labels else None, cache=cache,
+            description=args.description or f"{format} corpus {args.source}",
+            extra={"source": str(args.source), "format": format}, progress=not args.quiet,
+        )
+    except ValueError as error:
+        print(f"momke extract: {error}", file=sys.stderr)
+        return 2
+    print(f"momke extract: {len(report.written)} dialogue(s) written, {len(report.resumed)} already there, "
+          f"{len(report.failures)} failure(s), cache {report.cache_hits} hit(s) / {report.cache_misses} miss(es) "
+          f"-> {args.out}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
