@@ -33,6 +33,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 SPLIT_NAMES = {"train": "train", "dev": "valid", "valid": "valid", "val": "valid", "test": "test"}
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
                     "07": "disgust", "08": "surprised"}
@@ -188,52 +190,57 @@ def _fix_mojibake(text: str) -> str:
         return text
 
 
-def read_meld(folder: str | Path) -> list[DialogueSource]:
+def _read_split_csvs(folder: str | Path, file_pattern: str, row_reader) -> list[DialogueSource]:
+    """Shared by MELD and EmoryNLP: one CSV per split, one row per utterance.
+
+    row_reader(split, row) -> (dialogue id, position in the dialogue, UtteranceSource).
+    """
     folder = Path(folder)
     dialogues: list[DialogueSource] = []
     for split in ("train", "dev", "test"):
-        path = folder / f"{split}_sent_emo.csv"
+        path = folder / file_pattern.format(split=split)
         if not path.is_file():
             continue
         by_id: dict[str, DialogueSource] = {}
+        positions: dict[str, list[int]] = {}
         with path.open(newline="", encoding="utf-8") as stream:
             for row in csv.DictReader(stream):
-                dialogue_id = f"{split}_dia{int(row['Dialogue_ID'])}"
-                dialogue = by_id.setdefault(dialogue_id, DialogueSource(dialogue_id, split=SPLIT_NAMES[split]))
-                dialogue.utterances.append(UtteranceSource(
-                    id=f"{dialogue_id}_utt{int(row['Utterance_ID'])}", speaker=row["Speaker"],
-                    transcript=_fix_mojibake(row["Utterance"]), label=row["Emotion"].strip().lower()))
-        for dialogue in by_id.values():
-            dialogue.utterances.sort(key=lambda u: int(u.id.rsplit("_utt", 1)[1]))
+                dialogue_id, position, utterance = row_reader(split, row)
+                by_id.setdefault(dialogue_id, DialogueSource(dialogue_id, split=SPLIT_NAMES[split]))
+                by_id[dialogue_id].utterances.append(utterance)
+                positions.setdefault(dialogue_id, []).append(position)
+        for dialogue_id, dialogue in by_id.items():
+            order = np.argsort(positions[dialogue_id], kind="stable")
+            dialogue.utterances = [dialogue.utterances[i] for i in order]
         dialogues += by_id.values()
     if not dialogues:
-        raise ValueError(f"no MELD *_sent_emo.csv files in {folder}")
+        raise ValueError(f"no {file_pattern.format(split='*')} files in {folder}")
     return dialogues
+
+
+def _meld_row(split: str, row: dict) -> tuple[str, int, UtteranceSource]:
+    dialogue_id = f"{split}_dia{int(row['Dialogue_ID'])}"
+    position = int(row["Utterance_ID"])
+    return dialogue_id, position, UtteranceSource(
+        id=f"{dialogue_id}_utt{position}", speaker=row["Speaker"], transcript=_fix_mojibake(row["Utterance"]),
+        label=row["Emotion"].strip().lower())
+
+
+def _emorynlp_row(split: str, row: dict) -> tuple[str, int, UtteranceSource]:
+    dialogue_id = f"{split}_s{int(row['Season']):02d}e{int(row['Episode']):02d}c{int(row['Scene_ID']):02d}"
+    position = int(row["Utterance_ID"])
+    speakers = re.findall(r"'([^']*)'|\"([^\"]*)\"", row["Speaker"])  # a Python list written as text
+    return dialogue_id, position, UtteranceSource(
+        id=f"{dialogue_id}_u{position:03d}", speaker=" & ".join(a or b for a, b in speakers) or row["Speaker"],
+        transcript=row["Utterance"], label=row["Emotion"].strip().lower())
+
+
+def read_meld(folder: str | Path) -> list[DialogueSource]:
+    return _read_split_csvs(folder, "{split}_sent_emo.csv", _meld_row)
 
 
 def read_emorynlp(folder: str | Path) -> list[DialogueSource]:
-    folder = Path(folder)
-    dialogues: list[DialogueSource] = []
-    for split in ("train", "dev", "test"):
-        path = folder / f"emorynlp_{split}_final.csv"
-        if not path.is_file():
-            continue
-        by_id: dict[str, DialogueSource] = {}
-        with path.open(newline="", encoding="utf-8") as stream:
-            for row in csv.DictReader(stream):
-                dialogue_id = f"{split}_s{int(row['Season']):02d}e{int(row['Episode']):02d}c{int(row['Scene_ID']):02d}"
-                dialogue = by_id.setdefault(dialogue_id, DialogueSource(dialogue_id, split=SPLIT_NAMES[split]))
-                speakers = re.findall(r"'([^']*)'|\"([^\"]*)\"", row["Speaker"])
-                dialogue.utterances.append(UtteranceSource(
-                    id=f"{dialogue_id}_u{int(row['Utterance_ID']):03d}",
-                    speaker=" & ".join(a or b for a, b in speakers) or row["Speaker"],
-                    transcript=row["Utterance"], label=row["Emotion"].strip().lower()))
-        for dialogue in by_id.values():
-            dialogue.utterances.sort(key=lambda u: u.id)
-        dialogues += by_id.values()
-    if not dialogues:
-        raise ValueError(f"no emorynlp_*_final.csv files in {folder}")
-    return dialogues
+    return _read_split_csvs(folder, "emorynlp_{split}_final.csv", _emorynlp_row)
 
 
 def read_ravdess(folder: str | Path, group: str = "clip", with_transcripts: bool = False) -> list[DialogueSource]:
