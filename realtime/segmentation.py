@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,6 +96,25 @@ def load_vad_model() -> torch.jit.ScriptModule:
         return _model
 
 
+@contextmanager
+def _single_threaded():
+    """Run torch ops of the calling thread on one core, then restore its thread count.
+
+    The VAD's ops are tiny: on one core a 32 ms window costs about 1 ms, while fanning out to
+    an OpenMP pool costs tens of ms on a busy 2-core machine. With the OpenMP backend the setting
+    is per calling thread, so other threads (feature extractors, the model) keep theirs.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class _SampleBuffer:
     """Samples addressed by absolute stream index, appended at the end and dropped from the front."""
 
@@ -155,8 +175,12 @@ class UtteranceSegmenter:
             )
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        for name, value in (("min_silence_s", min_silence_s), ("min_speech_s", min_speech_s),
-                            ("pad_s", pad_s), ("max_jitter_s", max_jitter_s)):
+        for name, value in (
+            ("min_silence_s", min_silence_s),
+            ("min_speech_s", min_speech_s),
+            ("pad_s", pad_s),
+            ("max_jitter_s", max_jitter_s),
+        ):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not (math.isfinite(max_utterance_s) and max_utterance_s >= 2 * _CUT_SEARCH_S):
@@ -211,9 +235,10 @@ class UtteranceSegmenter:
         self._anchors.append((index, t_start))
         self._buffer.append(samples)
         self._expected_t = t_start + len(samples) / SAMPLE_RATE
-        while self._buffer.end - self._classified >= WINDOW:
-            self._process_window(self._classified, self._buffer.get(self._classified,
-                                                                  self._classified + WINDOW))
+        with _single_threaded():
+            while self._buffer.end - self._classified >= WINDOW:
+                window = self._buffer.get(self._classified, self._classified + WINDOW)
+                self._process_window(self._classified, window)
         out += self._emit_ready(final=False)
         self._trim()
         return out
@@ -316,8 +341,9 @@ class UtteranceSegmenter:
             self._pending.pop(0)
             follows_cut = start == self._last_emitted_end and self._last_emitted_end > 0
             pad_before = 0 if follows_cut else self._pad
-            a = max(start - pad_before, self._last_emitted_end, self._stream_start,
-                    self._buffer.start)
+            a = max(
+                start - pad_before, self._last_emitted_end, self._stream_start, self._buffer.start
+            )
             b = min(end + pad_after, self._buffer.end)
             if self._speech_start is not None and reason != "max_length":
                 b = min(b, self._speech_start)  # post-padding never eats the next utterance
@@ -334,7 +360,8 @@ class UtteranceSegmenter:
         if tail > 0:  # classify the last partial window, zero-padded; only real samples count
             window = np.zeros(WINDOW, dtype=np.float32)
             window[:tail] = self._buffer.get(self._classified, self._buffer.end)
-            self._process_window(self._classified, window)
+            with _single_threaded():
+                self._process_window(self._classified, window)
             self._classified = self._buffer.end
         if self._speech_start is not None:
             end = self._silence_start if self._silence_start is not None else self._buffer.end
