@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Write a tiny SYNTHETIC feature corpus (not real data): four classes, "
                                           "audio and text each carry half of the label, video a weak copy of it.")
     toy.add_argument("directory", type=Path)
-    toy.add_argument("--dialogues", type=int, default=36, help="number of dialogues (36)")
+    toy.add_argument("--dialogues", type=int, default=48, help="number of dialogues (48)")
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--overwrite", action="store_true", help="replace a corpus already in the directory")
 

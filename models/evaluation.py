@@ -158,6 +158,9 @@ class EvaluationReport:
             f"protocol {self.protocol}, scheme {self.scheme}, folds {', '.join(folds)}, "
             f"seeds {seeds or 'n/a'}; percentages except mae/corr; n/a: modality absent from the test data"
         )
+        scored = [c for c in INCOMPLETE if c in summary]
+        if AVERAGE in summary and len(scored) < len(INCOMPLETE):
+            lines.append(f"Average covers only the incomplete conditions scored: {', '.join(scored)}")
         if self.task == "regression":
             lines.append(f"note: {NONZERO_RULE_NOTE}")
         return "\n".join(lines)

@@ -22,8 +22,8 @@ REGRESSION_METRICS = ("acc2_nonzero", "f1_nonzero", "acc2_nonneg", "f1_nonneg", 
 # Metrics where smaller is better (everything else: larger is better).
 LOWER_IS_BETTER = frozenset({"mae", "loss"})
 NONZERO_RULE_NOTE = (
-    "binary accuracy and F1 (acc2_nonzero, f1_nonzero) exclude utterances whose true sentiment is 0 "
-    "(the paper's rule); acc2_nonneg / f1_nonneg count 0 as non-negative; MAE, correlation and "
+    "the paper's non-zero rule: binary accuracy and F1 (acc2_nonzero, f1_nonzero) exclude utterances "
+    "whose true sentiment is 0; acc2_nonneg / f1_nonneg count 0 as non-negative; MAE, correlation and "
     "7-class accuracy use every utterance"
 )
 

@@ -16,7 +16,7 @@ TOY_LABELS = ("happy", "sad", "neutral", "angry")
 
 
 def make_toy_corpus(
-    num_dialogues: int = 36,
+    num_dialogues: int = 48,
     utterances: tuple[int, int] = (6, 10),
     dims: tuple[int, int, int] = (8, 8, 8),
     num_sessions: int = 3,

@@ -1,0 +1,93 @@
+"""`momke` end to end on the synthetic toy corpus: make-toy-corpus, train, evaluate, extract."""
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+
+from momke.models.checkpoint import load_checkpoint
+from momke.models.cli import main
+from momke.models.data import load_corpus
+
+FAST = ["--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1", "--lr", "3e-3", "--batch-size", "8",
+        "--valid-fraction", "0.2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    torch.set_num_threads(1)
+    directory = tmp_path_factory.mktemp("cli") / "toy"
+    assert main(["make-toy-corpus", str(directory)]) == 0
+    return directory
+
+
+def test_train_then_evaluate_checkpoint(toy, tmp_path, capsys):
+    config = tmp_path / "train.toml"
+    # The file asks for 1 epoch; the command line's --epochs wins.
+    config.write_text('epochs = 1\nstage2-epochs = 1\nprotocol = "random"\ncontext_mode = "causal"\n')
+    out = tmp_path / "model"
+    assert main(["train", str(toy), "--out", str(out), "--config", str(config), "--epochs", "25", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "{a,t,v}" in printed and "Average" in printed and "checkpoint written" in printed
+
+    model = load_checkpoint(out)
+    assert model.config.context_mode == "causal"  # from the config file
+    assert model.config.feature_profile == "toy" and model.config.hidden_dim == 16
+    metadata = json.loads((out / "config.json").read_text())["config"]["metadata"]
+    assert metadata["protocol"] == "random"
+    assert metadata["training"]["stage1_epochs"] == 25  # command line beat the file's 1
+    assert metadata["data"]["dialogues"] == len(load_corpus(toy))
+    test_metrics = metadata["test_metrics"]
+    assert set(test_metrics) == {"a", "t", "v", "av", "at", "tv", "avg", "atv"}
+    assert test_metrics["atv"]["wa"] > 0.6  # chance is 0.25
+
+    results = tmp_path / "checkpoint.json"
+    assert main(["evaluate", str(toy), "--checkpoint", str(out), "--json", str(results)]) == 0
+    report = json.loads(results.read_text())
+    assert report["summary"]["atv"]["wa"]["mean"] == pytest.approx(test_metrics["atv"]["wa"])
+
+
+def test_evaluate_fixed_protocol_leave_one_session_out(toy, tmp_path, capsys):
+    results = tmp_path / "fixed.json"
+    code = main(["evaluate", str(toy), "--protocol", "fixed", "--scheme", "sessions", "--epochs", "1",
+                 "--json", str(results), *FAST])
+    assert code == 0
+    report = json.loads(results.read_text())
+    assert report["protocol"] == "fixed" and report["scheme"] == "sessions"
+    assert [run["fold"] for run in report["runs"]] == ["session 1", "session 2", "session 3"]
+    # One model per condition and fold, each scored on its own condition only.
+    assert all(set(run["selected"]) == {"a", "t", "v", "av", "at", "tv", "atv"} for run in report["runs"])
+    assert set(report["summary"]) == {"a", "t", "v", "av", "at", "tv", "avg", "atv"}
+    table = capsys.readouterr().out
+    assert "folds session 1, session 2, session 3" in table
+
+
+def test_help_and_errors(toy, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for words in ("--protocol", "--no-mixing", "--no-router", "--experts", "--seed", "--context-mode", "examples:"):
+        assert words in help_text
+    assert main([]) == 2
+    assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
+    assert "not a feature corpus" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"no-such-option": 1}')
+    with pytest.raises(SystemExit):
+        main(["train", str(toy), "--out", str(tmp_path / "m"), "--config", str(bad)])
+    assert "unknown option 'no-such-option'" in capsys.readouterr().err
+
+
+def test_extract_delegates_lazily(monkeypatch, capsys):
+    seen = []
+    fake = types.ModuleType("momke.extractors.corpus")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "momke.extractors.corpus", fake)
+    assert main(["extract", "clips.csv", "--out", "x"]) == 0
+    assert seen == [["clips.csv", "--out", "x"]]
+    monkeypatch.setitem(sys.modules, "momke.extractors.corpus", None)  # import fails
+    assert main(["extract", "clips.csv"]) == 2
+    assert "momke extract is not available" in capsys.readouterr().err
