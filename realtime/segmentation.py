@@ -61,6 +61,27 @@ class SpeechSegment:
         return self.end - self.start
 
 
+def check_mono_audio(samples, what: str = "audio") -> np.ndarray:
+    """Mono float samples in [-1, 1] (shape [n] or [n, 1]) -> float32 [n]; else ValueError."""
+    arr = np.asarray(samples)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{what}: expected mono samples of shape [n] (or [n, 1]), got shape {arr.shape}; "
+            "mix down to mono first"
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(
+            f"{what}: expected float samples in [-1, 1], got dtype {arr.dtype}; convert "
+            "integer PCM first (e.g. int16 / 32768)"
+        )
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} contains NaN or infinite samples; nothing was consumed")
+    return arr
+
+
 _model_lock = threading.Lock()
 _model = None
 
@@ -267,23 +288,7 @@ class UtteranceSegmenter:
             raise ValueError(f"t_start must be a number of seconds, got {t_start!r}") from None
         if not math.isfinite(t):
             raise ValueError(f"t_start must be finite, got {t_start!r}")
-        arr = np.asarray(samples)
-        if arr.ndim == 2 and 1 in arr.shape:
-            arr = arr.reshape(-1)
-        if arr.ndim != 1:
-            raise ValueError(
-                f"expected mono samples of shape [n] (or [n, 1]), got shape {arr.shape}; "
-                "mix down to mono first"
-            )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(
-                f"expected float samples in [-1, 1], got dtype {arr.dtype}; convert integer PCM "
-                "first (e.g. int16 / 32768)"
-            )
-        arr = arr.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("audio chunk contains NaN or infinite samples; nothing was consumed")
-        return arr
+        return check_mono_audio(samples, "audio chunk")
 
     def _speech_prob(self, window: np.ndarray) -> float:
         x = torch.cat([self._context, torch.from_numpy(window).unsqueeze(0)], dim=1)
