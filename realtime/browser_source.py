@@ -1,0 +1,131 @@
+"""Devices fed by pushes: the browser's microphone and webcam, streamed to the server by Gradio.
+
+They implement the live-device interface of sources/devices.py (open / read / close, `live`,
+`sample_rate`), so a `LiveSession(microphone=PushedMicrophone(), camera=PushedCamera())` treats
+the browser exactly like local hardware: same capture threads, clock, health checks (a browser
+that stops streaming is reported "missing" after the read timeout) and privacy switches.
+
+The host calls `push(...)` from any thread. While the device is closed (not started yet, or its
+modality switched off, which closes a live device) pushes are dropped: nothing is kept.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from .sources.devices import ReadTimeout
+
+
+def to_float_mono(samples: np.ndarray) -> np.ndarray:
+    """int16 / int32 / float samples, [n] or [n, channels] -> float32 mono in [-1, 1]."""
+    samples = np.asarray(samples)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.ndim != 1:
+        raise ValueError(f"audio must be [n] or [n, channels], got shape {samples.shape}")
+    if np.issubdtype(samples.dtype, np.integer):
+        return (samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)).astype(np.float32)
+    return samples.astype(np.float32, copy=False)
+
+
+class PushedMicrophone:
+    """Audio blocks pushed by the host, read by the session's audio capture thread."""
+
+    live = True
+
+    def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64) -> None:
+        self.read_timeout_s = read_timeout_s
+        self.sample_rate = 16_000  # updated from each block: a block carries its own rate
+        self._blocks: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self._open = False
+
+    def open(self) -> None:
+        self._blocks = queue.Queue(maxsize=self._blocks.maxsize)
+        self._open = True
+
+    def push(self, sample_rate: int, samples: np.ndarray) -> None:
+        if not self._open:
+            return
+        if int(sample_rate) <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        block = to_float_mono(samples)
+        if block.size == 0:
+            return
+        try:
+            self._blocks.put_nowait((int(sample_rate), block))
+        except queue.Full:  # the session is behind: drop the oldest block, keep the stream live
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                pass
+            self._blocks.put_nowait((int(sample_rate), block))
+
+    def read(self):
+        try:
+            item = self._blocks.get(timeout=self.read_timeout_s)
+        except queue.Empty:
+            raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s") from None
+        if item is None:
+            raise RuntimeError("browser microphone closed")
+        self.sample_rate, block = item
+        return block, None
+
+    def close(self) -> None:
+        self._open = False
+        while True:  # forget what was pushed, then wake a waiting read()
+            try:
+                self._blocks.get_nowait()
+            except queue.Empty:
+                break
+        try:
+            self._blocks.put_nowait(None)
+        except queue.Full:
+            pass
+
+
+class PushedCamera:
+    """The newest frame pushed by the host (older unread frames are replaced, not queued)."""
+
+    live = True
+
+    def __init__(self, read_timeout_s: float = 2.0) -> None:
+        self.read_timeout_s = read_timeout_s
+        self._condition = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._open = False
+
+    def open(self) -> None:
+        with self._condition:
+            self._frame = None
+            self._open = True
+
+    def push(self, frame: np.ndarray) -> None:
+        """An RGB uint8 frame [H, W, 3] (RGBA is cut to RGB)."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] not in (3, 4):
+            raise ValueError(f"a frame must be RGB [H, W, 3], got shape {frame.shape}")
+        if frame.dtype != np.uint8:
+            raise ValueError(f"a frame must be uint8, got {frame.dtype}")
+        with self._condition:
+            if not self._open:
+                return
+            self._frame = np.ascontiguousarray(frame[:, :, :3])
+            self._condition.notify_all()
+
+    def read(self):
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._frame is not None or not self._open, self.read_timeout_s):
+                raise ReadTimeout(f"the browser sent no frame for {self.read_timeout_s:g} s")
+            if not self._open:
+                raise RuntimeError("browser camera closed")
+            frame, self._frame = self._frame, None
+        return frame, None
+
+    def close(self) -> None:
+        with self._condition:
+            self._open = False
+            self._frame = None
+            self._condition.notify_all()
