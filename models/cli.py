@@ -75,6 +75,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimisation.add_argument("--batch-size", type=int, default=32, help="conversations per batch (32)")
     optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", help="Adam learning rate (1e-4)")
     optimisation.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (1e-5)")
+    optimisation.add_argument("--select-on", dest="selection_metric",
+                              choices=("wa", "ua", "f1", "acc2_nonzero", "f1_nonzero", "mae", "corr", "acc7"),
+                              help="validation metric that picks each stage's epoch (default: wa, or mae for sentiment)")
     optimisation.add_argument("--class-weights", action="store_true", help="weight classes by inverse frequency")
     optimisation.add_argument("--valid-fraction", type=float, default=0.1,
                               help="share of training dialogues held out for validation when the corpus has no valid split (0.1)")
@@ -132,6 +135,7 @@ def _settings_and_model(args: argparse.Namespace):
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
         class_weights=args.class_weights,
+        selection_metric=args.selection_metric,
         patience=args.patience or None,
         valid_fraction=args.valid_fraction,
         seed=args.seed,

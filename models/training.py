@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
-from .metrics import is_better, score
+from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, is_better, score
 from .momke import MoMKE
 
 PROTOCOLS = ("fixed", "random")
@@ -271,6 +271,9 @@ class _Trainer:
         self.device = pick_device(settings.device)
         self.task = config.task
         self.metric = settings.metric_for(self.task)
+        known = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        if self.metric not in known:
+            raise ValueError(f"cannot select epochs on {self.metric!r} for {self.task}; choose one of {known}")
         self.rng = np.random.default_rng(settings.seed)
         random.seed(settings.seed)
         torch.manual_seed(settings.seed)
@@ -294,17 +297,21 @@ class _Trainer:
         weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
         return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
 
-    def _training_presence(self, conversation: Conversation) -> np.ndarray:
+    def _training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
         if self.settings.protocol == "fixed":
             return condition_presence(conversation, self.settings.condition)
+        if stage == "stage1":
+            # An expert reads only its own modality in stage 1, so hiding the others teaches
+            # nothing: every expert sees all of its modality's data.
+            return conversation.present
         return random_presence(conversation, self.settings.utterance_drop_rate, self.rng)
 
-    def _batches(self):
+    def _batches(self, stage: str):
         order = self.rng.permutation(len(self.train))
         size = self.settings.batch_size
         for start in range(0, len(order), size):
             chunk = [self.train[i] for i in order[start : start + size]]
-            presence = [self._training_presence(c) for c in chunk]
+            presence = [self._training_presence(c, stage) for c in chunk]
             yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
 
     # -- stage 1 -------------------------------------------------------------------------------
@@ -362,7 +369,7 @@ class _Trainer:
         for epoch in bar:
             self.model.train()
             losses = []
-            for batch in self._batches():
+            for batch in self._batches(stage):
                 optimizer.zero_grad()
                 loss = step(batch)
                 loss.backward()

@@ -91,3 +91,25 @@ def test_extract_delegates_lazily(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "momke.extractors.corpus", None)  # import fails
     assert main(["extract", "clips.csv"]) == 2
     assert "momke extract is not available" in capsys.readouterr().err
+
+
+def test_import_paper_layout_command(tmp_path, capsys):
+    import pickle
+
+    import numpy as np
+
+    ids = {"Ses01F_a": ["Ses01F_a_F0", "Ses01F_a_M0"], "Ses02F_b": ["Ses02F_b_F0"]}
+    labels = {"Ses01F_a": [1, 0], "Ses02F_b": [1]}
+    speakers = {"Ses01F_a": ["F", "M"], "Ses02F_b": ["F"]}
+    (tmp_path / "labels.pkl").write_bytes(pickle.dumps([ids, labels, speakers, {}, ["Ses01F_a"], ["Ses02F_b"]]))
+    (tmp_path / "text").mkdir()
+    for uids in ids.values():
+        for uid in uids:
+            np.save(tmp_path / "text" / f"{uid}.npy", np.ones(3, np.float32))
+    out = tmp_path / "corpus"
+    code = main(["import-paper", str(tmp_path / "labels.pkl"), "--text", str(tmp_path / "text"),
+                 "--out", str(out), "--label-names", "neg", "pos"])
+    assert code == 0, capsys.readouterr().err
+    corpus = load_corpus(out)
+    assert corpus.metadata.labels == ("neg", "pos") and corpus.sessions() == [1, 2]
+    assert [c.split for c in corpus.conversations] == ["train", "test"]

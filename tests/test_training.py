@@ -163,3 +163,12 @@ def test_random_presence_and_conditions():
         TrainingSettings(protocol="sometimes")
     assert condition_presence(conversation, ("text",))[:, [0, 2]].sum() == 0
     assert MODALITIES == ("audio", "text", "visual")
+
+
+def test_selection_metric_must_fit_the_task(corpus):
+    train, valid, _ = split_for_training(corpus, 0.2, 0)
+    config = model_config_for(corpus.metadata, **TINY)
+    with pytest.raises(ValueError, match="cannot select epochs on 'mae' for classification"):
+        train_momke(train, valid, config, fast_settings(selection_metric="mae"))
+    result = train_momke(train, valid, config, fast_settings(stage1_epochs=1, stage2_epochs=2, selection_metric="ua"))
+    assert "ua" in result.best["stage2"]["valid"]
