@@ -104,12 +104,15 @@ class ExtractionReport:
     resumed: list[str] = field(default_factory=list)  # already in the output folder, skipped
     failures: list[dict] = field(default_factory=list)
     dropped_utterances: list[str] = field(default_factory=list)
+    # Labels found in the corpus but not among the class names: those utterances stay unlabeled.
+    unknown_labels: dict[str, int] = field(default_factory=dict)
     cache_hits: int = 0
     cache_misses: int = 0
 
     def to_dict(self) -> dict:
         return {"written": len(self.written), "resumed": len(self.resumed), "failures": self.failures,
-                "dropped_utterances": self.dropped_utterances, "cache_hits": self.cache_hits,
+                "dropped_utterances": self.dropped_utterances, "unknown_labels": self.unknown_labels,
+                "cache_hits": self.cache_hits,
                 "cache_misses": self.cache_misses}
 
 
@@ -259,6 +262,9 @@ def _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher,
             dim = profile.extractor(modality).dim
             features[modality] = np.stack([v if v is not None else np.zeros(dim, np.float32) for v in rows])
     utterances = [dialogue.utterances[i] for i in keep]
+    for u in utterances:
+        if u.label is not None and u.label not in label_index:
+            report.unknown_labels[u.label] = report.unknown_labels.get(u.label, 0) + 1
     return Conversation(
         dialogue_id=dialogue.id, utterance_ids=[u.id for u in utterances], speakers=[u.speaker for u in utterances],
         features=features, present=present,
@@ -369,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"momke extract: {len(report.written)} dialogue(s) written, {len(report.resumed)} already there, "
           f"{len(report.failures)} failure(s), cache {report.cache_hits} hit(s) / {report.cache_misses} miss(es) "
           f"-> {args.out}", file=sys.stderr)
+    if report.unknown_labels:
+        print(f"momke extract: labels that are not class names, left unlabeled: {report.unknown_labels}",
+              file=sys.stderr)
     return 1 if report.failures else 0
 
 

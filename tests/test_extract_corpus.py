@@ -71,6 +71,16 @@ def test_manifest_extraction_writes_the_feature_corpus_and_reports_bad_files(man
     report = json.loads((out / "extract_report.json").read_text())
     assert [f["utterance"] for f in report["failures"]] == ["d2_bad"]
     assert report["dropped_utterances"] == ["d2/d2_bad"]
+    assert report["unknown_labels"] == {}
+
+
+@needs_espeak
+def test_labels_outside_the_class_names_stay_unlabeled(manifest, profile, tmp_path):
+    dialogues = [d for d in read_corpus(manifest) if d.id == "d1"]
+    report = extract_corpus(dialogues, profile, tmp_path / "f", modalities=["audio"], labels=["happy", "angry"],
+                            progress=False)
+    assert report.unknown_labels == {"neutral": 1}
+    assert load_corpus(tmp_path / "f").conversations[0].labels.tolist() == [-1, 1, 0]
 
 
 class Interrupt(Exception):
