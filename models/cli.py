@@ -204,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_corpus
     from .evaluation import evaluate_model, run_evaluation
-    from .training import split_for_training
+    from .training import parse_condition, split_for_training
 
     corpus = load_corpus(args.corpus)
     if args.checkpoint is not None:
@@ -218,7 +218,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = evaluate_model(model, test, protocol=f"checkpoint {args.checkpoint}", description="test split")
     else:
         settings, overrides = _settings_and_model(args)
-        report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=args.seeds)
+        conditions = [parse_condition(c) for c in args.conditions] if args.conditions else None
+        report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=args.seeds, conditions=conditions)
     print(report.format_table())
     if args.json is not None:
         print(f"results written to {report.write_json(args.json)}")
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--scheme", choices=("split", "sessions"), default="split",
                           help="split: the corpus's train/test split; sessions: leave-one-session-out folds")
     evaluate.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (default: 0)")
+    evaluate.add_argument("--conditions", nargs="+",
+                          help="only these conditions, e.g. t at atv (default: every condition the data has)")
     evaluate.add_argument("--json", type=Path, help="also write the results to this JSON file")
     _add_training_options(evaluate)
 
