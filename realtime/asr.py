@@ -27,6 +27,7 @@ import numpy as np
 from .segmentation import check_mono_audio
 
 SAMPLE_RATE = 16000
+_SILENT = 1e-3  # peak below -60 dBFS: nothing to recognise
 log = logging.getLogger(__name__)
 
 
@@ -68,8 +69,8 @@ class PocketSphinxASR(ASRBackend):
 
     def transcribe(self, audio: np.ndarray) -> str:
         samples = check_audio(audio)
-        if len(samples) == 0:
-            return ""
+        if len(samples) == 0 or np.max(np.abs(samples)) < _SILENT:
+            return ""  # PocketSphinx invents words ("dog") for digital silence
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
         with self._lock:
             self._decoder.start_utt()
@@ -146,15 +147,18 @@ class WhisperASR(ASRBackend):
         )
 
     def _load_transformers(self):
+        # Read by huggingface_hub when it is first imported; local_files_only below covers a
+        # process that imported it earlier.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import pipeline
 
+        # local_files_only: the path must hold the model; the hub is never asked.
         return pipeline(
             "automatic-speech-recognition",
             model=str(self.model_path),
             device=self.device,
-            model_kwargs={"local_files_only": True},
+            local_files_only=True,
         )
 
     def transcribe(self, audio: np.ndarray) -> str:
