@@ -11,9 +11,10 @@ import argparse
 import importlib
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 EPILOG_TRAIN = """\
 examples:
@@ -186,6 +187,9 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({'the corpus valid split' if corpus.split('valid') else 'carved from train'}); "
           f"{len(test)} test dialogues are scored afterwards", file=sys.stderr)
     result = train_momke(train, valid, config, settings)
+    metric = settings.metric_for(config.task)
+    for stage, best in result.best.items():
+        print(f"{stage}: kept epoch {best['epoch']} (validation {metric} {best['valid'][metric]:.4f})", file=sys.stderr)
     metadata: dict[str, Any] = {
         "protocol": settings.protocol if settings.protocol == "random" else f"fixed {condition_name(settings.condition)}",
         "training": settings.to_dict(),
@@ -219,7 +223,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         settings, overrides = _settings_and_model(args)
         conditions = [parse_condition(c) for c in args.conditions] if args.conditions else None
-        report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=args.seeds, conditions=conditions)
+        seeds = args.seeds or [args.seed]
+        report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=seeds, conditions=conditions)
     print(report.format_table())
     if args.json is not None:
         print(f"results written to {report.write_json(args.json)}")
@@ -284,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=Path, help="score this checkpoint on the test split instead of training")
     evaluate.add_argument("--scheme", choices=("split", "sessions"), default="split",
                           help="split: the corpus's train/test split; sessions: leave-one-session-out folds")
-    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (default: 0)")
+    evaluate.add_argument("--seeds", type=int, nargs="+", help="seeds to average over (default: just --seed)")
     evaluate.add_argument("--conditions", nargs="+",
                           help="only these conditions, e.g. t at atv (default: every condition the data has)")
     evaluate.add_argument("--json", type=Path, help="also write the results to this JSON file")
@@ -318,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "happy sad neutral angry)")
     paper.add_argument("--profile", default="paper", help="feature profile name to record (default: paper)")
     paper.add_argument("--overwrite", action="store_true")
+    parser.training_commands = {"train": train, "evaluate": evaluate}  # for --config FILE
     return parser
 
 
@@ -327,8 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "extract":
         return cmd_extract(argparse.Namespace(), argv[1:])
     if argv and argv[0] in ("train", "evaluate"):
-        subparser = parser._subparsers._group_actions[0].choices[argv[0]]  # type: ignore[union-attr]
-        _apply_config_file(subparser, argv[1:])
+        _apply_config_file(parser.training_commands[argv[0]], argv[1:])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -181,7 +181,7 @@ class CorpusMetadata:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CorpusMetadata":
+    def from_dict(cls, data: dict[str, Any]) -> CorpusMetadata:
         return cls(
             feature_profile=str(data.get("feature_profile", "custom")),
             feature_dims=data["feature_dims"],
@@ -228,7 +228,7 @@ class FeatureCorpus:
     def num_utterances(self) -> int:
         return sum(len(c) for c in self.conversations)
 
-    def subset(self, conversations: Iterable[Conversation]) -> "FeatureCorpus":
+    def subset(self, conversations: Iterable[Conversation]) -> FeatureCorpus:
         return FeatureCorpus(self.metadata, list(conversations))
 
     def split(self, name: str) -> list[Conversation]:
@@ -428,7 +428,7 @@ class Batch:
     labels: torch.Tensor
     label_mask: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         return Batch(
             self.dialogue_ids,
             {m: x.to(device) for m, x in self.features.items()},

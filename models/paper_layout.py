@@ -76,11 +76,8 @@ def _is_numpy_scalar_type(name: str) -> bool:
 
 def restricted_load(data: bytes | os.PathLike | str) -> Any:
     """Unpickle bytes or a file with RestrictedUnpickler (latin-1 for Python 2 strings)."""
-    if isinstance(data, (bytes, bytearray)):
-        stream = io.BytesIO(data)
-    else:
-        stream = open(data, "rb")
-    with stream:
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else Path(data).open("rb")
+    with source as stream:
         try:
             return RestrictedUnpickler(stream, encoding="latin1").load()
         except pickle.UnpicklingError:

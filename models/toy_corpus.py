@@ -31,8 +31,8 @@ def make_toy_corpus(
     rng = np.random.default_rng(seed)
     # One direction per modality and bit, one prototype per class for the visual modality.
     directions = {m: rng.normal(size=(2, d)) for m, d in zip(MODALITIES, dims)}
-    for m in directions:
-        directions[m] /= np.linalg.norm(directions[m], axis=1, keepdims=True)
+    for vectors in directions.values():
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     visual_prototypes = rng.normal(size=(len(TOY_LABELS), dims[2]))
     visual_prototypes /= np.linalg.norm(visual_prototypes, axis=1, keepdims=True)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -364,7 +364,7 @@ class _Trainer:
         optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
-        best_value, best_state, best_epoch, stale = None, None, 0, 0
+        best_value, best_state, stale = None, None, 0
         bar = tqdm(range(1, epochs + 1), desc=stage, disable=not self.settings.progress, leave=False)
         for epoch in bar:
             self.model.train()
@@ -382,7 +382,7 @@ class _Trainer:
             )
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", **{f"valid_{self.metric}": f"{value:.4f}"})
             if best_state is None or is_better(self.metric, value, best_value):
-                best_value, best_epoch, stale = value, epoch, 0
+                best_value, stale = value, 0
                 best_state = copy.deepcopy(self.model.state_dict())
                 self.best[stage] = {"epoch": epoch, "valid": validation}
             else:

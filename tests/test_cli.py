@@ -6,7 +6,6 @@ import types
 
 import pytest
 import torch
-
 from momke.models.checkpoint import load_checkpoint
 from momke.models.cli import main
 from momke.models.data import load_corpus

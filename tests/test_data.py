@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from momke.models.data import (
     Conversation,
     CorpusMetadata,

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from momke.models.data import Conversation, CorpusMetadata, FeatureCorpus
 from momke.models.evaluation import (
     COLUMNS,

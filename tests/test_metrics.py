@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from momke.models.metrics import classification_metrics, is_better, regression_metrics, score
 
 

@@ -5,7 +5,6 @@ import pickle
 
 import numpy as np
 import pytest
-
 from momke.models.paper_layout import RestrictedUnpickler, read_paper_layout, restricted_load
 
 

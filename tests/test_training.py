@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from momke.models.config import MODALITIES
 from momke.models.data import Conversation
 from momke.models.metrics import score
