@@ -156,7 +156,7 @@ class EvaluationReport:
         seeds = sorted({run["seed"] for run in self.runs if run["seed"] is not None})
         lines.append(
             f"protocol {self.protocol}, scheme {self.scheme}, folds {', '.join(folds)}, "
-            f"seeds {seeds or 'n/a'}; percentages except mae/corr; n/a: modality absent from the test data"
+            f"seeds {seeds or 'n/a'}; percentages except mae/corr; n/a: not scored (a modality absent from the data, or not requested)"
         )
         scored = [c for c in INCOMPLETE if c in summary]
         if AVERAGE in summary and len(scored) < len(INCOMPLETE):
