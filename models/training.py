@@ -15,6 +15,9 @@ Each stage keeps the weights of its best epoch on the validation split and stops
 ``patience`` epochs without improvement. The validation split is the corpus's "valid" dialogues
 or, when there are none, a seeded fraction of the training dialogues: test data is never an
 argument of ``train_momke``.
+
+The same seed gives the same run on CPU (tested). On CUDA, some kernels (attention backward)
+are not bitwise deterministic, so runs agree closely rather than exactly.
 """
 
 from __future__ import annotations

@@ -14,9 +14,17 @@ FAST = ["--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1", "--lr", "
         "--valid-fraction", "0.2", "--quiet"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread; the setting is restored for other test modules."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    torch.set_num_threads(1)
     directory = tmp_path_factory.mktemp("cli") / "toy"
     assert main(["make-toy-corpus", str(directory)]) == 0
     return directory

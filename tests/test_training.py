@@ -33,6 +33,15 @@ def fast_settings(**overrides):
     return TrainingSettings(**values)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread; the setting is restored for other test modules."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def corpus():
     return make_toy_corpus(num_dialogues=60)
@@ -40,7 +49,6 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def random_protocol_run(corpus):
-    torch.set_num_threads(1)
     return train_on_corpus(corpus, fast_settings(), **TINY)
 
 
