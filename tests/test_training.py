@@ -179,3 +179,14 @@ def test_selection_metric_must_fit_the_task(corpus):
         train_momke(train, valid, config, fast_settings(selection_metric="mae"))
     result = train_momke(train, valid, config, fast_settings(stage1_epochs=1, stage2_epochs=2, selection_metric="ua"))
     assert "ua" in result.best["stage2"]["valid"]
+
+
+@pytest.mark.slow
+def test_fixed_protocol_every_condition_above_chance(corpus):
+    """The paper's protocol: one model per condition, each scored on its own condition."""
+    from momke.models.evaluation import run_evaluation
+
+    report = run_evaluation(corpus, fast_settings(protocol="fixed"), TINY, scheme="split", seeds=[0])
+    wa = {name: values["wa"]["mean"] for name, values in report.summary().items()}
+    assert all(value > 0.33 for value in wa.values()), wa
+    assert wa["atv"] > max(wa["a"], wa["t"], wa["v"]) + 0.15, wa
