@@ -229,7 +229,8 @@ def predict(
     expert: str | None = None,
     batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(labels [N], outputs [N, C]) over every labelled utterance, in conversation order.
+    """(labels [N], outputs [N, C]) over every labelled utterance that has at least one modality
+    present (under `presence`), in conversation order.
 
     presence: one bool [U, 3] per conversation restricting which modalities are seen (a
         condition); expert: score stage 1's unimodal path of that expert instead of the mixture.
@@ -249,8 +250,11 @@ def predict(
             outputs = model.forward_unimodal(
                 expert, batch.features[expert], batch.modality_mask[..., index], batch.utterance_mask
             )
-        all_labels.append(batch.labels[batch.label_mask].cpu().numpy())
-        all_outputs.append(outputs[batch.label_mask].float().cpu().numpy())
+        # As in training, an utterance with no modality left has no input to be scored on
+        # (e.g. a text-only dialogue under the condition {a}).
+        scored = batch.label_mask & batch.modality_mask.any(-1)
+        all_labels.append(batch.labels[scored].cpu().numpy())
+        all_outputs.append(outputs[scored].float().cpu().numpy())
     return np.concatenate(all_labels), np.concatenate(all_outputs)
 
 
