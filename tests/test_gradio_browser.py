@@ -1,0 +1,115 @@
+"""The Gradio page in a real headless browser (Debian's chromium driven by Playwright; no browser
+download): the page loads, the bundled demo (the real LiveSession, replayed in real time) makes
+the timeline and the expert loads update, and the visual privacy switch takes visual out of the
+next events. A screenshot is saved to test-artifacts/ (or $MOMKE_ARTIFACT_DIR)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from frontend_support import ARTIFACTS, frontend_checkpoint
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
+                                reason="Debian's chromium is not installed (bash .ci/setup installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from momke.realtime.gradio_app import launch
+
+    checkpoint = frontend_checkpoint(tmp_path_factory)
+    app, url = launch(host="127.0.0.1", port=free_port(), checkpoint=checkpoint, block=False)
+    assert url.startswith("http://127.0.0.1:")
+    yield app, url
+    app.live_demo.stop()
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(120_000)
+        yield page
+        browser.close()
+
+
+def timeline_count(page) -> int:
+    return page.locator("#mk-timeline circle.mk-utt").count()
+
+
+def test_page_loads(server, page):
+    _, url = server
+    page.goto(url)
+    page.wait_for_selector("#mk-start")
+    assert page.title() == "momke-live"
+    assert "No utterance yet" in page.inner_text("#mk-timeline")
+    for modality in ("audio", "text", "visual"):
+        assert page.locator(f"#mk-use-{modality} input").is_checked()
+
+
+def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(server, page):
+    app, _ = server
+    demo = app.live_demo
+    page.click("#mk-start")
+    page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 1")
+    session = demo.session
+    assert session is not None
+    events, lock = [], threading.Lock()
+    session.on_event(lambda e: (lock.acquire(), events.append(e), lock.release()))
+
+    # The expert loads show the first utterance, then move on with the timeline.
+    loads = page.locator("#mk-loads .mk-loads")
+    first_loads_utterance = loads.get_attribute("data-utterance")
+    assert page.locator('#mk-loads .mk-load-row[data-used="true"]').count() == 3
+    assert page.locator('#mk-loads .mk-load-row[data-modality="visual"] .mk-load').count() == 6  # now + mean bars
+    page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 2")
+    page.wait_for_function(
+        f"document.querySelector('#mk-loads .mk-loads').dataset.utterance !== '{first_loads_utterance}'")
+    assert "visual" in page.locator("#mk-timeline circle.mk-utt").first.get_attribute("data-modalities")
+
+    # Privacy: switch visual off mid-conversation.
+    switched_at = session.clock.now()
+    page.click("#mk-use-visual input")
+    page.wait_for_selector('#mk-status .mk-status[data-modality="visual"][data-state="disabled"]')
+    assert session.status()["visual"] == "disabled"
+
+    deadline = time.monotonic() + 120
+    after = []
+    while time.monotonic() < deadline and not after:
+        with lock:
+            after = [e for e in events if getattr(e, "type", "") == "emotion" and e.start >= switched_at]
+        time.sleep(0.2)
+    assert after, "no utterance after the privacy switch"
+    for event in after:
+        assert "visual" not in event.modalities and "visual" not in event.expert_loads
+    uid = after[0].utterance_id
+    row = page.locator(f'#mk-transcript tr.mk-row[data-utterance="{uid}"]')
+    row.wait_for()
+    assert row.get_attribute("data-modalities") == "audio,text"
+    page.wait_for_selector(f'#mk-timeline circle.mk-utt[data-utterance="{uid}"][data-modalities="audio,text"]')
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "gradio_page.png"), full_page=True)
+
+    page.click("#mk-stop")
+    page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
+    assert demo.session is None
