@@ -20,6 +20,8 @@ from momke.models.checkpoint import (
 
 DIMS = (6, 5, 4)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny_model(**overrides) -> MoMKE:
     settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=1, num_heads=2, router_hidden_dim=8, feature_profile="lite")

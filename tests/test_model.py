@@ -7,6 +7,8 @@ from momke.models import MODALITIES, MoMKE, MoMKEConfig
 
 DIMS = (6, 5, 4)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny_config(**overrides) -> MoMKEConfig:
     settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=2, num_heads=2, router_hidden_dim=8, dropout=0.5)

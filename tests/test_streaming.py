@@ -9,6 +9,8 @@ from momke.models.streaming import EmptyUtteranceError, StreamingMoMKE
 
 DIMS = (6, 5, 4)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny_model(seed: int = 0, **overrides) -> MoMKE:
     settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=2, num_heads=2, router_hidden_dim=8, context_mode="causal")
