@@ -12,7 +12,9 @@ Schemes:
   model trains on the other sessions with validation carved out of them, and the folds'
   metrics are averaged (and may be repeated over seeds).
 The ``fixed`` protocol trains one model per condition and scores it on that condition; the
-``random`` protocol trains one model and scores it on every condition.
+``random`` protocol trains one model and scores it on every condition. Under a condition, the
+utterances scored are the labelled ones that keep at least one modality (``training.predict``):
+with complete data, as in the paper, that is every labelled utterance.
 """
 
 from __future__ import annotations
