@@ -151,14 +151,18 @@ class WhisperASR(ASRBackend):
         # process that imported it earlier.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import pipeline
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
 
-        # local_files_only: the path must hold the model; the hub is never asked.
+        # Everything is loaded here with local_files_only (the folder must hold the model, the
+        # hub is never asked) and handed to the pipeline as objects, so it looks nothing up.
+        model = AutoModelForSpeechSeq2Seq.from_pretrained(self.model_path, local_files_only=True)
+        processor = AutoProcessor.from_pretrained(self.model_path, local_files_only=True)
         return pipeline(
             "automatic-speech-recognition",
-            model=str(self.model_path),
+            model=model,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
             device=self.device,
-            local_files_only=True,
         )
 
     def transcribe(self, audio: np.ndarray) -> str:
