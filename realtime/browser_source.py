@@ -7,12 +7,20 @@ that stops streaming is reported "missing" after the read timeout) and privacy s
 
 The host calls `push(...)` from any thread. While the device is closed (not started yet, or its
 modality switched off, which closes a live device) pushes are dropped: nothing is kept.
+
+Timing: a browser's audio arrives in bursts (network, event loop), so stamping each block with
+its arrival time would jitter by more than the segmenter tolerates and cut utterances apart. Once
+`bind_clock(session.clock.now)` is called, the microphone stamps blocks itself: consecutive
+blocks follow each other sample-exactly, and the timeline is re-anchored on the session clock only
+when it drifts by more than `resync_s` (a real gap: the browser paused or dropped audio). The
+stamp is the block's end time, the same convention the capture thread uses for live blocks.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,12 +30,12 @@ from .sources.devices import ReadTimeout
 def to_float_mono(samples: np.ndarray) -> np.ndarray:
     """int16 / int32 / float samples, [n] or [n, channels] -> float32 mono in [-1, 1]."""
     samples = np.asarray(samples)
+    if samples.ndim not in (1, 2):
+        raise ValueError(f"audio must be [n] or [n, channels], got shape {samples.shape}")
+    if np.issubdtype(samples.dtype, np.integer):  # scale before mixing, while the dtype is known
+        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)
-    if samples.ndim != 1:
-        raise ValueError(f"audio must be [n] or [n, channels], got shape {samples.shape}")
-    if np.issubdtype(samples.dtype, np.integer):
-        return (samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)).astype(np.float32)
     return samples.astype(np.float32, copy=False)
 
 
@@ -36,15 +44,33 @@ class PushedMicrophone:
 
     live = True
 
-    def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64) -> None:
+    def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64, resync_s: float = 1.0) -> None:
         self.read_timeout_s = read_timeout_s
+        self.resync_s = resync_s
         self.sample_rate = 16_000  # updated from each block: a block carries its own rate
         self._blocks: queue.Queue = queue.Queue(maxsize=max_blocks)
         self._open = False
+        self._now: Callable[[], float] | None = None
+        self._timeline: float | None = None  # end time of the last block pushed
+
+    def bind_clock(self, now: Callable[[], float]) -> None:
+        """Stamp blocks on this clock (the session's), sample-exactly; see the module docstring."""
+        self._now = now
 
     def open(self) -> None:
         self._blocks = queue.Queue(maxsize=self._blocks.maxsize)
+        self._timeline = None
         self._open = True
+
+    def _stamp(self, n: int, rate: int) -> float | None:
+        if self._now is None:
+            return None  # the capture thread stamps the block when it reads it
+        now = self._now()
+        end = None if self._timeline is None else self._timeline + n / rate
+        if end is None or abs(end - now) > self.resync_s:
+            end = now
+        self._timeline = end
+        return end
 
     def push(self, sample_rate: int, samples: np.ndarray) -> None:
         if not self._open:
@@ -54,14 +80,15 @@ class PushedMicrophone:
         block = to_float_mono(samples)
         if block.size == 0:
             return
+        item = (int(sample_rate), block, self._stamp(len(block), int(sample_rate)))
         try:
-            self._blocks.put_nowait((int(sample_rate), block))
+            self._blocks.put_nowait(item)
         except queue.Full:  # the session is behind: drop the oldest block, keep the stream live
             try:
                 self._blocks.get_nowait()
             except queue.Empty:
                 pass
-            self._blocks.put_nowait((int(sample_rate), block))
+            self._blocks.put_nowait(item)
 
     def read(self):
         try:
@@ -70,8 +97,8 @@ class PushedMicrophone:
             raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s") from None
         if item is None:
             raise RuntimeError("browser microphone closed")
-        self.sample_rate, block = item
-        return block, None
+        self.sample_rate, block, t_end = item
+        return block, t_end
 
     def close(self) -> None:
         self._open = False

@@ -97,6 +97,7 @@ class LiveDemo:
 
             self.microphone, self.camera = PushedMicrophone(), PushedCamera()
             session = factory(microphone=self.microphone, camera=self.camera, **common)
+            self.microphone.bind_clock(session.clock.now)
         else:
             raise ValueError(f"unknown source {source!r}; choose one of {SOURCES}")
         self._profile = getattr(session, "profile", None)
