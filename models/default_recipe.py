@@ -1,0 +1,300 @@
+"""The recipe of the default checkpoint: MoMKE trained from corpora that each carry one modality.
+
+    python -m momke.models.default_recipe                      # the shipped checkpoint
+    python -m momke.models.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
+
+Everything that shapes the run is in the recipe file (models/recipes/lite_4class.json): label
+mapping, splits, pseudo-dialogues, model size, epochs. Sources and what they give:
+
+- RAVDESS speech (audio only): the clips of one actor, shuffled, grouped into pseudo-dialogues
+  (one speaker over time, as in live use, so the causal context sees earlier clips of the same
+  voice). Training actors are grouped several times with different shuffles (oversampling of
+  the smallest corpus, each copy with new context). Split by actor.
+- MELD and EmoryNLP (text only): real dialogues in their order; utterances whose emotion is not
+  one of the four classes stay as unlabeled context. Their own train/dev/test splits.
+- FER2013 (visual only): one face = one pseudo-utterance, random faces grouped into
+  pseudo-dialogues. Training faces are sampled class-balanced; validation is a seeded part of the
+  train images; public_test is the test part.
+
+Features are extracted once into a cache folder (default ~/.cache/momke/recipe, or --cache):
+per-utterance vectors through `momke extract`'s cache, per-corpus feature corpora beside it.
+Stage 1 trains each expert on its own modality's corpus (the only one where that modality is
+present); stage 2 mixes on all of them with the random protocol and causal context. Class
+imbalance: inverse-frequency class weights in the cross-entropy, on top of the balanced FER
+sample and the oversampled RAVDESS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from .config import MODALITIES
+from .data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
+from .evaluation import evaluate_conditions
+from .training import TrainingResult, TrainingSettings, condition_name, model_config_for, train_momke
+
+RECIPES = Path(__file__).resolve().parent / "recipes"
+DEFAULT_RECIPE = RECIPES / "lite_4class.json"
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+SOURCES = ("ravdess", "meld", "emorynlp", "fer2013")
+SOURCE_MODALITY = {"ravdess": "audio", "meld": "text", "emorynlp": "text", "fer2013": "visual", "iemocap": "text"}
+FER_FILE = "fer2013_48x48.npz"
+FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "momke" / "recipe"
+
+
+def load_recipe(path: str | Path = DEFAULT_RECIPE) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"recipe file {path} not found")
+    recipe = json.loads(path.read_text(encoding="utf-8"))
+    missing = {"labels", "label_maps", "splits", "pseudo_dialogues", "model", "training"} - set(recipe)
+    if missing:
+        raise ValueError(f"recipe {path} lacks {sorted(missing)}")
+    for source, mapping in recipe["label_maps"].items():
+        unknown = set(mapping.values()) - set(recipe["labels"])
+        if unknown:
+            raise ValueError(f"recipe {path}: label map of {source} targets unknown classes {sorted(unknown)}")
+    return recipe
+
+
+# ------------------------------------------------------------------------------------------------
+# Sources -> dialogues of utterance sources (no features yet)
+
+
+def chunk(items: Sequence, size: int) -> list[list]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def ravdess_dialogues(folder: Path, recipe: dict[str, Any]) -> list:
+    """RAVDESS clips with a mapped label, grouped per actor into shuffled pseudo-dialogues."""
+    from ..extractors.corpora import DialogueSource, map_labels, read_ravdess
+
+    splits, grouping = recipe["splits"]["ravdess"], recipe["pseudo_dialogues"]
+    clips = [d.utterances[0] for d in map_labels(read_ravdess(folder, group="clip"), recipe["label_maps"]["ravdess"])]
+    clips = [u for u in clips if u.label is not None]
+    by_actor: dict[int, list] = {}
+    for clip in clips:
+        by_actor.setdefault(int(clip.id.split("-")[-1]), []).append(clip)
+    dialogues = []
+    for actor, actor_clips in sorted(by_actor.items()):
+        split = "test" if actor in splits["test_actors"] else "valid" if actor in splits["valid_actors"] else "train"
+        repeats = grouping.get("ravdess_train_repeats", 1) if split == "train" else 1
+        for repeat in range(repeats):
+            rng = np.random.default_rng([grouping["seed"], actor, repeat])
+            order = [actor_clips[i] for i in rng.permutation(len(actor_clips))]
+            for k, group in enumerate(chunk(order, grouping["ravdess_clips_per_dialogue"])):
+                dialogues.append(DialogueSource(f"ravdess-actor{actor:02d}-r{repeat}-{k}", group, split, actor))
+    return dialogues
+
+
+def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
+    """MELD / EmoryNLP dialogues with the recipe's label map (other emotions stay as context)."""
+    from ..extractors.corpora import map_labels, read_corpus
+
+    dialogues = map_labels(read_corpus(folder, source), recipe["label_maps"][source])
+    return [replace(d, id=f"{source}-{d.id}") for d in dialogues]
+
+
+# ------------------------------------------------------------------------------------------------
+# Feature corpora (cached)
+
+
+def extract_source(
+    source: str, dialogues: list, profile, cache_dir: Path, labels: Sequence[str], progress: bool, name: str | None = None
+) -> FeatureCorpus:
+    """Extract one media source's modality into cache_dir/corpora/<name> (resumes if there)."""
+    from ..extractors.corpus import FeatureCache, extract_corpus, profile_key
+
+    out = cache_dir / "corpora" / (name or source)
+    extract_corpus(
+        dialogues, profile, out, modalities=[SOURCE_MODALITY[source]], labels=list(labels),
+        cache=FeatureCache(cache_dir / "utterances", profile_key(profile)),
+        description=f"{source}, default-checkpoint recipe", extra={"source": source}, progress=progress,
+    )
+    wanted = {d.id for d in dialogues}
+    corpus = load_corpus(out)
+    return corpus.subset(c for c in corpus.conversations if c.dialogue_id in wanted)
+
+
+def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, limit: int | None = None) -> FeatureCorpus:
+    """FER2013 faces of the four classes as pseudo-dialogues of single faces (visual only)."""
+    labels = list(recipe["labels"])
+    mapping = recipe["label_maps"]["fer2013"]
+    grouping, split_cfg = recipe["pseudo_dialogues"], recipe["splits"]["fer2013"]
+    size = grouping["fer2013_faces_per_dialogue"]
+    out = cache_dir / "corpora" / ("fer2013" if limit is None else f"fer2013-limit{limit}")
+    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification",
+                              "FER2013 faces, default-checkpoint recipe", {"source": "fer2013"})
+    writer = CorpusWriter(out, metadata)
+    if writer.dialogue_ids:  # already extracted
+        return load_corpus(out)
+    arrays = np.load(path, allow_pickle=False)
+    rng = np.random.default_rng(grouping["seed"])
+    parts: list[tuple[str, np.ndarray, np.ndarray]] = []  # (split, images, label indices)
+    for part, split in (("train", None), ("public_test", "test")):
+        names = [FER_CLASSES[i] for i in arrays[f"{part}_labels"]]
+        index = np.array([labels.index(mapping[n]) if n in mapping else -1 for n in names])
+        keep = np.flatnonzero(index >= 0)
+        if split == "test":
+            parts.append(("test", keep, index[keep]))
+            continue
+        keep = keep[rng.permutation(len(keep))]
+        n_valid = int(round(split_cfg["valid_fraction"] * len(keep)))
+        valid, train = keep[:n_valid], keep[n_valid:]
+        per_class = split_cfg.get("train_per_class")
+        if per_class:  # class-balanced training sample
+            train = np.concatenate([train[index[train] == c][:per_class] for c in range(len(labels))])
+            train = train[rng.permutation(len(train))]
+        parts += [("train", train, index[train]), ("valid", valid, index[valid])]
+    visual = profile.extractor("visual")
+    for split, rows, label_index in parts:
+        source = "train" if split != "test" else "public_test"
+        if limit is not None:
+            rows, label_index = rows[: limit * size], label_index[: limit * size]
+        images, names = arrays[f"{source}_images"][rows], arrays[f"{source}_names"][rows]
+        features = visual.features_from_faces(images)
+        for k, group in enumerate(chunk(range(len(rows)), size)):
+            writer.write(Conversation(
+                dialogue_id=f"fer2013-{split}-{k}", utterance_ids=[str(names[i]) for i in group],
+                speakers=[""] * len(group), features={"visual": features[group]},
+                present=np.tile([False, False, True], (len(group), 1)), labels=label_index[group].astype(np.int64),
+                split=split,
+            ))
+    return load_corpus(out)
+
+
+def build_corpora(
+    recipe: dict[str, Any], data_dir: Path = DATA_DIR, cache_dir: Path | None = None,
+    limit: int | None = None, progress: bool = True, device: str | None = None,
+) -> dict[str, FeatureCorpus]:
+    """{source: feature corpus} for the four sources; limit = first N dialogues of each split (tests)."""
+    from ..extractors.profiles import load_profile
+
+    cache_dir = Path(cache_dir or default_cache_dir())
+    profile = load_profile(recipe["feature_profile"], device=device)
+    labels = recipe["labels"]
+    paths = {"ravdess": data_dir / "ravdess_speech_16k", "meld": data_dir / "meld", "emorynlp": data_dir / "emorynlp",
+             "fer2013": data_dir / FER_FILE}
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        raise ValueError(f"recipe data not found: {missing} (set --data to the folder of the shared corpora)")
+    corpora = {}
+    for source in ("ravdess", "meld", "emorynlp"):
+        dialogues = ravdess_dialogues(paths[source], recipe) if source == "ravdess" else text_dialogues(source, paths[source], recipe)
+        if limit is not None:
+            dialogues = [d for split in ("train", "valid", "test") for d in [x for x in dialogues if x.split == split][:limit]]
+        name = source if limit is None else f"{source}-limit{limit}"
+        corpora[source] = extract_source(source, dialogues, profile, cache_dir, labels, progress, name)
+    corpora["fer2013"] = fer_corpus(paths["fer2013"], recipe, profile, cache_dir, limit)
+    return corpora
+
+
+def mixed_splits(corpora: dict[str, FeatureCorpus]) -> dict[str, list[Conversation]]:
+    """Train / valid / test conversations of all sources together."""
+    return {split: [c for corpus in corpora.values() for c in corpus.split(split)] for split in ("train", "valid", "test")}
+
+
+# ------------------------------------------------------------------------------------------------
+# Training and per-source metrics
+
+
+def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **overrides: Any) -> TrainingResult:
+    """Stage 1 + stage 2 on the mixed corpus; overrides replace recipe training settings."""
+    some = next(iter(corpora.values())).metadata
+    metadata = CorpusMetadata(recipe["feature_profile"], some.feature_dims, tuple(recipe["labels"]))
+    config = model_config_for(metadata, **recipe["model"])
+    training = {**recipe["training"], **overrides}
+    settings = TrainingSettings(
+        protocol=training["protocol"], stage1_epochs=training["stage1_epochs"], stage2_epochs=training["stage2_epochs"],
+        patience=training["patience"], learning_rate=training["learning_rate"], batch_size=training["batch_size"],
+        class_weights=training["class_weighting"] != "none", seed=training["seed"],
+        utterance_drop_rate=training.get("utterance_drop_rate", 0.3), selection_metric=training.get("selection_metric"),
+        progress=training.get("progress", True),
+    )
+    splits = mixed_splits(corpora)
+    return train_momke(splits["train"], splits["valid"], config, settings)
+
+
+def source_metrics(model, corpora: dict[str, FeatureCorpus], split: str) -> dict[str, dict[str, float]]:
+    """Each source on its own modality ({a} RAVDESS, {t} MELD / EmoryNLP, {v} FER2013)."""
+    results = {}
+    for source, corpus in corpora.items():
+        conversations = [c for c in corpus.split(split) if (c.labels >= 0).any()]
+        if conversations:
+            condition = (SOURCE_MODALITY[source],)
+            results[source] = evaluate_conditions(model, conversations, [condition])[condition_name(condition)]
+    return results
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
+    parser.add_argument("--cache", type=Path, default=None, help="feature cache (default ~/.cache/momke/recipe)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint folder to write")
+    parser.add_argument("--limit", type=int, help="only N dialogues per source and split (a quick end-to-end run)")
+    parser.add_argument("--stage1-epochs", type=int)
+    parser.add_argument("--stage2-epochs", type=int)
+    parser.add_argument("--device")
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe)
+        started = time.time()
+        corpora = build_corpora(recipe, args.data, args.cache, args.limit, progress=not args.quiet, device=args.device)
+        extracted = time.time()
+        overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs)) if v is not None}
+        result = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
+    except ValueError as error:
+        print(f"default recipe: {error}", file=sys.stderr)
+        return 2
+    trained = time.time()
+    valid = source_metrics(result.model, corpora, "valid")
+    counts = {s: {split: sum(int((c.labels >= 0).sum()) for c in corpus.split(split)) for split in ("train", "valid", "test")}
+              for s, corpus in corpora.items()}
+    metadata = {
+        "recipe": recipe.get("name", args.recipe.stem),
+        "recipe_file": str(args.recipe.name),
+        "protocol": result.settings.protocol,
+        "context_mode": result.config.context_mode,
+        "training": result.settings.to_dict(),
+        "selected": result.best,
+        "data": {
+            "sources": {s: {"modality": SOURCE_MODALITY[s], "labelled_utterances": counts[s]} for s in corpora},
+            "label_maps": recipe["label_maps"],
+            "splits": recipe["splits"],
+            "pseudo_dialogues": recipe["pseudo_dialogues"],
+            "limit": args.limit,
+        },
+        "metrics": {"valid": valid, "note": "per source on its own modality; test figures: benchmarks/results/default_checkpoint.txt"},
+        "licences": recipe.get("licences", {}),
+        "timing_s": {"extraction": round(extracted - started), "training": round(trained - extracted)},
+    }
+    metadata = json.loads(json.dumps(metadata, default=float).replace("NaN", "null"))  # strict JSON
+    save_checkpoint(result.model, args.out, metadata)
+    print(json.dumps({"out": str(args.out), "valid": valid, "timing_s": metadata["timing_s"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    sys.exit(main())
