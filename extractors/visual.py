@@ -119,7 +119,6 @@ class VisualExtractor(ModalityExtractor):
 
     # ---- already-cropped faces (FER2013 images, training the default checkpoint) ----
 
-    @torch.inference_mode()
     def features_from_faces(self, gray_faces: np.ndarray) -> np.ndarray:
         """Grayscale uint8 faces [N, H, W] (FER2013: 48x48) -> float32 [N, 135] per face.
 
