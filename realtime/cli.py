@@ -224,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args) -> int:
     try:
         disabled = parse_privacy(args.privacy)
         if args.gradio:
@@ -242,15 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("cannot start")
         print(f"momke-live: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        return EXIT_OK if isinstance(stop, _Terminated) else EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 - a one-line message, the traceback with --verbose
         if args.verbose:
             log.exception("cannot start")
         print(f"momke-live: error while starting: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_ERROR
 
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return run(session, args, description)
     except Exception as error:  # noqa: BLE001
@@ -258,8 +265,6 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("session failed")
         print(f"momke-live: error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_ERROR
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

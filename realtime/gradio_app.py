@@ -228,7 +228,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = 
         return app, url
     print(f"momke-live: serving the demo on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        app.block_thread()
+        app.block_thread()  # returns on Ctrl-C (Gradio closes its server)
     except KeyboardInterrupt:
         pass
     finally:

@@ -61,6 +61,11 @@ class HealthMonitor:
                 return
         self._set(modality, ACTIVE, "", by)
 
+    def touch(self, modality: str) -> None:
+        """The device answered (whatever it delivered): no read timeout."""
+        with self._lock:
+            self._last_data[modality] = time.monotonic()
+
     def report_missing(self, modality: str, reason: str, by: str = "device") -> None:
         self._set(modality, MISSING, reason, by)
 

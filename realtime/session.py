@@ -101,7 +101,8 @@ class LiveSession:
         self._events: queue.Queue = queue.Queue(maxsize=10_000)
         self._emit_lock = threading.Lock()
         self._log_file = None
-        self.health = HealthMonitor(self._emit, self.clock.now)
+        self._pacer: ReplayPacer | None = None
+        self.health = HealthMonitor(self._emit, self.timeline_now)
         for modality in disabled:
             self.health._enabled[modality] = False
 
@@ -166,7 +167,7 @@ class LiveSession:
         pacer = None
         if not self.live:
             streams = ("audio", "video") if self._video_device is not None else ("audio",)
-            pacer = ReplayPacer(self.clock, self.realtime, streams, self._transcript, self._push_item)
+            pacer = self._pacer = ReplayPacer(self.clock, self.realtime, streams, self._transcript, self._push_item)
         if self._audio_device is not None:
             self._captures.append(AudioCapture(self._audio_device, self.clock, self.health, self._stop, self.audio_queue, pacer=pacer))
         if self._video_device is not None:
@@ -296,7 +297,7 @@ class LiveSession:
             raise ValueError(f"push_text takes a string, got {type(text).__name__}")
         if not text.strip():
             return
-        now = self.clock.now()
+        now = self.timeline_now()
         start = now if start is None else float(start)
         self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
 
@@ -304,6 +305,10 @@ class LiveSession:
         if self.health.enabled("text"):
             self.texts.add(item)
             self.health.report_data("text", by="content")
+
+    def timeline_now(self) -> float:
+        """Now on the session's timeline: the clock, or the media time of a fast replay."""
+        return self._pacer.now() if self._pacer is not None else self.clock.now()
 
     def status(self) -> dict[str, str]:
         return self.health.snapshot()

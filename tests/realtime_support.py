@@ -142,3 +142,109 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+# ------------------------------------------------------------------------------------------------
+# Cheap extractors for fault-injection tests (the real ones are exercised by the e2e tests)
+
+from momke.extractors.base import FeatureProfile, ModalityExtractor  # noqa: E402
+
+FAKE_DIMS = (4, 8, 3)
+
+
+class SpyExtractor(ModalityExtractor):
+    """Simple real statistics of its modality; records what it was given; can be told to fail."""
+
+    def __init__(self, modality: str, dim: int) -> None:
+        self.modality, self.dim = modality, dim
+        self.calls: list = []
+        self.fail_on: dict[int, str] = {}  # call index -> "raise" | "nan" | "none"
+
+    def extract(self, utterance):
+        if utterance.id == "warm-up":  # the session loads extractors before the first utterance
+            return None
+        index = len(self.calls)
+        self.calls.append(utterance)
+        mode = self.fail_on.get(index)
+        if mode == "raise":
+            raise RuntimeError("injected extractor failure")
+        if mode == "nan":
+            return np.full(self.dim, np.nan, np.float32)
+        if mode == "none":
+            return None
+        if self.modality == "audio":
+            a = utterance.audio
+            return np.array([a.mean(), a.std(), np.abs(a).max(), len(a) / RATE], np.float32)
+        if self.modality == "text":
+            codes = np.frombuffer(utterance.transcript.encode()[:64].ljust(64), np.uint8).astype(np.float32)
+            return codes.reshape(8, 8).mean(axis=1) / 255.0
+        return np.mean([f.reshape(-1, 3).mean(axis=0) for f in utterance.frames], axis=0).astype(np.float32) / 255.0
+
+
+def spy_profile() -> FeatureProfile:
+    return FeatureProfile("spy", *(SpyExtractor(m, d) for m, d in zip(("audio", "text", "visual"), FAKE_DIMS)))
+
+
+def spy_model():
+    import torch
+
+    from momke.models.config import MoMKEConfig
+    from momke.models.momke import MoMKE
+
+    torch.manual_seed(0)
+    config = MoMKEConfig(feature_dims=FAKE_DIMS, hidden_dim=16, num_blocks=1, router_hidden_dim=16,
+                         dropout=0.0, context_mode="causal", feature_profile="spy")
+    return MoMKE(config).eval()
+
+
+class FakeMicrophone:
+    """A live microphone delivering a recording at real-time pace, at `rate` (resampled by the
+    session); `raise_at` block indices raise a device error, `zeros_from` switches to silence."""
+
+    live = True
+    interruptible = True
+    read_timeout_s = 0.5
+
+    def __init__(self, audio: np.ndarray, rate: int = 48_000, block_s: float = 0.032, raise_at=(), stall_at=None):
+        import torch
+        import torchaudio.functional as AF
+
+        self.sample_rate = rate
+        self.audio = AF.resample(torch.from_numpy(audio), RATE, rate).numpy() if rate != RATE else audio
+        self.block = int(rate * block_s)
+        self.block_s = block_s
+        self.raise_at = set(raise_at)
+        self.stall_at = stall_at
+        self.index = 0
+        self.opens = 0
+        self.is_open = False
+        self._closed = threading.Event()
+        self._next = None
+
+    def open(self):
+        self.opens += 1
+        self.is_open = True
+        self._closed.clear()
+        self._next = time.monotonic()
+
+    def read(self):
+        if not self.is_open:
+            raise RuntimeError("closed")
+        i = self.index
+        self.index += 1
+        if i in self.raise_at:
+            raise OSError("injected: device unplugged")
+        if self.stall_at is not None and i == self.stall_at:
+            self._closed.wait(3.0)  # a read that hangs until the device is closed
+        self._next += self.block_s
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        chunk = self.audio[i * self.block: (i + 1) * self.block]
+        if len(chunk) < self.block:
+            chunk = np.zeros(self.block, np.float32)
+        return chunk, None
+
+    def close(self):
+        self.is_open = False
+        self._closed.set()

@@ -95,6 +95,7 @@ class CaptureThread(threading.Thread):
                     delay = min(2 * delay, self.backoff_s[1])
                     continue
                 delay = self.backoff_s[0]
+                self.health.touch(self.modality)
                 if media_t is None:
                     t = self.clock.now()
                 else:
@@ -103,6 +104,8 @@ class CaptureThread(threading.Thread):
                         return
                 if self.enabled():
                     self.deliver(data, t)
+                else:
+                    self.skip(data, t)
         finally:
             self._close()
             if self.pacer is not None:
@@ -116,6 +119,9 @@ class CaptureThread(threading.Thread):
     def media_end(self, data, media_t: float) -> float:
         return media_t
 
+    def skip(self, data, t: float) -> None:
+        """A replayed item read while its modality is off: dropped (subclasses may mark time)."""
+
     def on_finished(self) -> None: ...
 
     def _close(self) -> None:
@@ -128,11 +134,14 @@ class CaptureThread(threading.Thread):
             self.on_reset()
 
     def interrupt(self) -> None:
-        """Unblock a read() that waits on the device (called on stop)."""
-        try:
-            self.device.close()
-        except Exception:  # noqa: BLE001
-            pass
+        """Unblock a read() that waits on the device (called on stop), where the device allows
+        closing from another thread (OpenCV and FFmpeg handles do not: they are closed by their
+        own thread, which sees the stop after its current read)."""
+        if getattr(self.device, "interruptible", False):
+            try:
+                self.device.close()
+            except Exception:  # noqa: BLE001
+                pass
 
 
 class AudioCapture(CaptureThread):
@@ -171,13 +180,21 @@ class AudioCapture(CaptureThread):
             t -= duration  # a live block is delivered when its last sample was captured
         audio = self._resampler.process(samples)
         if self.device.live and np.max(np.abs(audio), initial=0.0) < 1e-6:
+            # Exact zeros: silence from a real microphone still has noise; this is a muted or
+            # broken one, once it lasts zeros_s.
             self._zero_run += duration
-            if self._zero_run >= self.zeros_s:
-                self.health.report_missing("audio", "microphone delivers only zeros (muted?)")
         else:
             self._zero_run = 0.0
+        if self._zero_run >= self.zeros_s:
+            self.health.report_missing("audio", "microphone delivers only zeros (muted?)")
+        else:
             self.health.report_data("audio")
         self.queue.put(AudioChunk(audio, t), block=not self.device.live, stop=self.stop_event)
+
+    def skip(self, data, t: float) -> None:
+        # A replay with audio off still drives the timeline: an empty chunk carries only the time.
+        empty = np.zeros(0, dtype=np.float32)
+        self.queue.put(AudioChunk(empty, self.media_end(data, t)), block=True, stop=self.stop_event)
 
     def on_finished(self) -> None:
         if not self.device.live:

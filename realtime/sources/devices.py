@@ -5,8 +5,9 @@
                              in seconds for files, None for live devices (the capture thread stamps
                              them on the session clock); raises ReadTimeout when nothing came in
                              time, EOFError when a file has ended, anything else is a device error
-    close() -> None          idempotent; also unblocks a read() waiting in another thread
+    close() -> None          idempotent
     live: bool               False for files: they are paced by the replay, not by the hardware
+    interruptible: bool      True if close() from another thread safely unblocks a read()
 
 Audio devices also have `sample_rate`. Files: audio through soundfile (wav, flac, ogg) or PyAV
 (the audio track of a video); video frames through OpenCV, converted BGR -> RGB.
@@ -33,6 +34,7 @@ class MicrophoneDevice:
     """A sounddevice input stream at the device's own rate (resampled later); callback-fed."""
 
     live = True
+    interruptible = True
 
     def __init__(self, device=None, block_s: float = 0.032, read_timeout_s: float = 1.0) -> None:
         self.device = None if device in (None, "default") else device

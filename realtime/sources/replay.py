@@ -77,6 +77,13 @@ class ReplayPacer:
             self.release_text(media_t)
         return True
 
+    def now(self) -> float:
+        """The replay's current media time: the furthest any stream has got."""
+        if self.realtime:
+            return self.clock.now()
+        with self._condition:
+            return max((t for t in self._position.values() if math.isfinite(t)), default=0.0)
+
     def finish(self, stream: str) -> None:
         """This stream has ended (or is paused): it holds no one back any more."""
         with self._condition:

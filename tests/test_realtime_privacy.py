@@ -1,0 +1,118 @@
+"""Privacy switches: a modality switched off is not captured, reaches no extractor, and nothing
+of it is held in buffers, in the conversation context, in events or in the JSON-lines log."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from momke.realtime import EmotionEvent, LiveSession, StatusEvent
+from realtime_support import make_conversation, ravdess_clips, session_threads, spy_model, spy_profile, wait_for
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    return make_conversation(tmp_path_factory.mktemp("privacy"), ravdess_clips(4))
+
+
+def replay(conversation, profile, **kwargs):
+    return LiveSession(input_file=conversation["path"], transcript=conversation["transcript"], realtime=False,
+                       asr="none", checkpoint=spy_model(), profile=profile, **kwargs)
+
+
+def test_disabled_from_the_start_never_captured_nor_extracted(conversation, tmp_path):
+    profile = spy_profile()
+    log = tmp_path / "log.jsonl"
+    session = replay(conversation, profile, disabled=("visual", "text"), log_path=log)
+    frames_seen = []
+    session.on_event(lambda e: frames_seen.append(len(session.frames)))
+    with session:
+        events = list(session.events())
+    assert profile.visual.calls == [] and profile.text.calls == []
+    assert set(frames_seen) == {0} and len(session.texts) == 0
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert len(emotions) == 4 and all(e.modalities == ["audio"] and e.transcript is None for e in emotions)
+    logged = log.read_text()
+    assert "door" not in logged  # no transcript word reaches the log
+    assert [json.loads(x)["state"] for x in logged.splitlines() if '"visual"' in x and '"status"' in x] == ["disabled"]
+    assert session.status()["visual"] == "disabled"
+    assert all(u.frames == [] and u.transcript is None for u in profile.audio.calls)
+
+
+def test_switching_off_mid_session_clears_everything_held(conversation, tmp_path):
+    profile = spy_profile()
+    log = tmp_path / "log.jsonl"
+    session = replay(conversation, profile, log_path=log)
+    switched = threading.Event()
+    held_after_switch = {}
+
+    def on_event(event):
+        # Switch text and visual off from the callback after the second utterance.
+        if isinstance(event, EmotionEvent) and event.utterance_id == 1:
+            session.set_enabled("text", False)
+            session.set_enabled("visual", False)
+            held_after_switch.update(
+                frames=len(session.frames), texts=len(session.texts),
+                context_text=session.context.holds("text"), context_visual=session.context.holds("visual"),
+                queued=[(u.frames, u.transcript) for u in session.utterances.items() if hasattr(u, "frames")],
+            )
+            switched.set()
+
+    session.on_event(on_event)
+    with session:
+        events = list(session.events())
+    assert switched.is_set()
+    assert held_after_switch["frames"] == 0 and held_after_switch["texts"] == 0
+    assert not held_after_switch["context_text"] and not held_after_switch["context_visual"]
+    assert all(frames == [] and transcript is None for frames, transcript in held_after_switch["queued"])
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert [e.modalities for e in emotions] == [["audio", "text", "visual"]] * 2 + [["audio"]] * 2
+    assert len(profile.text.calls) == 2 and len(profile.visual.calls) == 2
+    assert all(u.frames == [] and u.transcript is None for u in profile.audio.calls[2:])
+    # The log after the switch holds no transcript; the later utterances' words never appear.
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    later = [x for x in lines if x["type"] == "emotion" and x["utterance_id"] >= 2]
+    assert later and all(x["transcript"] is None for x in later)
+    later_words = {conversation["utterances"][i][2] for i in (2, 3)} - {conversation["utterances"][i][2] for i in (0, 1)}
+    assert not any(words in log.read_text() for words in later_words)
+    states = [(e.modality, e.state) for e in events if isinstance(e, StatusEvent)]
+    assert ("text", "disabled") in states and ("visual", "disabled") in states
+    assert wait_for(lambda: session_threads() == [], 5)
+
+
+def test_switching_back_on_resumes_capture(conversation):
+    profile = spy_profile()
+    session = replay(conversation, profile, disabled=("visual",))
+
+    def on_event(event):
+        if isinstance(event, EmotionEvent) and event.utterance_id == 1:
+            session.set_enabled("visual", True)
+
+    session.on_event(on_event)
+    with session:
+        events = list(session.events())
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert "visual" not in emotions[0].modalities and "visual" not in emotions[1].modalities
+    assert "visual" in emotions[-1].modalities
+
+
+def test_audio_off_still_follows_the_conversation_through_text(conversation):
+    profile = spy_profile()
+    session = replay(conversation, profile, disabled=("audio",))
+    with session:
+        events = list(session.events())
+    assert profile.audio.calls == [] and len(session.audio_queue) == 0
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    expected = conversation["utterances"]
+    assert len(emotions) == len(expected)
+    for event, (start, end, text) in zip(emotions, expected):
+        assert event.modalities == ["text", "visual"] and event.transcript == text
+        assert abs(event.start - start) < 1e-3 and abs(event.end - end) < 1e-3
+
+
+def test_unknown_modality_is_refused(conversation):
+    session = replay(conversation, spy_profile())
+    with pytest.raises(ValueError, match="unknown modality"):
+        session.set_enabled("smell", False)
