@@ -234,3 +234,19 @@ def test_worker_close_does_not_hang_on_a_hung_backend_and_rejects_bad_input():
     assert worker.close(timeout=2.0)
     with pytest.raises(ValueError, match="timeout_s"):
         ASRWorker(FakeASR(), timeout_s=0)
+
+
+def test_pocketsphinx_model_ships_with_the_package_no_network(monkeypatch):
+    import socket
+    from pathlib import Path
+
+    import pocketsphinx
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the ASR tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    asr = PocketSphinxASR()
+    model_dir = Path(pocketsphinx.get_model_path())
+    assert model_dir in Path(asr._decoder.config["hmm"]).parents
+    assert isinstance(asr.transcribe(espeak("hello")), str)

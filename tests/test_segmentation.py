@@ -196,3 +196,19 @@ def test_bad_input_is_rejected_and_loses_nothing(three_utterances):
         seg.push(audio[:1000], float("inf"))
     # none of the rejected chunks entered the stream
     assert_matches(run(seg, audio, 4000), spans)
+
+
+def test_the_vad_model_loads_from_the_package_without_network(monkeypatch):
+    import socket
+
+    from momke.realtime import segmentation
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the VAD tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(segmentation, "_model", None)  # force a fresh load
+    threads = torch.get_num_threads()
+    seg = UtteranceSegmenter()
+    assert seg._net is segmentation._model is not None
+    assert torch.get_num_threads() == threads  # silero_vad's import-time set_num_threads undone
