@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -182,6 +183,7 @@ class UtteranceProcessor(threading.Thread):
         self.processed = 0
 
     def run(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
         try:
             self.warm_up()
             while not self.stop_event.is_set():
@@ -198,6 +200,7 @@ class UtteranceProcessor(threading.Thread):
                     self.processed += 1
                 self.emit(event)
         finally:
+            self.pool.shutdown(wait=True)
             self.on_finished()
 
     def warm_up(self) -> None:
@@ -216,6 +219,41 @@ class UtteranceProcessor(threading.Thread):
             except Exception:  # noqa: BLE001 - a broken extractor shows up per utterance instead
                 pass
 
+    def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
+        """Whether modality m was captured for this utterance (else record why not)."""
+        if not enabled[m]:
+            reasons[m] = "disabled"
+        elif m == "audio" and utterance.audio is None:
+            reasons.setdefault(m, "no audio captured")
+        elif m == "visual" and not utterance.frames:
+            state = self.health.reason("visual")
+            reasons[m] = f"no frames ({state})" if state else "no frames"
+        elif m == "text" and not utterance.transcript:
+            reasons.setdefault(m, "no transcript")
+        else:
+            return True
+        return False
+
+    def _extract(self, m: str, utterance: Utterance) -> tuple[np.ndarray | None, str | None, float]:
+        """(features or None, why missing, milliseconds); a failing extractor only makes m missing."""
+        t0 = time.perf_counter()
+        try:
+            vector = self.profile.extractor(m).extract(utterance)
+        except Exception as error:  # noqa: BLE001
+            return None, f"{m} extractor failed: {type(error).__name__}: {error}", (time.perf_counter() - t0) * 1000
+        ms = (time.perf_counter() - t0) * 1000
+        if vector is None:
+            if m == "visual":
+                self.health.report_missing("visual", "no face in view", by="content")
+                return None, "no face found", ms
+            return None, f"{m} extractor found nothing", ms
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not np.all(np.isfinite(vector)):
+            return None, f"{m} features were not finite (NaN/inf)", ms
+        if m == "visual":
+            self.health.report_data("visual", by="content")
+        return vector, None, ms
+
     def process(self, pending: PendingUtterance):
         began = time.perf_counter()
         latency = {"queue": (began - pending.closed_at) * 1000}
@@ -224,59 +262,38 @@ class UtteranceProcessor(threading.Thread):
             if not enabled[m]:
                 pending.forget(m)
         reasons: dict[str, str] = {}
-        transcript = pending.transcript
-        if enabled["text"] and not transcript and self.asr_worker is not None and pending.audio is not None:
+        utterance = Utterance(
+            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=TARGET_RATE,
+            frames=pending.frames, frame_times=pending.frame_times, transcript=pending.transcript, id=str(pending.id),
+        )
+        # Audio and visual features are computed on the pool while ASR runs here; text follows
+        # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
+        jobs = {m: self.pool.submit(self._extract, m, utterance)
+                for m in ("audio", "visual") if self._has_input(m, utterance, enabled, reasons)}
+        if enabled["text"] and not utterance.transcript and self.asr_worker is not None and utterance.audio is not None:
             t0 = time.perf_counter()
-            transcript = self.asr_worker.transcribe(pending.audio)
+            text = self.asr_worker.transcribe(utterance.audio)
             latency["asr"] = (time.perf_counter() - t0) * 1000
-            if transcript is None:
+            if text is None:
                 reasons["text"] = "ASR failed or timed out"
                 self.health.report_missing("text", "ASR failed or timed out", by="content")
             else:
                 self.health.report_data("text", by="content")
-            transcript = (transcript or "").strip() or None
-        utterance = Utterance(
-            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=TARGET_RATE,
-            frames=pending.frames, frame_times=pending.frame_times, transcript=transcript, id=str(pending.id),
-        )
-        features: dict[str, np.ndarray | None] = {}
-        for m in MODALITIES:
-            features[m] = None
-            if not enabled[m]:
+            utterance.transcript = (text or "").strip() or None
+        transcript = utterance.transcript
+        if self._has_input("text", utterance, enabled, reasons):
+            jobs["text"] = self.pool.submit(self._extract, "text", utterance)
+        features: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
+        for m, job in jobs.items():
+            features[m], reason, latency[f"extract_{m}"] = job.result()
+            if reason:
+                reasons[m] = reason
+        for m in MODALITIES:  # switched off while we worked: keep nothing of it
+            if not self.health.enabled(m):
+                features[m] = None
                 reasons[m] = "disabled"
-                continue
-            if m == "audio" and utterance.audio is None:
-                reasons.setdefault(m, "no audio captured")
-                continue
-            if m == "visual" and not utterance.frames:
-                state = self.health.reason("visual")
-                reasons[m] = f"no frames ({state})" if state else "no frames"
-                continue
-            if m == "text" and not transcript:
-                reasons.setdefault(m, "no transcript")
-                continue
-            t0 = time.perf_counter()
-            try:
-                vector = self.profile.extractor(m).extract(utterance)
-            except Exception as error:  # noqa: BLE001 - a failing extractor makes its modality missing
-                reasons[m] = f"{m} extractor failed: {type(error).__name__}: {error}"
-                continue
-            finally:
-                latency[f"extract_{m}"] = (time.perf_counter() - t0) * 1000
-            if vector is None:
-                reasons[m] = "no face found" if m == "visual" else f"{m} extractor found nothing"
-                if m == "visual":
-                    self.health.report_missing("visual", "no face in view", by="content")
-                continue
-            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-            if not np.all(np.isfinite(vector)):
-                reasons[m] = f"{m} features were not finite (NaN/inf)"
-                continue
-            if m == "visual":
-                self.health.report_data("visual", by="content")
-            features[m] = vector
-        if not self.health.enabled("text"):  # switched off while we worked: keep nothing of it
-            transcript, features["text"] = None, None
+        if features["text"] is None and not self.health.enabled("text"):
+            transcript = None
         used = [m for m in MODALITIES if features[m] is not None]
         if not used:
             why = "; ".join(f"{m}: {reasons.get(m, 'missing')}" for m in MODALITIES)
