@@ -1,7 +1,7 @@
 """The Gradio page in a real headless browser (Debian's chromium driven by Playwright; no browser
 download): the page loads, the bundled demo (the real LiveSession, replayed in real time) makes
 the timeline and the expert loads update, and the visual privacy switch takes visual out of the
-next events. A screenshot is saved to test-artifacts/ (or $MOMKE_ARTIFACT_DIR)."""
+next events; the browser's (fake) webcam and microphone stream into the session. A screenshot is saved to test-artifacts/ (or $MOMKE_ARTIFACT_DIR)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from frontend_support import ARTIFACTS, frontend_checkpoint
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 # Chromium's own fake webcam (a test pattern) and microphone (a beep), no prompt.
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
                                 reason="Debian's chromium is not installed (bash .ci/setup installs it)")
@@ -46,7 +48,8 @@ def page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera", "microphone"])
+        page = context.new_page()
         page.set_default_timeout(120_000)
         yield page
         browser.close()
@@ -113,3 +116,32 @@ def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(serve
     page.click("#mk-stop")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
     assert demo.session is None
+
+
+def test_browser_webcam_and_microphone_stream_into_the_session(server, page, monkeypatch):
+    from momke.realtime import browser_source
+
+    pushed = {"audio": 0, "visual": 0}
+    for cls, modality in ((browser_source.PushedMicrophone, "audio"), (browser_source.PushedCamera, "visual")):
+        original = cls.push
+
+        def counting(self, *args, _original=original, _modality=modality):
+            pushed[_modality] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(cls, "push", counting)
+    app, _ = server
+    page.locator("#mk-use-visual input").check()  # the previous test switched it off; the switch persists
+    page.get_by_label("My browser's webcam and microphone").check()
+    page.click("#mk-start")
+    page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
+    page.get_by_text("Browser webcam and microphone").click()
+    page.locator("#mk-webcam button", has_text="Click to Access Webcam").click()
+    page.locator("#mk-webcam button", has_text="Record").click()
+    page.locator("#mk-mic button", has_text="Record").click()
+    for modality in ("audio", "visual"):
+        page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="active"]', timeout=60_000)
+    assert pushed["audio"] > 0 and pushed["visual"] > 0
+    assert app.live_demo.session.status()["visual"] == "active"
+    page.click("#mk-stop")
+    page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
