@@ -25,6 +25,7 @@ class HealthMonitor:
         on_change: Callable[[StatusEvent], None],
         clock_now: Callable[[], float],
         read_timeout_s: dict[str, float] | None = None,
+        disabled=(),
     ) -> None:
         self._on_change = on_change
         self._clock_now = clock_now
@@ -34,7 +35,7 @@ class HealthMonitor:
         # verdict on what was captured, e.g. no face). Frames still arriving must not hide
         # "no face": only the pipeline clears its own verdict.
         self._set_by = {m: "device" for m in MODALITIES}
-        self._enabled = {m: True for m in MODALITIES}
+        self._enabled = {m: m not in disabled for m in MODALITIES}
         # Live devices only: how long without data counts as a read timeout.
         self._read_timeout_s = dict(read_timeout_s or {})
         self._last_data: dict[str, float] = {}
@@ -43,7 +44,7 @@ class HealthMonitor:
     def set_enabled(self, modality: str, enabled: bool) -> None:
         with self._lock:
             self._enabled[modality] = enabled
-        if not enabled:
+        if not enabled:  # announced even if it was off already (a session's initial states)
             self._set(modality, DISABLED, "switched off")
         else:
             self._set(modality, MISSING, "switched on, waiting for data")

@@ -108,11 +108,12 @@ class SegmentationLoop(threading.Thread):
                 return
             if item is not None:
                 self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
-                if len(item.samples) and self.health.enabled("audio"):
-                    with self.lock:
+                segments = []
+                with self.lock:  # the privacy switch resets the segmenter under this lock
+                    if len(item.samples) and self.health.enabled("audio"):
                         segments = self.segmenter.push(item.samples, item.start)
-                    for segment in segments:
-                        self._enqueue_segment(segment)
+                for segment in segments:
+                    self._enqueue_segment(segment)
             self._text_utterances(final=False)
 
     def reset_audio(self) -> None:

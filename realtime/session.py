@@ -102,9 +102,7 @@ class LiveSession:
         self._emit_lock = threading.Lock()
         self._log_file = None
         self._pacer: ReplayPacer | None = None
-        self.health = HealthMonitor(self._emit, self.timeline_now)
-        for modality in disabled:
-            self.health._enabled[modality] = False
+        self.health = HealthMonitor(self._emit, self.timeline_now, disabled=disabled)
 
         live = self.input_file is None
         self.live = live
@@ -274,8 +272,9 @@ class LiveSession:
     def _forget(self, modality: str) -> None:
         if modality == "audio":
             self.audio_queue.clear()
-            if self._started and self._segmenter is not None:
-                self.segmentation.reset_audio() if hasattr(self, "segmentation") else self._segmenter.reset()
+            segmentation = getattr(self, "segmentation", None)
+            if segmentation is not None:
+                segmentation.reset_audio()
         elif modality == "visual":
             self.frames.clear()
         elif modality == "text":
@@ -316,7 +315,7 @@ class LiveSession:
     def _announce_initial_states(self) -> None:
         for modality in MODALITIES:
             if not self.health.enabled(modality):
-                self.health._set(modality, "disabled", "switched off")
+                self.health.set_enabled(modality, False)
         if self._audio_device is None:
             self.health.report_missing("audio", "no microphone")
         if self._video_device is None:

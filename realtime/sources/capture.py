@@ -240,7 +240,8 @@ class VideoCapture(CaptureThread):
             self.health.report_missing("visual", problem)
             return
         self._last_kept = t
-        self.frames.add(t, frame)
+        if self.enabled():  # again: the privacy switch may have flipped during the checks
+            self.frames.add(t, frame)
         self.health.report_data("visual")
 
     def check(self, frame, t: float) -> str | None:
