@@ -134,6 +134,14 @@ def source_kwargs(args) -> tuple[dict, str]:
     return kwargs, "live: " + ", ".join(found)
 
 
+def check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageProblem("--device cuda: no CUDA device is available here (use --device cpu, or auto)")
+
+
 def make_session(args, source: dict, disabled: tuple[str, ...]):
     from .session import LiveSession
 
@@ -240,6 +248,7 @@ def _main(args) -> int:
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
                           device=None if args.device == "auto" else args.device, disabled=disabled)
         source, description = source_kwargs(args)
+        check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
         session = make_session(args, source, disabled)
     except UsageProblem as problem:
@@ -252,7 +261,7 @@ def _main(args) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as stop:
         return EXIT_OK if isinstance(stop, _Terminated) else EXIT_INTERRUPTED
-    except Exception as error:  # noqa: BLE001 - a one-line message, the traceback with --verbose
+    except Exception as error:
         if args.verbose:
             log.exception("cannot start")
         print(f"momke-live: error while starting: {type(error).__name__}: {error}", file=sys.stderr)
@@ -260,7 +269,7 @@ def _main(args) -> int:
 
     try:
         return run(session, args, description)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         if args.verbose:
             log.exception("session failed")
         print(f"momke-live: error: {type(error).__name__}: {error}", file=sys.stderr)

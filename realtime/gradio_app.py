@@ -25,9 +25,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from the demo
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ..models.config import MODALITIES  # noqa: E402
-from . import gradio_views as views  # noqa: E402
-from .live_state import LiveState  # noqa: E402
+from ..models.config import MODALITIES
+from . import gradio_views as views
+from .live_state import LiveState
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LiveDemo:
             self.stop()
             try:
                 self.session = self._make_session(source, checkpoint, fast)
-            except Exception as error:  # noqa: BLE001 - shown on the page, the server keeps running
+            except Exception as error:
                 log.info("cannot start", exc_info=True)
                 self.message = f"Cannot start: {error}"
                 return self.message

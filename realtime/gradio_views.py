@@ -38,8 +38,8 @@ def timeline_svg(snap: Snapshot, width: int = 640, height: int = 220, last: int 
     def xy(i: int, p: float) -> tuple[float, float]:
         return left + i * step, top + (1.0 - p) * plot_h
 
-    parts = [f'<svg class="mk-timeline" data-count="{len(events)}" viewBox="0 0 {width} {height}" '
-             f'width="100%" role="img" aria-label="emotion timeline">']
+    parts = [(f'<svg class="mk-timeline" data-count="{len(events)}" viewBox="0 0 {width} {height}" '
+              f'width="100%" role="img" aria-label="emotion timeline">')]
     for p in (0.0, 0.5, 1.0):
         _, y = xy(0, p)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'

@@ -30,7 +30,7 @@ TRANSCRIPT_LINES = 6
 
 
 def bar(value: float, width: int = BAR_WIDTH) -> str:
-    filled = max(0, min(width, int(round(value * width))))
+    filled = max(0, min(width, round(value * width)))
     return "█" * filled + "·" * (width - filled)
 
 

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-
 from frontend_support import DEMO_DIR, demo_transcript, frontend_checkpoint
 from momke.realtime.browser_source import PushedCamera, PushedMicrophone, to_float_mono
 from momke.realtime.sources.devices import ReadTimeout

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from frontend_support import ARTIFACTS, frontend_checkpoint
 
 CHROMIUM = Path("/usr/bin/chromium")

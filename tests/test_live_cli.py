@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-
 from frontend_support import REPO, demo_transcript, frontend_checkpoint, momke_live
 
 MODALITIES = {"audio", "text", "visual"}
@@ -122,6 +121,17 @@ def test_argparse_errors_exit_2(capsys):
         main(["--device", "tpu"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
+    import torch
+
+    from momke.realtime.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert main(["--demo", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
 
 
 def test_bad_checkpoint_is_a_usage_error(tmp_path, capsys):

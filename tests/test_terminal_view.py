@@ -3,6 +3,7 @@ only), and the real `momke-live --demo` drawing in a real terminal (tmux, captur
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -11,12 +12,11 @@ import time
 import uuid
 
 import pytest
-from rich.console import Console
-
 from frontend_support import REPO, demo_transcript, frontend_checkpoint
 from momke.realtime.events import DroppedUtteranceEvent, EmotionEvent, StatusEvent
 from momke.realtime.live_state import LiveState, format_summary
 from momke.realtime.terminal_view import event_line, render
+from rich.console import Console
 
 
 def emotion(uid: int, label: str, probs: dict, modalities=("audio", "text"), loads=None, text="hello") -> EmotionEvent:
@@ -25,7 +25,7 @@ def emotion(uid: int, label: str, probs: dict, modalities=("audio", "text"), loa
 
 
 def rendered(state: LiveState, width: int = 120) -> str:
-    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(render(state.snapshot(), "test"))
     return console.export_text()
 
@@ -84,7 +84,7 @@ def test_live_view_updates_in_a_real_terminal(tmp_path_factory):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", name, "-S", "-80"],
-                                    capture_output=True, text=True).stdout
+                                    check=False, capture_output=True, text=True).stdout
             for line in screen.splitlines():
                 if "utterance #" in line:
                     seen.add(line.split("utterance #")[1].split()[0])
@@ -92,7 +92,7 @@ def test_live_view_updates_in_a_real_terminal(tmp_path_factory):
                 break
             time.sleep(0.2)
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        subprocess.run([*tmux, "kill-server"], check=False, capture_output=True)
     n = len(demo_transcript())
     assert "EXIT=0" in screen, screen
     assert len(seen) >= 2, f"the view never changed utterance: {seen}\n{screen}"  # it updated while running

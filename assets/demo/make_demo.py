@@ -131,7 +131,7 @@ def frames(duration_s: float):
         w, h = 300.0 / zoom, 225.0 / zoom
         cx = cx0 + 14 * np.sin(2 * np.pi * t / 7.0)
         cy = cy0 + 8 * np.sin(2 * np.pi * t / 5.0)
-        x0, y0 = int(round(cx - w / 2)), int(round(cy - h / 2))
+        x0, y0 = round(cx - w / 2), round(cy - h / 2)
         crop = image[max(y0, 0): y0 + int(h), max(x0, 0): x0 + int(w)]
         yield cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
 

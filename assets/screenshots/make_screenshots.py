@@ -12,6 +12,7 @@ Needs Debian's chromium (/usr/bin/chromium) and the playwright pip package (test
 from __future__ import annotations
 
 import argparse
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -22,17 +23,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def terminal_svg(checkpoint) -> str:
-    from rich.console import Console
-
     from momke.realtime.live_state import LiveState
     from momke.realtime.session import LiveSession
     from momke.realtime.terminal_view import render
+    from rich.console import Console
 
     state = LiveState()
     with LiveSession.demo(realtime=False, asr=None, checkpoint=checkpoint) as session:
         for event in session.events():
             state.update(event)
-    console = Console(record=True, width=104, file=open("/dev/null", "w"))
+    console = Console(record=True, width=104, file=io.StringIO())
     console.print(render(state.snapshot(), "momke-live · demo conversation (fast replay)"))
     return console.export_svg(title="momke-live --demo")
 
@@ -51,9 +51,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     from momke.realtime.gradio_app import launch
+    from playwright.sync_api import sync_playwright
 
     svg = terminal_svg(args.checkpoint)
     app, url = launch(port=0, checkpoint=args.checkpoint, block=False)
