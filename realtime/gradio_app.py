@@ -135,10 +135,12 @@ class LiveDemo:
         return session is not None and not session.wait(timeout=0)
 
     def info(self) -> str:
-        snap_count = self.state.emotion_count
-        if self.session is not None and not self.running():
-            return f"Finished: {self.source} ({snap_count} utterances)."
-        return f"{self.message} ({snap_count} utterances so far)"
+        count = self.state.emotion_count
+        if self.session is None:
+            return self.message
+        if not self.running():
+            return f"Finished: {self.source} ({count} utterances)."
+        return f"{self.message} ({count} utterances so far)"
 
 
 # -------------------------------------------------------------------------------- the page
