@@ -26,11 +26,10 @@ import time
 
 import numpy as np
 import torch
-from torch.nn import functional as F
-
 from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE
 from momke.models.data import Conversation, collate_conversations
 from momke.models.training import predict
+from torch.nn import functional as F
 
 DIMS = (512, 1024, 1024)
 DIALOGUES, UTTERANCES, LONGEST = 151, 5531, 110
@@ -69,7 +68,7 @@ class Clock:
     """Wall time and this process's CPU time (all threads): on a machine shared with other jobs
     the wall time grows with the load, the CPU time much less."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self):  # -> this Clock
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 

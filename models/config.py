@@ -88,7 +88,7 @@ class MoMKEConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MoMKEConfig":
+    def from_dict(cls, data: dict[str, Any]) -> MoMKEConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
 from momke.models import MODALITIES, MoMKE, MoMKEConfig
 from momke.models.checkpoint import (
     CONFIG_FILE,
@@ -17,6 +15,7 @@ from momke.models.checkpoint import (
     load_config,
     save_checkpoint,
 )
+from safetensors.torch import load_file, save_file
 
 DIMS = (6, 5, 4)
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(**overrides) -> MoMKE:
-    settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=1, num_heads=2, router_hidden_dim=8, feature_profile="lite")
+    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 1, "num_heads": 2, "router_hidden_dim": 8, "feature_profile": "lite"}
     settings.update(overrides)
     torch.manual_seed(0)
     return MoMKE(MoMKEConfig(**settings))

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from momke.models import MODALITIES, MoMKE, MoMKEConfig
 
 DIMS = (6, 5, 4)
@@ -11,7 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**overrides) -> MoMKEConfig:
-    settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=2, num_heads=2, router_hidden_dim=8, dropout=0.5)
+    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 2, "num_heads": 2, "router_hidden_dim": 8, "dropout": 0.5}
     settings.update(overrides)
     return MoMKEConfig(**settings)
 
@@ -317,19 +316,19 @@ def test_bad_input_gives_clear_errors():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (dict(feature_dims=(6, 5)), "feature_dims"),
-        (dict(feature_dims=(6, 0, 4)), "feature_dims"),
-        (dict(task="ranking"), "task"),
-        (dict(labels=("only",)), "two labels"),
-        (dict(labels=("a", "a")), "distinct"),
-        (dict(context_mode="future"), "context_mode"),
-        (dict(experts=()), "experts"),
-        (dict(experts=("audio", "smell")), "experts"),
-        (dict(hidden_dim=9, num_heads=2), "divisible"),
-        (dict(num_heads=0), "num_heads"),
-        (dict(num_blocks=0), "num_blocks"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(mlp_ratio=0), "mlp_ratio"),
+        ({"feature_dims": (6, 5)}, "feature_dims"),
+        ({"feature_dims": (6, 0, 4)}, "feature_dims"),
+        ({"task": "ranking"}, "task"),
+        ({"labels": ("only",)}, "two labels"),
+        ({"labels": ("a", "a")}, "distinct"),
+        ({"context_mode": "future"}, "context_mode"),
+        ({"experts": ()}, "experts"),
+        ({"experts": ("audio", "smell")}, "experts"),
+        ({"hidden_dim": 9, "num_heads": 2}, "divisible"),
+        ({"num_heads": 0}, "num_heads"),
+        ({"num_blocks": 0}, "num_blocks"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"mlp_ratio": 0}, "mlp_ratio"),
     ],
 )
 def test_config_validation(overrides, message):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from momke.models import MODALITIES, MoMKE, MoMKEConfig
 from momke.models.streaming import EmptyUtteranceError, StreamingMoMKE
 
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(seed: int = 0, **overrides) -> MoMKE:
-    settings = dict(feature_dims=DIMS, hidden_dim=8, num_blocks=2, num_heads=2, router_hidden_dim=8, context_mode="causal")
+    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 2, "num_heads": 2, "router_hidden_dim": 8, "context_mode": "causal"}
     settings.update(overrides)
     torch.manual_seed(seed)
     return MoMKE(MoMKEConfig(**settings))
