@@ -110,7 +110,6 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     import torch
-
     from momke.extractors.profiles import load_profile
 
     t0 = time.perf_counter()

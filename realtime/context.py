@@ -18,7 +18,7 @@ from ..models.config import MODALITIES
 from ..models.momke import MoMKE
 from ..models.streaming import EmptyUtteranceError, StreamingMoMKE
 
-__all__ = ["ConversationContext", "ContextPrediction", "EmptyUtteranceError"]
+__all__ = ["ContextPrediction", "ConversationContext", "EmptyUtteranceError"]
 
 
 @dataclass

@@ -12,6 +12,7 @@ an EmotionEvent with its latency breakdown, or a DroppedUtteranceEvent saying wh
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ from .context import ConversationContext, EmptyUtteranceError
 from .events import DroppedUtteranceEvent, EmotionEvent
 from .health import HealthMonitor
 from .sources import END_OF_STREAM, TARGET_RATE
+
+log = logging.getLogger(__name__)
 
 END_OF_UTTERANCES = object()
 
@@ -217,8 +220,8 @@ class UtteranceProcessor(threading.Thread):
                 return
             try:
                 self.profile.extractor(m).extract(dummy)
-            except Exception:  # noqa: BLE001 - a broken extractor shows up per utterance instead
-                pass
+            except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
+                log.debug("warming up the %s extractor failed: %s", m, error)
 
     def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
         """Whether modality m was captured for this utterance (else record why not)."""
@@ -312,7 +315,7 @@ class UtteranceProcessor(threading.Thread):
         return EmotionEvent(
             utterance_id=pending.id, start=pending.start, end=pending.end, label=prediction.label,
             probabilities=prediction.probabilities, modalities=prediction.modalities,
-            transcript=transcript if "text" in enabled and enabled["text"] else None,
+            transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},
         )

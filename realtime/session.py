@@ -9,7 +9,6 @@ lines log. Privacy switches stop a modality's capture and clear everything held 
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -22,7 +21,7 @@ from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from .clock import SessionClock
 from .context import ConversationContext
-from .events import Event, StatusEvent
+from .events import Event
 from .health import HealthMonitor
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
@@ -135,7 +134,7 @@ class LiveSession:
         self.asr_worker = None
 
     @classmethod
-    def demo(cls, **kwargs) -> "LiveSession":
+    def demo(cls, **kwargs) -> LiveSession:
         """Replay the bundled demo conversation (assets/demo/) through the live path."""
         video = DEMO_DIR / "conversation.mp4"
         if not video.is_file():
@@ -144,7 +143,7 @@ class LiveSession:
         return cls(input_file=video, **kwargs)
 
     # ----------------------------------------------------------------------------- lifecycle
-    def start(self) -> "LiveSession":
+    def start(self) -> LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession can be started once; make a new one")
         self._started = True
@@ -206,7 +205,7 @@ class LiveSession:
                 self._log_file.close()
                 self._log_file = None
 
-    def __enter__(self) -> "LiveSession":
+    def __enter__(self) -> LiveSession:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -238,7 +237,7 @@ class LiveSession:
         for callback in list(self._callbacks):
             try:
                 callback(event)
-            except Exception:  # noqa: BLE001 - a host's callback bug must not stop the session
+            except Exception:
                 log.exception("event callback failed")
         self._put_event(event)
 
@@ -293,7 +292,7 @@ class LiveSession:
     def push_text(self, text: str, start: float | None = None, end: float | None = None) -> None:
         """Text from the host's own ASR or typing; stamped now (or with the given session times)."""
         if not isinstance(text, str):
-            raise ValueError(f"push_text takes a string, got {type(text).__name__}")
+            raise TypeError(f"push_text takes a string, got {type(text).__name__}")
         if not text.strip():
             return
         now = self.timeline_now()

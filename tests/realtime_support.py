@@ -106,7 +106,7 @@ def mux_face_video(directory: Path, wav: Path, duration: float, fps: int = 10) -
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lite_profile():
     """The lite extractors, loaded (and warmed) once per test process."""
     from momke.extractors.profiles import load_profile
@@ -117,7 +117,6 @@ def lite_profile():
 def small_model(dims=None, seed: int = 0):
     """A small, real (untrained) causal MoMKE reading the lite profile's features."""
     import torch
-
     from momke.models.config import MoMKEConfig
     from momke.models.momke import MoMKE
 
@@ -147,7 +146,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Cheap extractors for fault-injection tests (the real ones are exercised by the e2e tests)
 
-from momke.extractors.base import FeatureProfile, ModalityExtractor  # noqa: E402
+from momke.extractors.base import FeatureProfile, ModalityExtractor
 
 FAKE_DIMS = (4, 8, 3)
 
@@ -187,7 +186,6 @@ def spy_profile() -> FeatureProfile:
 
 def spy_model():
     import torch
-
     from momke.models.config import MoMKEConfig
     from momke.models.momke import MoMKE
 

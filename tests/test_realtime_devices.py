@@ -11,7 +11,6 @@ import types
 
 import numpy as np
 import pytest
-
 from momke.realtime import EmotionEvent, LiveSession, StatusEvent
 from momke.realtime.sources import CameraDevice, MicrophoneDevice, ReadTimeout, StreamResampler
 from realtime_support import face_frames, session_threads, spy_model, spy_profile, wait_for
@@ -53,7 +52,7 @@ class FakeSoundDevice(types.SimpleNamespace):
     def query_devices(self, device=None, kind=None):
         return {"default_samplerate": float(self.rate), "name": "fake"}
 
-    def InputStream(self, **kwargs):  # noqa: N802 - the sounddevice name
+    def InputStream(self, **kwargs):
         self.opened += 1
         if self.opened <= self.fail_open:
             raise OSError("injected: no such device")
@@ -150,7 +149,7 @@ class FakeCapture:
         self.count = 0
         FakeCapture.instances.append(self)
 
-    def isOpened(self):  # noqa: N802
+    def isOpened(self):
         return not FakeCapture.script.get("closed", False)
 
     def read(self):

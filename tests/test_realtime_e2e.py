@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from momke.models.checkpoint import save_checkpoint
 from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveSession, StatusEvent
-from realtime_support import lite_profile, make_conversation, ravdess_clips, session_threads, small_model
+from realtime_support import (
+    lite_profile,
+    make_conversation,
+    ravdess_clips,
+    session_threads,
+    small_model,
+)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-
 from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveSession, StatusEvent
 from momke.realtime import session as session_module
 from momke.realtime.asr import ASRBackend

@@ -7,9 +7,15 @@ import json
 import threading
 
 import pytest
-
 from momke.realtime import EmotionEvent, LiveSession, StatusEvent
-from realtime_support import make_conversation, ravdess_clips, session_threads, spy_model, spy_profile, wait_for
+from realtime_support import (
+    make_conversation,
+    ravdess_clips,
+    session_threads,
+    spy_model,
+    spy_profile,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")

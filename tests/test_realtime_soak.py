@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from momke.realtime import EmotionEvent, LiveSession
 from realtime_support import RATE, ravdess_clips, session_threads, spy_model, spy_profile, wait_for
 

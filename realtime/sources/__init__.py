@@ -14,7 +14,18 @@ from .replay import ReplayPacer, load_transcript
 from .resample import TARGET_RATE, StreamResampler
 
 __all__ = [
-    "END_OF_STREAM", "AudioCapture", "CaptureThread", "VideoCapture", "CameraDevice", "FileAudioDevice",
-    "FileVideoDevice", "MicrophoneDevice", "ReadTimeout", "has_video_track", "ReplayPacer", "load_transcript",
-    "TARGET_RATE", "StreamResampler",
+    "END_OF_STREAM",
+    "TARGET_RATE",
+    "AudioCapture",
+    "CameraDevice",
+    "CaptureThread",
+    "FileAudioDevice",
+    "FileVideoDevice",
+    "MicrophoneDevice",
+    "ReadTimeout",
+    "ReplayPacer",
+    "StreamResampler",
+    "VideoCapture",
+    "has_video_track",
+    "load_transcript",
 ]

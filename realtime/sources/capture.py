@@ -9,8 +9,8 @@ closed and a replayed file is only advanced (frames are not even decoded); nothi
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from ..health import HealthMonitor
 from .devices import ReadTimeout
 from .replay import ReplayPacer
 from .resample import TARGET_RATE, StreamResampler
+
+log = logging.getLogger(__name__)
 
 END_OF_STREAM = object()  # put into the audio queue when a replayed file has ended
 
@@ -129,8 +131,8 @@ class CaptureThread(threading.Thread):
             self._opened = False
             try:
                 self.device.close()
-            except Exception:  # noqa: BLE001 - a dying device may fail to close too
-                pass
+            except Exception as error:  # noqa: BLE001 - a dying device may fail to close too
+                log.debug("closing the %s device failed: %s", self.modality, error)
             self.on_reset()
 
     def interrupt(self) -> None:
@@ -140,8 +142,8 @@ class CaptureThread(threading.Thread):
         if getattr(self.device, "interruptible", False):
             try:
                 self.device.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as error:  # noqa: BLE001
+                log.debug("interrupting the %s device failed: %s", self.modality, error)
 
 
 class AudioCapture(CaptureThread):

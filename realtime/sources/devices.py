@@ -15,11 +15,14 @@ Audio devices also have `sample_rate`. Files: audio through soundfile (wav, flac
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class ReadTimeout(Exception):
@@ -91,8 +94,8 @@ class MicrophoneDevice:
             try:
                 stream.abort()
                 stream.close()
-            except Exception:  # closing a broken device must not raise on shutdown
-                pass
+            except Exception as error:  # noqa: BLE001 - closing a broken device must not raise on shutdown
+                log.debug("closing the microphone failed: %s", error)
 
 
 class CameraDevice:
@@ -161,13 +164,13 @@ class FileAudioDevice:
 
         try:
             handle = sf.SoundFile(str(self.path))
-        except Exception:
+        except RuntimeError:  # libsndfile cannot read it (a video container): FFmpeg can
             self._reader = _PyAVAudio(self.path)
             self.sample_rate = self._reader.sample_rate
         else:
             self.sample_rate = handle.samplerate
             self._reader = _SoundFileAudio(handle)
-        self._chunk = max(1, int(round(self.chunk_s * self.sample_rate)))
+        self._chunk = max(1, round(self.chunk_s * self.sample_rate))
 
     def read(self):
         samples = self._reader.read(self._chunk)
@@ -280,5 +283,5 @@ def has_video_track(path: str | Path) -> bool:
     try:
         with av.open(str(path)) as container:
             return bool(container.streams.video)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unreadable means no video to replay
         return False
