@@ -1,7 +1,7 @@
 """MoMKE itself: the model, its two training stages, evaluation, metrics, data and checkpoints."""
 
-from .config import MODALITIES, MoMKEConfig
 from .checkpoint import DEFAULT_CHECKPOINT, check_features, load_checkpoint, save_checkpoint
+from .config import MODALITIES, MoMKEConfig
 from .momke import MoMKE, MoMKEOutput
 from .streaming import EmptyUtteranceError, StepOutput, StreamingMoMKE
 
