@@ -209,6 +209,7 @@ def run(session, args, description: str) -> int:
     except KeyboardInterrupt as stop:
         interrupted = stop
     summary = state.summary(wall_s=time.monotonic() - began)
+    summary["fast_replay"] = bool(args.fast)
     print(format_summary(summary), file=sys.stderr if args.json else sys.stdout, flush=True)
     if interrupted is not None:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED

@@ -48,6 +48,8 @@ class LiveState:
         self._emotions = 0
         self._latency_sum = 0.0
         self._latency_n = 0
+        self._processing_sum = 0.0
+        self._processing_n = 0
         # Running sums of the router weights: modality -> expert -> (sum, count).
         self._load_sums: dict[str, dict[str, list[float]]] = {}
         if status:
@@ -78,6 +80,10 @@ class LiveState:
         if total is not None:
             self._latency_sum += float(total)
             self._latency_n += 1
+        processing = event.latency_ms.get("processing") if event.latency_ms else None
+        if processing is not None:  # the pipeline's own work, without waiting in queues
+            self._processing_sum += float(processing)
+            self._processing_n += 1
         for modality, loads in (event.expert_loads or {}).items():
             sums = self._load_sums.setdefault(modality, {})
             for expert, weight in loads.items():
@@ -121,6 +127,8 @@ class LiveState:
             "labels": snap.label_counts,
             "modalities_used": {m: used.get(m, 0) for m in MODALITIES},
             "mean_latency_ms": None if snap.mean_latency_ms is None else round(snap.mean_latency_ms, 1),
+            "mean_processing_ms": (round(self._processing_sum / self._processing_n, 1)
+                                   if self._processing_n else None),
             "mean_expert_loads": {
                 m: {e: round(w, 3) for e, w in loads.items()} for m, loads in snap.mean_expert_loads.items()
             },
@@ -140,7 +148,10 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  emotions: {labels}")
     lines.append(f"  modalities used: {used}")
     if summary["mean_latency_ms"] is not None:
-        lines.append(f"  mean latency (utterance end -> event): {summary['mean_latency_ms']:.0f} ms")
+        processing = summary.get("mean_processing_ms")
+        lines.append(f"  mean latency (utterance end -> event): {summary['mean_latency_ms']:.0f} ms"
+                     + (f", of which processing {processing:.0f} ms" if processing is not None else "")
+                     + (" (a fast replay queues utterances: latency includes the wait)" if summary.get("fast_replay") else ""))
     for modality, loads in summary["mean_expert_loads"].items():
         shares = ", ".join(f"{e} {w:.2f}" for e, w in loads.items())
         lines.append(f"  mean expert loads for {modality}: {shares}")
