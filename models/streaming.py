@@ -30,8 +30,9 @@ An utterance with no modality present (every sensor failed, or all were switched
 be predicted: `step()` raises `EmptyUtteranceError` (a ValueError) and leaves the context
 unchanged, so the live session can report a dropped utterance and carry on.
 
-Privacy: only the feature vectors of present modalities are kept (to rebuild the context), and
-`reset()` forgets all of them.
+Privacy: only the feature vectors of present modalities are kept (to rebuild the context);
+`forget(modality)` drops every stored feature of one modality and rebuilds the context without
+it, and `reset()` forgets everything.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ class StreamingMoMKE:
             self._values = [[zeros() for _ in range(config.num_blocks)] for _ in config.experts]
             # Which cached utterances are keys of each modality's sequence (the modality present).
             self._key_present = torch.zeros(len(MODALITIES), self.max_context, dtype=torch.bool, device=self._device)
+
+    def forget(self, modality: str) -> None:
+        """Drop every stored feature of `modality` (a privacy switch turned off) and rebuild the
+        context without it; utterances left with no modality leave the context."""
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+        kept = [{m: x for m, x in u.items() if m != modality} for u in self._history]
+        self.reset()
+        self._history = [u for u in kept if u]
+        if self.causal and self._history:
+            with torch.inference_mode():
+                self._encode(0, self._history)
 
     def step(self, features: Mapping[str, object]) -> StepOutput:
         """Add one utterance and predict it.

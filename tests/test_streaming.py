@@ -155,3 +155,26 @@ def test_float64_input_and_settings_validation():
         StreamingMoMKE(model, max_context=0)
     with pytest.raises(ValueError, match="keep_after_roll"):
         StreamingMoMKE(model, max_context=5, keep_after_roll=6)
+
+
+@pytest.mark.parametrize("context_mode", ["causal", "bidirectional"])
+def test_forget_drops_a_modality_from_the_context(context_mode):
+    model = tiny_model(context_mode=context_mode)
+    features, mask = conversation(8, seed=13)
+    mask[0, 3] = torch.tensor([False, True, False])  # text only: leaves the context with text
+    stream = StreamingMoMKE(model, max_context=20)
+    for index in range(7):
+        stream.step(utterance(features, mask, index))
+    stream.forget("text")
+    without_text = mask.clone()
+    without_text[..., 1] = False
+    kept = [i for i in range(7) if without_text[0, i].any()]
+    assert stream.context_length == len(kept) == 6
+    # The next utterance is predicted as if text had never been seen.
+    step = stream.step(utterance(features, mask, 7))
+    order = kept + [7]
+    with torch.no_grad():
+        expected = model({m: x[:, order] for m, x in features.items()}, torch.cat([without_text[:, kept], mask[:, 7:8]], 1))
+    np.testing.assert_allclose(step.logits, expected.logits[0, -1].numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown modality"):
+        stream.forget("smell")
