@@ -6,7 +6,7 @@
     momke-live --gradio         the browser demo (see gradio_app.py)
 
 Exit codes (scripts may rely on them):
-    0    finished (a replay ran to its end, or a live session was stopped by SIGTERM)
+    0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
     1    runtime error (the engine failed, or a replay produced no utterance at all)
     2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
     130  stopped with Ctrl-C (after a clean shutdown and the summary)
@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -171,6 +172,7 @@ class _JsonOut:
             self.stream = sys.stdout
             return
         sys.stdout.flush()
+        self._restore = (fd, os.dup(fd), sys.stdout)
         self.stream = os.fdopen(os.dup(fd), "w", encoding="utf-8", buffering=1)
         os.dup2(sys.stderr.fileno(), fd)
         sys.stdout = sys.stderr
@@ -179,6 +181,21 @@ class _JsonOut:
         self.stream.write(line + "\n")
         self.stream.flush()
 
+    def close(self) -> None:
+        """Give stdout back (matters when main() runs inside a host program)."""
+        restore = getattr(self, "_restore", None)
+        if restore is None:
+            return
+        fd, saved, stdout = restore
+        self._restore = None
+        try:
+            self.stream.close()
+        except BrokenPipeError:
+            pass
+        os.dup2(saved, fd)
+        os.close(saved)
+        sys.stdout = stdout
+
 
 def run(session, args, description: str) -> int:
     from .live_state import LiveState, format_summary
@@ -186,6 +203,7 @@ def run(session, args, description: str) -> int:
     state = LiveState()
     began = time.monotonic()
     interrupted: KeyboardInterrupt | None = None
+    reader_gone = False
     json_out = _JsonOut() if args.json else None
     use_view = not args.json and not args.plain and sys.stdout.isatty()
     try:
@@ -208,11 +226,18 @@ def run(session, args, description: str) -> int:
                     print(event_line(event), flush=True)
     except KeyboardInterrupt as stop:
         interrupted = stop
+    except BrokenPipeError:  # the program reading our JSON lines went away: a normal way to stop
+        reader_gone = True
+    finally:
+        if json_out is not None:
+            json_out.close()
     summary = state.summary(wall_s=time.monotonic() - began)
     summary["fast_replay"] = bool(args.fast)
     print(format_summary(summary), file=sys.stderr if args.json else sys.stdout, flush=True)
     if interrupted is not None:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
+    if reader_gone:
+        return EXIT_OK
     if not session.live and summary["utterances"] == 0 and summary["dropped"] == 0:
         print("momke-live: the replay produced no utterance (no speech found, or the file could not be read)",
               file=sys.stderr)
@@ -233,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if threading.current_thread() is not threading.main_thread():  # embedded: signals are the host's
+        return _main(args)
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         return _main(args)
