@@ -21,6 +21,8 @@ import numpy as np
 from .base import FeatureProfile, ModalityExtractor, Utterance
 
 PROFILES = ("lite", "research")
+# mini-Xception's pooled last-block features (128) + the 7 FER2013 expression probabilities.
+LITE_VISUAL_DIM = 135
 
 
 class UnavailableExtractor(ModalityExtractor):
@@ -37,13 +39,9 @@ def _lite_visual(device, options: dict) -> ModalityExtractor:
     """The lite visual extractor from extractors/visual.py, imported only when a profile is built."""
     try:
         module = importlib.import_module(f"{__package__}.visual")
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.visual":
-            raise
-        from .mini_xception import FEATURE_DIM, FER2013_CLASSES
-
-        return UnavailableExtractor("visual", FEATURE_DIM + len(FER2013_CLASSES),
-                                    "momke.extractors.visual is not installed")
+    except ImportError as error:
+        # Audio and text still work; only extracting visual features raises, saying why.
+        return UnavailableExtractor("visual", LITE_VISUAL_DIM, f"momke.extractors.visual cannot be imported ({error})")
     for name in ("VisualExtractor", "LiteVisualExtractor"):
         if hasattr(module, name):
             return getattr(module, name)(device=device, **options)

@@ -117,3 +117,9 @@ def test_research_profile_reports_checkpoint_dims(tiny_wav2vec, tiny_text_encode
     assert profile.name == "research"
     assert profile.dims[:2] == (24, 48)
     assert profile.audio._model is None and profile.text._model is None
+
+
+def test_lite_visual_dim_constant_matches_the_visual_extractor():
+    from momke.extractors.profiles import LITE_VISUAL_DIM
+
+    assert load_profile("lite").visual.dim == LITE_VISUAL_DIM
