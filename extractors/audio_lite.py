@@ -10,7 +10,7 @@ Frames (all centred on the same 10 ms grid):
 - pitch frame: 25 ms YIN window plus the longest lag (60 Hz), YIN's cumulative-mean-normalised
   difference with threshold `YIN_THRESHOLD`; F0 search range 60-500 Hz.
 
-Which frames count:
+Which frames count (after removing the utterance's mean, i.e. any DC offset):
 - a frame's level is its RMS in dBFS (0 dB = a full-scale square wave);
 - the utterance is SILENT -> the extractor returns None (missing) when no frame reaches
   `SILENCE_DBFS` (-50 dBFS), or when it is shorter than `MIN_SAMPLES` (10 ms at 16 kHz);
@@ -144,7 +144,8 @@ def _yin(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     search = cmnd[:, _LAG_MIN : _LAG_MAX]
     below = search < YIN_THRESHOLD
-    found = below.any(dim=1)
+    # A frame with no energy has a zero difference function: it is not voiced, whatever YIN says.
+    found = below.any(dim=1) & (cumulative[:, WINDOW] > 1e-8)
     first = torch.where(found, below.float().argmax(dim=1), torch.zeros_like(found, dtype=torch.long))
     # Follow the dip that starts at the first lag under the threshold down to its minimum.
     index = torch.arange(search.shape[1]).unsqueeze(0)
@@ -233,6 +234,7 @@ def functionals(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
     wave = resample_to_target(to_mono_float(samples), sample_rate)
     if wave.numel() < MIN_SAMPLES:
         return None
+    wave = wave - wave.mean()  # a DC offset is not sound (a constant signal is silence)
     with torch.no_grad():
         d = _frame_descriptors(wave)
     level_db = 20 * d["log_rms"]

@@ -59,6 +59,7 @@ def test_silence_and_near_silence_are_missing():
     quiet = np.random.default_rng(0).normal(0, 10 ** ((SILENCE_DBFS - 10) / 20), 32000).astype(np.float32)
     assert extract(quiet, 16000) is None
     assert LiteAudioExtractor().extract(Utterance(audio=None)) is None
+    assert extract(np.full(32000, 0.3, np.float32), 16000) is None  # a DC offset alone is no sound
 
 
 def test_rate_and_channels_do_not_change_the_features_much(speech, tmp_path):
