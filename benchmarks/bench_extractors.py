@@ -31,7 +31,6 @@ SENTENCE = "I really did not expect to see you here today, but I am glad that yo
 def make_utterance(seconds: float = 4.0, fps: float = 30.0):
     import cv2
     import soundfile
-
     from momke.extractors.base import Utterance
 
     with tempfile.TemporaryDirectory() as folder:
@@ -77,7 +76,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-
     from momke.extractors.profiles import load_profile
 
     if args.threads:

@@ -67,7 +67,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-
     from momke.models.evaluation import run_evaluation
     from momke.models.training import TrainingSettings
 

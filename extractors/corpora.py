@@ -146,7 +146,7 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
         if not dialogue_id:
             raise ValueError(f"{path} line {number}: the dialogue column is empty")
 
-        def media(key):
+        def media(key, row=row):
             value = row.get(key)
             return None if value in (None, "") else (path.parent / str(value)).resolve()
 

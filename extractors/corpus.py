@@ -36,7 +36,14 @@ import numpy as np
 from ..models.config import MODALITIES
 from ..models.data import Conversation, CorpusMetadata, CorpusWriter
 from .base import FeatureProfile, Utterance
-from .corpora import FORMATS, DialogueSource, UtteranceSource, map_labels, parse_label_map, read_corpus
+from .corpora import (
+    FORMATS,
+    DialogueSource,
+    UtteranceSource,
+    map_labels,
+    parse_label_map,
+    read_corpus,
+)
 from .media import load_audio, load_video_frames
 
 REPORT_FILE = "extract_report.json"
@@ -151,8 +158,8 @@ class _MediaReader:
         if self._last is None or self._last[0] != path:
             self._last = (path, load_audio(path))
         samples, rate = self._last[1]
-        first = int(round((source.start or 0.0) * rate))
-        last = len(samples) if source.end is None else int(round(source.end * rate))
+        first = round((source.start or 0.0) * rate)
+        last = len(samples) if source.end is None else round(source.end * rate)
         return samples[first:last], rate
 
 

@@ -81,7 +81,7 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def _load_with_ffmpeg(path: Path) -> np.ndarray:
     command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(TARGET_RATE),
                "-f", "f32le", "-"]
-    result = subprocess.run(command, capture_output=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, timeout=600, check=False)
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip().splitlines()
         raise ValueError(f"cannot decode {path}: {message[-1] if message else 'ffmpeg failed'}")

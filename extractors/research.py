@@ -93,7 +93,7 @@ class ResearchAudioExtractor(ModalityExtractor):
             self._model.to(self.device).eval()
         return self._model
 
-    def to(self, device) -> "ResearchAudioExtractor":
+    def to(self, device) -> ResearchAudioExtractor:
         self.device = str(device)
         if self._model is not None:
             self._model.to(self.device)

@@ -63,7 +63,7 @@ class TextEncoderExtractor(ModalityExtractor):
     device: str
     _model = None
 
-    def to(self, device) -> "TextEncoderExtractor":
+    def to(self, device) -> TextEncoderExtractor:
         self.device = str(device)
         if self._model is not None:
             self._model.to(self.device)

@@ -6,7 +6,6 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile
-
 from momke.extractors.audio_lite import DIM, SILENCE_DBFS, LiteAudioExtractor, feature_names
 from momke.extractors.base import Utterance
 from momke.extractors.media import load_audio

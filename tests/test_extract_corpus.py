@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from momke.extractors.corpora import map_labels, parse_label_map, read_corpus
 from momke.extractors.corpus import FeatureCache, extract_corpus, main
 from momke.extractors.profiles import load_profile

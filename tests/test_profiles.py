@@ -10,7 +10,6 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile
-
 from momke.extractors.base import Utterance
 from momke.extractors.profiles import load_profile, profile_dims
 from momke.extractors.research import ResearchAudioExtractor, ResearchTextExtractor

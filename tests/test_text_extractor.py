@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from momke.extractors.base import Utterance
 from momke.extractors.text_lite import DIM, LiteTextExtractor, bundled_model_dir
 
