@@ -134,7 +134,7 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     page.get_by_label("My browser's webcam and microphone").check()
     page.click("#mk-start")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
-    page.get_by_text("Browser webcam and microphone").click()
+    page.get_by_text("Browser webcam and microphone", exact=True).click()
     page.locator("#mk-webcam button", has_text="Click to Access Webcam").click()
     page.locator("#mk-webcam button", has_text="Record").click()
     page.locator("#mk-mic button", has_text="Record").click()
