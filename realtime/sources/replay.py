@@ -66,7 +66,10 @@ class ReplayPacer:
                 return False
         else:
             with self._condition:
-                while media_t > min(self._others(stream), default=math.inf) + self.slack_s:
+                # The stream furthest behind always goes (so streams with steps longer than the
+                # slack, e.g. a 1 fps video, never wait on each other); the others wait for it.
+                while self._position[stream] > min(self._others(stream), default=math.inf) and \
+                        media_t > min(self._others(stream), default=math.inf) + self.slack_s:
                     if stop.is_set():
                         return False
                     self._condition.wait(0.05)
