@@ -119,3 +119,20 @@ def test_bundled_demo_with_the_default_asr(checkpoint):
     said = " ".join(line["text"].lower() for line in lines)
     heard = " ".join(e.transcript for e in with_text).split()
     assert sum(word in said for word in heard) >= len(heard) // 2
+
+
+def test_readme_replay_example_runs_as_written(checkpoint, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    import momke.models.checkpoint as checkpoints
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "LiveSession.demo(realtime=False" in b]
+    assert blocks, "the README's replay example is gone"
+    demo_lines()
+    if not (checkpoints.DEFAULT_CHECKPOINT / "model.safetensors").is_file():  # not shipped yet
+        monkeypatch.setattr(checkpoints, "DEFAULT_CHECKPOINT", checkpoint)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum(e["type"] == "emotion" for e in printed) == len(demo_lines())
