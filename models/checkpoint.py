@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,10 +138,12 @@ def _existing_directory(directory: str | os.PathLike) -> Path:
 
 def _atomic_write(target: Path, write) -> None:
     """write(temporary path) in target's directory, then rename it over target."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         write(temporary)
+        # Readable by all, like any data file: safetensors writes 0600, which would leave a
+        # checkpoint other users (or an installed package) cannot read.
+        os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -47,6 +47,8 @@ def test_round_trip_gives_identical_outputs_and_config(tmp_path):
     output = loaded(features, mask)
     assert torch.equal(output.logits, expected.logits)
     assert torch.equal(output.router_weights, expected.router_weights)
+    for name in (CONFIG_FILE, WEIGHTS_FILE):  # readable by others, e.g. once packaged
+        assert (tmp_path / "ckpt" / name).stat().st_mode & 0o044 == 0o044
     document = json.loads((tmp_path / "ckpt" / CONFIG_FILE).read_text())
     assert document["config"]["feature_dims"] == list(DIMS)
     assert load_config(tmp_path / "ckpt") == loaded.config
