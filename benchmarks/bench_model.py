@@ -11,6 +11,7 @@ dimensions 512/1024/1024, 4 classes) and the paper's model (d=256, 4 blocks, 2 h
   amortised cost per step of a long conversation with the default window (110, rolls to 82).
 
 Usage: python benchmarks/bench_model.py [--threads 2] [--skip-training | --skip-step] [--reps 30]
+                                        [--checkpoint assets/checkpoints/momke-lite-4class]
 Each figure is given as wall time and this process's CPU time: on a shared machine the first
 grows with the other jobs' load.
 """
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 import torch
-from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE
+from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE, load_checkpoint
 from momke.models.data import Conversation, collate_conversations
 from momke.models.training import predict
 from torch.nn import functional as F
@@ -103,13 +104,14 @@ def train_epoch(model: MoMKE, conversations: list[Conversation], stage: str, rng
         optimizer.step()
 
 
-def step_features(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {m: rng.standard_normal(d, dtype=np.float32) for m, d in zip(MODALITIES, DIMS)}
+def step_features(rng: np.random.Generator, dims=DIMS) -> dict[str, np.ndarray]:
+    return {m: rng.standard_normal(d, dtype=np.float32) for m, d in zip(MODALITIES, dims)}
 
 
 def time_live_step(model: MoMKE, rng: np.random.Generator, reps: int) -> dict[str, list[Clock]]:
-    context = [step_features(rng) for _ in range(LONGEST)]
-    new = step_features(rng)
+    dims = model.config.feature_dims
+    context = [step_features(rng, dims) for _ in range(LONGEST)]
+    new = step_features(rng, dims)
     stream = StreamingMoMKE(model, max_context=LONGEST + 1)  # 110 of context + the new one: no roll
     times: dict[str, list[Clock]] = {"streaming": [], "full": [], "amortised": []}
     for _ in range(reps):
@@ -128,7 +130,7 @@ def time_live_step(model: MoMKE, rng: np.random.Generator, reps: int) -> dict[st
             times["full"].append(clock)
     # A long conversation through the default window: rebuilds included, averaged per step.
     stream = StreamingMoMKE(model)
-    steps = [step_features(rng) for _ in range(400)]
+    steps = [step_features(rng, dims) for _ in range(400)]
     with Clock() as clock:
         for features in steps:
             stream.step(features)
@@ -165,12 +167,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=30, help="repetitions of the live-step timings")
     parser.add_argument("--skip-training", action="store_true", help="only time the live step")
     parser.add_argument("--skip-step", action="store_true", help="only time training and evaluation")
+    parser.add_argument(
+        "--checkpoint", help="time the live step with this (causal) checkpoint instead of the paper-sized model"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     print(f"machine: {machine()}; torch threads {torch.get_num_threads()}")
-    print(f"model: d=256, 4 blocks, 2 heads, dims {DIMS}, {len(LABELS)} classes")
+    print(f"paper-sized model: d=256, 4 blocks, 2 heads, dims {DIMS}, {len(LABELS)} classes")
 
     if not args.skip_training:
         conversations = make_corpus(rng)
@@ -187,7 +192,15 @@ def main(argv: list[str] | None = None) -> None:
         if args.skip_step:
             return
 
-    model = MoMKE(MoMKEConfig(feature_dims=DIMS, labels=LABELS, context_mode="causal")).eval()
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, device="cpu")
+        config = model.config
+        print(
+            f"live step with checkpoint {args.checkpoint}: d={config.hidden_dim}, {config.num_blocks} blocks, "
+            f"{config.num_heads} heads, dims {config.feature_dims}, {config.context_mode}"
+        )
+    else:
+        model = MoMKE(MoMKEConfig(feature_dims=DIMS, labels=LABELS, context_mode="causal")).eval()
     times = time_live_step(model, rng, args.reps)
     print(f"live step, 1 new utterance + 110 of context, StreamingMoMKE (KV cache): {describe(times['streaming'])}")
     print(f"live step, full causal forward over the 111 utterances:                {describe(times['full'])}")
