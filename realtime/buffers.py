@@ -42,23 +42,34 @@ class ChunkQueue:
 
     def __init__(self, maxsize: int) -> None:
         self._items: collections.deque = collections.deque()
-        self._maxsize = maxsize
+        self.maxsize = maxsize
         self._condition = threading.Condition()
         self.dropped = 0
 
     def put(self, item, block: bool = False, stop: threading.Event | None = None) -> bool:
         """Add item; with block=True wait for room (False if `stop` was set meanwhile)."""
         with self._condition:
-            while block and len(self._items) >= self._maxsize:
+            while block and len(self._items) >= self.maxsize:
                 if stop is not None and stop.is_set():
                     return False
                 self._condition.wait(0.05)
-            if len(self._items) >= self._maxsize:
+            if len(self._items) >= self.maxsize:
                 self._items.popleft()
                 self.dropped += 1
             self._items.append(item)
             self._condition.notify_all()
             return True
+
+    def put_evicting(self, item):
+        """Add item without waiting; returns the oldest item dropped to make room, else None."""
+        with self._condition:
+            evicted = None
+            if len(self._items) >= self.maxsize:
+                evicted = self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._condition.notify_all()
+            return evicted
 
     def get(self, timeout: float):
         """The oldest item, or None after `timeout` seconds with nothing to give."""

@@ -155,11 +155,15 @@ class SegmentationLoop(threading.Thread):
                 pending.frames.append(frame)
         if self.health.enabled("text"):
             pending.transcript = transcript or self.texts.take(start, end)
-        if not self.utterances.put(pending, block=not self.live, stop=self.stop_event):
+        if not self.live:  # a fast replay waits for the processor: nothing is lost
+            self.utterances.put(pending, block=True, stop=self.stop_event)
             return
-        if self.utterances.dropped:  # live and the processor is behind: the oldest was dropped
-            self.utterances.dropped = 0
-            self.emit(DroppedUtteranceEvent(-1, start, end, "pipeline overloaded: an older utterance was dropped"))
+        evicted = self.utterances.put_evicting(pending)
+        if evicted is not None:  # live and the processor is far behind: the oldest gives way
+            self.emit(DroppedUtteranceEvent(
+                evicted.id, evicted.start, evicted.end,
+                f"pipeline overloaded: more than {self.utterances.maxsize} utterances waiting for extraction",
+            ))
 
 
 class UtteranceProcessor(threading.Thread):

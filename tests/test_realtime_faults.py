@@ -208,3 +208,29 @@ def test_microphone_delivering_zeros_is_reported_missing():
     states = [(e.state, e.reason) for e in by_type(events, StatusEvent) if e.modality == "audio"]
     assert states[0] == ("active", "")  # the microphone worked, then delivered only zeros
     assert not by_type(events, EmotionEvent)
+
+
+def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so():
+    from momke.realtime.buffers import ChunkQueue
+
+    profile = spy_profile()
+    slow_extract = profile.text.extract
+
+    def slow(utterance):
+        time.sleep(0.3)
+        return slow_extract(utterance)
+
+    profile.text.extract = slow
+    session = LiveSession(asr="none", checkpoint=spy_model(), profile=profile)
+    session.utterances = ChunkQueue(maxsize=1)  # a tiny queue, so a burst overflows it
+    events = []
+    session.on_event(events.append)
+    with session:
+        for i in range(5):
+            session.push_text(f"sentence number {i}")
+        assert wait_for(lambda: len(by_type(events, EmotionEvent) + by_type(events, DroppedUtteranceEvent)) == 5, 10)
+    outcomes = sorted(by_type(events, EmotionEvent) + by_type(events, DroppedUtteranceEvent), key=lambda e: e.utterance_id)
+    assert [e.utterance_id for e in outcomes] == [0, 1, 2, 3, 4]
+    dropped = by_type(events, DroppedUtteranceEvent)
+    assert dropped and all("overloaded" in e.reason for e in dropped)
+    assert by_type(events, EmotionEvent)[-1].transcript == "sentence number 4"  # the newest is kept
