@@ -122,6 +122,12 @@ class LiveSession:
                 self._video_device = camera if hasattr(camera, "read") else CameraDevice(camera)
         else:
             self._audio_device = FileAudioDevice(self.input_file)
+            try:  # fail here, with the reason, rather than as a status event once running
+                self._audio_device.open()
+            except Exception as error:  # noqa: BLE001 - soundfile and FFmpeg raise many kinds
+                raise ValueError(f"cannot replay {self.input_file}: {error}") from error
+            finally:
+                self._audio_device.close()
             if has_video_track(self.input_file):
                 self._video_device = FileVideoDevice(self.input_file)
         self._segmenter = segmenter

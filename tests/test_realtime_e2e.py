@@ -82,6 +82,10 @@ def test_checkpoint_for_other_features_is_refused(conversation, tmp_path):
 def test_bad_arguments_are_clear_errors(conversation, checkpoint, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         LiveSession(input_file=tmp_path / "nope.mp4", checkpoint=checkpoint, profile=lite_profile())
+    garbage = tmp_path / "broken.mp4"
+    garbage.write_bytes(b"\x00not a video" * 100)
+    with pytest.raises(ValueError, match="cannot replay"):
+        LiveSession(input_file=garbage, checkpoint=checkpoint, profile=lite_profile())
     with pytest.raises(ValueError, match="subset"):
         LiveSession(input_file=conversation["path"], disabled=("smell",), checkpoint=checkpoint, profile=lite_profile())
     with pytest.raises(ValueError, match="not both"):
