@@ -17,6 +17,7 @@ non-zero labels (the paper's rule), MAE and Pearson correlation. Reduced budget 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import multiprocessing
 import platform
@@ -109,40 +110,56 @@ def main(argv: list[str] | None = None) -> int:
         stage1_epochs=epochs[0], stage2_epochs=epochs[1], patience=args.patience,
         learning_rate=args.lr, progress=False,
     )
-    results, summaries, lines = {}, {}, []
     started_wall = time.time()
-    tasks = [(name, seed, args.data, base) for name in args.runs for seed in args.seeds]
+    # Seed-major order: after k seeds every run has k seeds, so an interrupted run still compares
+    # like with like; results are rewritten after every finished (run, seed).
+    tasks = [(name, seed, args.data, base) for seed in args.seeds for name in args.runs]
     reports: dict[str, list] = {name: [] for name in args.runs}
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for name, report, wall, cpu in pool.imap_unordered(_one_run, tasks):
             reports[name].append((report, wall, cpu))
             print(f"done {name} seed {report.runs[0]['seed']} ({wall:.0f} s wall, {cpu:.0f} s CPU)", flush=True)
+            write_results(args, argv, epochs, reports, time.time() - started_wall)
+    print("\n".join(delta_lines({n: merged(r).summary() for n, r in reports.items() if r})))
+    return 0
+
+
+def merged(parts: list):
+    """One EvaluationReport holding the runs of every finished seed."""
+    report = copy.deepcopy(parts[0][0])
+    report.runs = sorted((r for rep, _, _ in parts for r in rep.runs), key=lambda r: r["seed"])
+    return report
+
+
+def write_results(args, argv, epochs, reports: dict, wall: float) -> None:
+    summaries, results, lines = {}, {}, []
     total_cpu = 0.0
-    for name in args.runs:
-        report = reports[name][0][0]
-        report.runs = sorted((r for rep, _, _ in reports[name] for r in rep.runs), key=lambda r: r["seed"])
-        cpu = sum(c for _, _, c in reports[name])
+    for name, parts in reports.items():
+        if not parts:
+            continue
+        report = merged(parts)
+        cpu = sum(c for _, _, c in parts)
         total_cpu += cpu
+        seeds = [r["seed"] for r in report.runs]
         summaries[name] = report.summary()
-        results[name] = report.to_dict() | {"cpu_s": cpu}
-        lines += table(f"{name} ({cpu:.0f} s CPU over {len(args.seeds)} seeds)", summaries[name]) + [""]
+        results[name] = report.to_dict() | {"cpu_s": cpu, "seeds": seeds}
+        lines += table(f"{name} (seeds {seeds}; {cpu:.0f} s CPU)", summaries[name]) + [""]
     lines += delta_lines(summaries)
+    finished = sum(len(p) for p in reports.values())
+    planned = len(args.seeds) * len(args.runs)
     header = [
-        f"# CMU-MOSI, bc-LSTM features and split; seeds {args.seeds}; mean±std over seeds",
+        f"# CMU-MOSI, bc-LSTM features and split; mean±std over seeds; {finished}/{planned} (run, seed) pairs finished",
         f"command: python benchmarks/mosi.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
-        f"machine: {platform.machine()} CPU, torch threads 1, {platform.python_version()}; "
-        f"{args.jobs} worker processes; total {time.time() - started_wall:.0f} s wall, {total_cpu:.0f} s CPU in workers",
+        f"machine: {platform.machine()} CPU (2 cores shared with other jobs), torch threads 1, {platform.python_version()}; "
+        f"{args.jobs} worker processes; {wall:.0f} s wall so far, {total_cpu:.0f} s CPU in workers",
         f"budget: lr {args.lr}, stage epochs {epochs}, patience {args.patience}, model {MODEL}",
         "train 56 videos / valid 6 held-out training videos / test 31 videos (752 utterances, 31 zero labels)",
         "",
     ]
-    text = "\n".join(header + lines)
-    print("\n".join(delta_lines(summaries)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    args.out.with_suffix(".txt").write_text("\n".join(header + lines) + "\n", encoding="utf-8")
     payload = {"command": header[1], "header": header, "runs": results}
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=_json_default) + "\n", encoding="utf-8")
-    return 0
 
 
 def _one_run(task):

@@ -42,7 +42,7 @@ from .checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from .config import MODALITIES
 from .data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
 from .evaluation import evaluate_conditions
-from .training import TrainingResult, TrainingSettings, condition_name, model_config_for, train_momke
+from .training import TrainingResult, TrainingSettings, condition_name, model_config_for, predict, train_momke
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "lite_4class.json"
@@ -85,7 +85,8 @@ def ravdess_dialogues(folder: Path, recipe: dict[str, Any]) -> list:
     from ..extractors.corpora import DialogueSource, map_labels, read_ravdess
 
     splits, grouping = recipe["splits"]["ravdess"], recipe["pseudo_dialogues"]
-    clips = [d.utterances[0] for d in map_labels(read_ravdess(folder, group="clip"), recipe["label_maps"]["ravdess"])]
+    mapping = {k.lower(): v for k, v in recipe["label_maps"]["ravdess"].items()}
+    clips = [d.utterances[0] for d in map_labels(read_ravdess(folder, group="clip"), mapping)]
     clips = [u for u in clips if u.label is not None]
     by_actor: dict[int, list] = {}
     for clip in clips:
@@ -106,7 +107,9 @@ def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
     """MELD / EmoryNLP dialogues with the recipe's label map (other emotions stay as context)."""
     from ..extractors.corpora import map_labels, read_corpus
 
-    dialogues = map_labels(read_corpus(folder, source), recipe["label_maps"][source])
+    # map_labels matches source labels case-insensitively, keys in lower case (EmoryNLP says "Joyful").
+    mapping = {k.lower(): v for k, v in recipe["label_maps"][source].items()}
+    dialogues = map_labels(read_corpus(folder, source), mapping)
     return [replace(d, id=f"{source}-{d.id}") for d in dialogues]
 
 
@@ -213,8 +216,47 @@ def mixed_splits(corpora: dict[str, FeatureCorpus]) -> dict[str, list[Conversati
 # Training and per-source metrics
 
 
+def feature_statistics(conversations: Sequence[Conversation], floor: float = 1e-2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{modality: (mean, std)} over the utterances where the modality is present (std floored)."""
+    stats = {}
+    for index, modality in enumerate(MODALITIES):
+        rows = [c.features[modality][c.present[:, index]] for c in conversations if modality in c.features]
+        rows = [r for r in rows if len(r)]
+        if rows:
+            x = np.concatenate(rows).astype(np.float64)
+            stats[modality] = (x.mean(axis=0), np.maximum(x.std(axis=0), floor))
+    return stats
+
+
+def standardized(conversations: Sequence[Conversation], stats: dict) -> list[Conversation]:
+    """Copies with present features z-scored by `stats` (missing rows stay zero)."""
+    out = []
+    for c in conversations:
+        features = {}
+        for index, (modality, x) in ((MODALITIES.index(m), (m, x)) for m, x in c.features.items()):
+            mean, std = stats[modality]
+            features[modality] = np.where(c.present[:, index, None], (x - mean) / std, 0.0).astype(np.float32)
+        out.append(replace(c, features=features))
+    return out
+
+
+@torch.no_grad()
+def fold_standardization(model, stats: dict) -> None:
+    """Make a model trained on z-scored features read raw ones: every layer that reads x^m (the
+    projection W^m and the Soft Router's first layer) is linear, so W (x - mean) / std + b
+    = (W / std) x + (b - W mean / std) exactly. The checkpoint then needs no extra state."""
+    for modality, (mean, std) in stats.items():
+        for layer in (model.projections[modality], model.routers[modality].mlp[0]):
+            weight = layer.weight / torch.as_tensor(std, dtype=layer.weight.dtype, device=layer.weight.device)
+            layer.bias -= weight @ torch.as_tensor(mean, dtype=weight.dtype, device=weight.device)
+            layer.weight.copy_(weight)
+
+
 def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **overrides: Any) -> TrainingResult:
-    """Stage 1 + stage 2 on the mixed corpus; overrides replace recipe training settings."""
+    """Stage 1 + stage 2 on the mixed corpus; overrides replace recipe training settings.
+
+    Features are z-scored with the training data's statistics for training, then the
+    statistics are folded into the model's input layers, so the result reads raw features."""
     some = next(iter(corpora.values())).metadata
     metadata = CorpusMetadata(recipe["feature_profile"], some.feature_dims, tuple(recipe["labels"]))
     config = model_config_for(metadata, **recipe["model"])
@@ -227,7 +269,17 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
         progress=training.get("progress", True),
     )
     splits = mixed_splits(corpora)
-    return train_momke(splits["train"], splits["valid"], config, settings)
+    if not recipe.get("standardize", True):
+        return train_momke(splits["train"], splits["valid"], config, settings)
+    stats = feature_statistics(splits["train"])
+    valid = standardized(splits["valid"], stats)
+    result = train_momke(standardized(splits["train"], stats), valid, config, settings)
+    _, before = predict(result.model, valid[:16])
+    fold_standardization(result.model, stats)
+    _, after = predict(result.model, splits["valid"][:16])
+    if not np.allclose(before, after, atol=1e-3, rtol=1e-3):
+        raise RuntimeError(f"folding the standardisation changed the outputs by {np.abs(before - after).max():.2e}")
+    return result
 
 
 def source_metrics(model, corpora: dict[str, FeatureCorpus], split: str) -> dict[str, dict[str, float]]:
