@@ -140,3 +140,21 @@ def test_readme_replay_example_runs_as_written(checkpoint, monkeypatch, capsys):
     exec(compile(blocks[0], "README.md", "exec"), {})
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sum(e["type"] == "emotion" for e in printed) == len(demo_lines())
+
+
+def test_real_time_replay_is_paced_by_the_session_clock(tmp_path):
+    from realtime_support import spy_model, spy_profile
+
+    talk = make_conversation(tmp_path, ravdess_clips(1), pause_s=0.8, video=False, transcript=False)
+    arrivals = []
+    session = LiveSession(input_file=talk["path"], realtime=True, asr="none", checkpoint=spy_model(), profile=spy_profile())
+    session.on_event(lambda e: arrivals.append((e, session.clock.now())))
+    with session:
+        assert session.wait(timeout=talk["duration"] + 5)
+    emotions = [(e, t) for e, t in arrivals if isinstance(e, EmotionEvent)]
+    assert len(emotions) == 1
+    event, arrived = emotions[0]
+    # Not before the speech ended (real-time pacing), and soon after the VAD closed it.
+    assert event.end <= arrived < event.end + 1.5
+    assert 0 < event.latency_ms["endpoint"] < 800
+    assert session.clock.now() >= talk["duration"] - 0.2
