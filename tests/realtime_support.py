@@ -154,8 +154,9 @@ FAKE_DIMS = (4, 8, 3)
 class SpyExtractor(ModalityExtractor):
     """Simple real statistics of its modality; records what it was given; can be told to fail."""
 
-    def __init__(self, modality: str, dim: int) -> None:
+    def __init__(self, modality: str, dim: int, record: bool = True) -> None:
         self.modality, self.dim = modality, dim
+        self.record = record  # False: count calls only (a soak must not keep every utterance)
         self.calls: list = []
         self.fail_on: dict[int, str] = {}  # call index -> "raise" | "nan" | "none"
 
@@ -163,7 +164,7 @@ class SpyExtractor(ModalityExtractor):
         if utterance.id == "warm-up":  # the session loads extractors before the first utterance
             return None
         index = len(self.calls)
-        self.calls.append(utterance)
+        self.calls.append(utterance if self.record else None)
         mode = self.fail_on.get(index)
         if mode == "raise":
             raise RuntimeError("injected extractor failure")
@@ -180,8 +181,8 @@ class SpyExtractor(ModalityExtractor):
         return np.mean([f.reshape(-1, 3).mean(axis=0) for f in utterance.frames], axis=0).astype(np.float32) / 255.0
 
 
-def spy_profile() -> FeatureProfile:
-    return FeatureProfile("spy", *(SpyExtractor(m, d) for m, d in zip(("audio", "text", "visual"), FAKE_DIMS)))
+def spy_profile(record: bool = True) -> FeatureProfile:
+    return FeatureProfile("spy", *(SpyExtractor(m, d, record) for m, d in zip(("audio", "text", "visual"), FAKE_DIMS)))
 
 
 def spy_model():
