@@ -1,4 +1,4 @@
-"""`LiveSession`: the live engine for host programs (the API in notes LIVE_API / the README).
+"""`LiveSession`: the live engine for host programs (its use is shown in the README).
 
 It wires one path, whatever the input: device readers (a microphone, a camera, or a file played
 back as both) -> capture threads (session clock, health checks, bounded stores) -> segmentation
@@ -63,7 +63,15 @@ class LiveSession:
         max_frames: int = 3,
         segmenter=None,
     ) -> None:
-        """See the module docstring and LIVE_API. Beyond it (keyword-only): `profile` (a loaded
+        """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
+        or URL; input_file: a video (with audio) or audio file replayed through the same path,
+        with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
+        fast as possible (realtime=False); asr: "pocketsphinx" | "none" | "whisper:/local/path";
+        checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
+        disabled: modalities off from the start; log_path: JSON-lines log of events;
+        max_context: utterances of conversation context kept.
+
+        Beyond that (keyword-only): `profile` (a loaded
         FeatureProfile or a profile name), `checkpoint` may also be a MoMKE instance, `microphone`
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a

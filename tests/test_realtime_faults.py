@@ -166,7 +166,7 @@ def live_audio(clips=1, pause_s=1.0):
 
 
 def test_microphone_that_raises_is_reopened_with_backoff_and_recovers():
-    audio = live_audio(2)
+    audio = live_audio(1)
     block_s = 0.032
     mic = FakeMicrophone(audio, rate=48_000, block_s=block_s, raise_at={5, 6})
     session = LiveSession(microphone=mic, asr="none", checkpoint=spy_model(), profile=spy_profile())
@@ -181,7 +181,7 @@ def test_microphone_that_raises_is_reopened_with_backoff_and_recovers():
     assert ("active", "") in audio_states[failed:]
     assert mic.opens >= 3  # opened, then reopened after each failure
     emotions = by_type(events, EmotionEvent)
-    assert len(emotions) == 2 and all(e.modalities == ["audio"] for e in emotions)
+    assert len(emotions) == 1 and emotions[0].modalities == ["audio"]
     # Live: latency includes the VAD's endpointing wait, measured on the session clock.
     assert all(e.latency_ms["endpoint"] > 0 for e in emotions)
 
