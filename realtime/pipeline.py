@@ -90,7 +90,7 @@ class SegmentationLoop(threading.Thread):
         self.has_audio_source = has_audio_source
         self.text_window_s = text_window_s
         self.max_frames = max_frames
-        self.lock = threading.Lock()  # held while the segmenter is used; privacy resets take it
+        self.lock = threading.RLock()  # held while the segmenter is used; privacy resets take it
         self._next_id = 0
         self._now = 0.0  # the latest time seen (media time during a replay)
         self._last_text_end = 0.0
@@ -187,7 +187,9 @@ class UtteranceProcessor(threading.Thread):
         self.emit = emit
         self.stop_event = stop
         self.on_finished = on_finished
-        self.lock = threading.Lock()  # held while one utterance is processed (privacy waits on it)
+        # Held while one utterance is processed (privacy waits on it); reentrant, since a status
+        # callback on this thread may flip a privacy switch.
+        self.lock = threading.RLock()
         self.processed = 0
 
     def run(self) -> None:
@@ -243,7 +245,10 @@ class UtteranceProcessor(threading.Thread):
         return False
 
     def _extract(self, m: str, utterance: Utterance) -> tuple[np.ndarray | None, str | None, float]:
-        """(features or None, why missing, milliseconds); a failing extractor only makes m missing."""
+        """(features or None, why missing, milliseconds); a failing extractor only makes m missing.
+
+        Runs on the pool: it reports nothing itself (a status callback from here could wait on
+        the processor's lock, held by the thread waiting for this result)."""
         t0 = time.perf_counter()
         try:
             vector = self.profile.extractor(m).extract(utterance)
@@ -251,15 +256,10 @@ class UtteranceProcessor(threading.Thread):
             return None, f"{m} extractor failed: {type(error).__name__}: {error}", (time.perf_counter() - t0) * 1000
         ms = (time.perf_counter() - t0) * 1000
         if vector is None:
-            if m == "visual":
-                self.health.report_missing("visual", "no face in view", by="content")
-                return None, "no face found", ms
-            return None, f"{m} extractor found nothing", ms
+            return None, ("no face found" if m == "visual" else f"{m} extractor found nothing"), ms
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if not np.all(np.isfinite(vector)):
             return None, f"{m} features were not finite (NaN/inf)", ms
-        if m == "visual":
-            self.health.report_data("visual", by="content")
         return vector, None, ms
 
     def process(self, pending: PendingUtterance):
@@ -296,6 +296,11 @@ class UtteranceProcessor(threading.Thread):
             features[m], reason, latency[f"extract_{m}"] = job.result()
             if reason:
                 reasons[m] = reason
+        if "visual" in jobs:  # the face verdict is a health state of its own
+            if features["visual"] is not None:
+                self.health.report_data("visual", by="content")
+            elif reasons.get("visual") == "no face found":
+                self.health.report_missing("visual", "no face in view", by="content")
         for m in MODALITIES:  # switched off while we worked: keep nothing of it
             if not self.health.enabled(m):
                 features[m] = None

@@ -122,3 +122,20 @@ def test_unknown_modality_is_refused(conversation):
     session = replay(conversation, spy_profile())
     with pytest.raises(ValueError, match="unknown modality"):
         session.set_enabled("smell", False)
+
+
+def test_privacy_switch_from_a_status_callback_does_not_deadlock(conversation):
+    profile = spy_profile()
+    profile.visual.fail_on = {1: "none"}  # "no face" on the second utterance: a status event
+    session = replay(conversation, profile)
+
+    def on_event(event):
+        if isinstance(event, StatusEvent) and event.reason == "no face in view":
+            session.set_enabled("visual", False)  # from inside the pipeline's own thread
+
+    session.on_event(on_event)
+    with session:
+        events = list(session.events())
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert len(emotions) == 4 and all("visual" not in e.modalities for e in emotions[1:])
+    assert not session.context.holds("visual")
