@@ -125,7 +125,8 @@ class SegmentationLoop(threading.Thread):
             self.segmenter.reset()
 
     def _audio_drives_segmentation(self) -> bool:
-        return self.has_audio_source and self.health.enabled("audio")
+        # A microphone that is off, broken or muted finds no utterances: text takes over.
+        return self.has_audio_source and self.health.state("audio") == "active"
 
     def _enqueue_segment(self, segment) -> None:
         endpoint_ms = (self.clock_now() - segment.end) * 1000 if self.live else None

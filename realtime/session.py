@@ -304,7 +304,11 @@ class LiveSession:
             self.context.forget(modality)
 
     def push_text(self, text: str, start: float | None = None, end: float | None = None) -> None:
-        """Text from the host's own ASR or typing; stamped now (or with the given session times)."""
+        """Text from the host's own ASR or typing; stamped now (or with the given session times).
+
+        While the microphone hears speech, the text joins the utterance whose span it falls in
+        (up to 0.5 s after its end, so push it while or right after the words are said). With no
+        working microphone, each pushed text is an utterance of its own."""
         if not isinstance(text, str):
             raise TypeError(f"push_text takes a string, got {type(text).__name__}")
         if not text.strip():

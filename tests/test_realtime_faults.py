@@ -205,9 +205,12 @@ def test_microphone_delivering_zeros_is_reported_missing():
     with session:
         assert wait_for(lambda: any(isinstance(e, StatusEvent) and "zeros" in e.reason for e in events), 4)
         assert session.status()["audio"] == "missing"
+        session.push_text("can you hear me")  # with the microphone mute, text carries the utterances
+        assert wait_for(lambda: by_type(events, EmotionEvent), 4)
     states = [(e.state, e.reason) for e in by_type(events, StatusEvent) if e.modality == "audio"]
     assert states[0] == ("active", "")  # the microphone worked, then delivered only zeros
-    assert not by_type(events, EmotionEvent)
+    emotions = by_type(events, EmotionEvent)
+    assert len(emotions) == 1 and emotions[0].modalities == ["text"] and emotions[0].transcript == "can you hear me"
 
 
 def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so():
