@@ -76,7 +76,9 @@ def test_live_view_updates_in_a_real_terminal(tmp_path_factory):
     name = f"momke-{uuid.uuid4().hex[:8]}"
     command = (f"{sys.executable} -m momke.realtime.cli --demo --fast --privacy visual --checkpoint {checkpoint}; "
                f"echo EXIT=$?; sleep 600")
-    tmux = ["tmux", "-L", name]  # a private tmux server: never touches anyone else's sessions
+    # A private tmux server on a socket in the test's temporary folder: it never touches anyone
+    # else's sessions and leaves no socket behind.
+    tmux = ["tmux", "-S", str(tmp_path_factory.mktemp("tmux") / "socket")]
     subprocess.run([*tmux, "new-session", "-d", "-s", name, "-x", "120", "-y", "60", "-c", str(REPO), command],
                    check=True, env={"HF_HUB_OFFLINE": "1", "TERM": "xterm-256color", "PATH": "/usr/bin:/bin"})
     seen, screen = set(), ""
