@@ -95,7 +95,8 @@ def main(argv=None) -> int:
             report = run_evaluation(corpus, replace(base, protocol=protocol), {**overrides, "context_mode": mode},
                                     scheme="sessions", seeds=(args.seed,), conditions=[("text",)])
             folds = [{"fold": run["fold"], "wa": 100 * run["metrics"]["t"]["wa"], "ua": 100 * run["metrics"]["t"]["ua"],
-                      "f1": 100 * run["metrics"]["t"]["f1"], "num_test_dialogues": run["num_test"]}
+                      "f1": 100 * run["metrics"]["t"]["f1"], "num_test_dialogues": run["num_test"],
+                      "selected_on_validation": run.get("selected")}
                      for run in report.runs]
             mean = {k: sum(f[k] for f in folds) / len(folds) for k in ("wa", "ua", "f1")}
             entry = {"context_mode": mode, "protocol": protocol, "folds": folds, "average": mean,
