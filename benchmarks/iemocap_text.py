@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                             "utterances": corpus.num_utterances},
                "protocol": "5-fold leave-one-session-out; validation = 10 % of the training sessions' dialogues "
                            "(seeded), epochs selected on validation WA, early stopping",
-               "settings": {**base.to_dict(), "model": overrides}, "paper": PAPER, "runs": []}
+               "settings": {**base.to_dict(), "protocol": "see each run", "model": overrides}, "paper": PAPER, "runs": []}
     for protocol in args.protocols.split(","):
         for mode in args.modes.split(","):
             run_started = time.perf_counter()
