@@ -23,11 +23,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.data import Conversation
 from momke.models.default_recipe import (
-    DATA_DIR, RECIPES, SOURCE_MODALITY, build_corpora, default_cache_dir, extract_source, load_recipe,
+    DATA_DIR,
+    RECIPES,
+    SOURCE_MODALITY,
+    build_corpora,
+    default_cache_dir,
+    extract_source,
+    load_recipe,
 )
 from momke.models.training import condition_presence, predict
 
@@ -46,7 +51,7 @@ def scores(model, conversations: list[Conversation], modality: str) -> dict:
     classes = len(model.config.labels)
     confusion = np.zeros((classes, classes), dtype=int)
     np.add.at(confusion, (labels.astype(int), predictions), 1)
-    return {**classification_metrics(labels, predictions), "n": int(len(labels)), "confusion": confusion.tolist()}
+    return {**classification_metrics(labels, predictions), "n": len(labels), "confusion": confusion.tolist()}
 
 
 def single_utterances(conversations: list[Conversation]) -> list[Conversation]:
@@ -99,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Shipped checkpoint, per modality on held-out data",
         f"command: python benchmarks/default_checkpoint.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
-        f"checkpoint: {args.checkpoint.name} (profile {model.config.feature_profile}, dims {list(model.config.feature_dims)}, "
-        f"context {model.config.context_mode}, protocol {meta.get('protocol')}); labels {labels}",
+        (f"checkpoint: {args.checkpoint.name} (profile {model.config.feature_profile}, dims {list(model.config.feature_dims)}, "
+         f"context {model.config.context_mode}, protocol {meta.get('protocol')}); labels {labels}"),
         f"machine: {platform.machine()} CPU, torch threads 1; {time.time() - started:.0f} s wall (features from the cache)",
         "",
         f"{'set':<52} {'n':>5} {'WA':>6} {'UA':>6} {'wF1':>6}  target",

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mosi_corpus import MOSI_FILE, load_mosi_corpus  # noqa: E402
-
-from momke.models.evaluation import AVERAGE, COLUMNS, run_evaluation  # noqa: E402
-from momke.models.training import TrainingSettings  # noqa: E402
+from momke.models.evaluation import AVERAGE, COLUMNS, run_evaluation
+from momke.models.training import TrainingSettings
+from mosi_corpus import MOSI_FILE, load_mosi_corpus
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -150,8 +149,8 @@ def write_results(args, argv, epochs, reports: dict, wall: float) -> None:
     header = [
         f"# CMU-MOSI, bc-LSTM features and split; mean±std over seeds; {finished}/{planned} (run, seed) pairs finished",
         f"command: python benchmarks/mosi.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
-        f"machine: {platform.machine()} CPU (2 cores shared with other jobs), torch threads 1, {platform.python_version()}; "
-        f"{args.jobs} worker processes; {wall:.0f} s wall so far, {total_cpu:.0f} s CPU in workers",
+        (f"machine: {platform.machine()} CPU (2 cores shared with other jobs), torch threads 1, {platform.python_version()}; "
+         f"{args.jobs} worker processes; {wall:.0f} s wall so far, {total_cpu:.0f} s CPU in workers"),
         f"budget: lr {args.lr}, stage epochs {epochs}, patience {args.patience}, model {MODEL}",
         "train 56 videos / valid 6 held-out training videos / test 31 videos (752 utterances, 31 zero labels)",
         "",

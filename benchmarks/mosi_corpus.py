@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from momke.models.config import MODALITIES
 from momke.models.data import Conversation, CorpusMetadata, FeatureCorpus
 

@@ -42,7 +42,14 @@ from .checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from .config import MODALITIES
 from .data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
 from .evaluation import evaluate_conditions
-from .training import TrainingResult, TrainingSettings, condition_name, model_config_for, predict, train_momke
+from .training import (
+    TrainingResult,
+    TrainingSettings,
+    condition_name,
+    model_config_for,
+    predict,
+    train_momke,
+)
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "lite_4class.json"
@@ -157,7 +164,7 @@ def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, lim
             parts.append(("test", keep, index[keep]))
             continue
         keep = keep[rng.permutation(len(keep))]
-        n_valid = int(round(split_cfg["valid_fraction"] * len(keep)))
+        n_valid = round(split_cfg["valid_fraction"] * len(keep))
         valid, train = keep[:n_valid], keep[n_valid:]
         per_class = split_cfg.get("train_per_class")
         if per_class:  # class-balanced training sample

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from momke.extractors.base import Utterance
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, check_features, load_checkpoint, load_config
 from momke.models.config import MODALITIES
