@@ -5,7 +5,6 @@ import sys
 import types
 
 import pytest
-import torch
 from momke.models.checkpoint import load_checkpoint
 from momke.models.cli import main
 from momke.models.data import load_corpus
@@ -14,13 +13,7 @@ FAST = ["--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1", "--lr", "
         "--valid-fraction", "0.2", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread; the setting is restored for other test modules."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster
 
 
 @pytest.fixture(scope="module")
