@@ -3,6 +3,9 @@
 - "lite": everything ships in installed packages / assets and works offline on a CPU:
   audio = torchaudio functionals (audio_lite, 166-d), text = all-MiniLM-L6-v2 (384-d),
   visual = MTCNN faces + mini-Xception features (extractors/visual.py).
+- "whisper": the live app's default since the Whisper issue: audio = the mean of Whisper base's
+  encoder states over the utterance (whisper.py, 512-d; the same packaged model is the live
+  ASR), text and visual as in lite.
 - "research": the paper's kind of encoders from local checkpoint folders (research.py):
   `audio_path` (wav2vec 2.0 / HuBERT) and `text_path` (DeBERTa or another encoder), with
   `audio_layer`, `audio_pooling`, `text_layers`, `text_pooling`; visual = the lite one unless
@@ -20,7 +23,7 @@ import numpy as np
 
 from .base import FeatureProfile, ModalityExtractor, Utterance
 
-PROFILES = ("lite", "research")
+PROFILES = ("lite", "whisper", "research")
 # mini-Xception's pooled last-block features (128) + the 7 FER2013 expression probabilities.
 LITE_VISUAL_DIM = 135
 
@@ -51,7 +54,8 @@ def _lite_visual(device, options: dict) -> ModalityExtractor:
 def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
     """Build a profile's extractors (networks load lazily on first use).
 
-    lite options: text_batch_size, visual_options (dict for the visual extractor).
+    lite and whisper options: text_batch_size, visual_options (dict for the visual extractor);
+    whisper also whisper_model ("base", the default, or "tiny.en" / a local CTranslate2 folder).
     research options: audio_path, text_path (required local folders), audio_layer,
     audio_pooling, text_layers, text_pooling, visual (a ModalityExtractor to use for faces),
     visual_options.
@@ -63,10 +67,16 @@ def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
         raise ValueError(f"unknown feature profile {name!r}; expected one of {PROFILES}")
     options = dict(options)
     visual_options = dict(options.pop("visual_options", None) or {})
-    if name == "lite":
+    if name in ("lite", "whisper"):
         text = LiteTextExtractor(device=device, **_take(options, {"text_batch_size": "batch_size"}))
+        if name == "whisper":
+            from .whisper import WhisperAudioExtractor
+
+            audio = WhisperAudioExtractor(device=device, **_take(options, {"whisper_model": "model"}))
+        else:
+            audio = LiteAudioExtractor()
         _refuse_unknown(name, options)
-        return FeatureProfile("lite", LiteAudioExtractor(), text, _lite_visual(device, visual_options))
+        return FeatureProfile(name, audio, text, _lite_visual(device, visual_options))
 
     from .research import ResearchAudioExtractor, ResearchTextExtractor
 

@@ -3,9 +3,11 @@
 Backends (all offline; nothing is ever downloaded):
 - `PocketSphinxASR`: CMU PocketSphinx with the US-English acoustic model, language model and
   dictionary that ship inside the `pocketsphinx` pip package. Weak but always available.
-- `WhisperASR(model_path)`: a Whisper model from a local directory the user gives, run with
-  faster-whisper when it is installed, else with a transformers pipeline (local files only).
-- `make_asr(spec)` builds one from "pocketsphinx" | "none" | "whisper:/local/model/path".
+- `WhisperASR(model)`: Whisper (the default: base, from packaged, sha256-checked weights; or
+  tiny.en, or a local CTranslate2 folder) through extractors/whisper.py. Measured on real read
+  speech (benchmarks/README.md), base makes half the errors of tiny.en on varied voices.
+- `make_asr(spec)` builds one from "whisper-base" | "whisper-tiny" | "pocketsphinx" | "none" |
+  "whisper:/local/folder".
 
 `ASRWorker` runs a backend on its own thread so that an ASR that raises or hangs only makes the
 text of that utterance missing (None) and never stalls the caller. Policy for a hung backend:
@@ -80,134 +82,65 @@ class PocketSphinxASR(ASRBackend):
         return hyp.hypstr.strip() if hyp is not None else ""
 
 
-def _pick_device(device: str | None) -> str:
-    if device is not None:
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
-
-
 class WhisperASR(ASRBackend):
-    """Whisper from a local model directory: faster-whisper (CTranslate2 format) if installed,
-    else a transformers ASR pipeline with `local_files_only` (Hugging Face format).
+    """Whisper through faster-whisper's CTranslate2 runtime (extractors/whisper.py).
 
-    Raises FileNotFoundError if the path does not exist and ImportError if neither library is
-    installed; it never downloads (HF_HUB_OFFLINE is set for the transformers load).
+    model: "base" / "tiny.en" (weights shipped in pip packages, sha256-checked) or a local
+    CTranslate2 Whisper folder. language: "en" by default; None auto-detects per utterance (only
+    when asked: it can pick the wrong language for a short utterance). The engine is shared with
+    the `whisper` profile's audio extractor, so the process holds one copy of the weights.
+    Nothing is ever downloaded.
     """
 
     name = "whisper"
 
-    def __init__(self, model_path, device: str | None = None, language: str | None = None):
-        path = Path(model_path).expanduser()
-        if not str(model_path).strip() or not path.exists():
-            raise FileNotFoundError(
-                f"Whisper model path {str(model_path)!r} does not exist; give a local model "
-                "directory (models are never downloaded)"
-            )
-        self.model_path = path
-        self.device = _pick_device(device)
+    def __init__(self, model="base", device: str | None = None, language: str | None = "en") -> None:
+        from ..extractors.whisper import shared_engine
+
+        if isinstance(model, (str, os.PathLike)) and not str(model).strip():
+            raise ValueError("a Whisper model name or local folder is needed")
         self.language = language
-        self._lock = threading.Lock()
-        try:
-            import faster_whisper  # noqa: F401
-
-            self._engine = "faster-whisper"
-        except ImportError:
-            try:
-                import transformers  # noqa: F401
-            except ImportError:
-                raise ImportError(
-                    "WhisperASR needs faster-whisper (`pip install faster-whisper`) or "
-                    "transformers; neither is installed"
-                ) from None
-            self._engine = "transformers"
-        try:
-            if self._engine == "faster-whisper":
-                self._model = self._load_faster_whisper()
-            else:
-                self._model = self._load_transformers()
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"could not load a Whisper model from {str(path)!r} with {self._engine}: {exc}"
-            ) from exc
-
-    def _load_faster_whisper(self):
-        from faster_whisper import WhisperModel
-
-        if not self.model_path.is_dir():
-            raise ValueError("faster-whisper needs a model directory (CTranslate2 format)")
-        compute = "float16" if self.device == "cuda" else "int8"
-        # A directory path is used as is; local_files_only forbids any hub look-up anyway.
-        return WhisperModel(
-            str(self.model_path), device=self.device, compute_type=compute, local_files_only=True
-        )
-
-    def _load_transformers(self):
-        # Read by huggingface_hub when it is first imported; local_files_only below covers a
-        # process that imported it earlier.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
-
-        # Everything is loaded here with local_files_only (the folder must hold the model, the
-        # hub is never asked) and handed to the pipeline as objects, so it looks nothing up.
-        model = AutoModelForSpeechSeq2Seq.from_pretrained(self.model_path, local_files_only=True)
-        processor = AutoProcessor.from_pretrained(self.model_path, local_files_only=True)
-        return pipeline(
-            "automatic-speech-recognition",
-            model=model,
-            tokenizer=processor.tokenizer,
-            feature_extractor=processor.feature_extractor,
-            device=self.device,
-        )
+        self.engine = shared_engine(model, device)
+        self.name = f"whisper-{self.engine.name}" if "/" not in self.engine.name else "whisper"
 
     def transcribe(self, audio: np.ndarray) -> str:
         samples = check_audio(audio)
         if len(samples) == 0:
             return ""
-        with self._lock:
-            if self._engine == "faster-whisper":
-                segments, _ = self._model.transcribe(
-                    samples, language=self.language, beam_size=1, vad_filter=False
-                )
-                text = " ".join(s.text.strip() for s in segments)
-            else:
-                kwargs = {}
-                if self.language:
-                    kwargs["generate_kwargs"] = {"language": self.language}
-                result = self._model({"raw": samples, "sampling_rate": SAMPLE_RATE}, **kwargs)
-                text = result["text"]
-        return " ".join(text.split())
+        return self.engine.transcribe(samples, language=self.language)
 
 
-def make_asr(spec) -> ASRBackend | None:
-    """ "pocketsphinx" | "none" | "whisper:/local/model/path" -> a backend (None for "none").
+# --asr values: the packaged models by name, PocketSphinx, none, or a local Whisper folder.
+ASR_CHOICES = ("whisper-base", "whisper-tiny", "pocketsphinx", "none", "whisper:/local/folder")
+DEFAULT_ASR = "whisper-base"
 
-    An `ASRBackend` instance is passed through, so host programs and tests can plug their own.
-    """
+
+def make_asr(spec, language: str | None = "en", device: str | None = None) -> ASRBackend | None:
+    """ "whisper-base" | "whisper-tiny" | "pocketsphinx" | "none" | "whisper:/local/folder" ->
+    a backend (None for "none"). An `ASRBackend` instance is passed through, so host programs
+    and tests can plug their own. `language` applies to Whisper ("auto" or None detects it)."""
     if spec is None or isinstance(spec, ASRBackend):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"asr must be a string spec or an ASRBackend, got {type(spec).__name__}")
     text = spec.strip()
-    if text.lower() in ("", "none", "off"):
+    lowered = text.lower()
+    if language is not None and str(language).strip().lower() in ("", "auto"):
+        language = None
+    if lowered in ("", "none", "off"):
         return None
-    if text.lower() == "pocketsphinx":
+    if lowered == "pocketsphinx":
         return PocketSphinxASR()
-    if text.lower().startswith("whisper:"):
+    if lowered in ("whisper", "whisper-base", "whisper-tiny", "whisper-tiny.en"):
+        return WhisperASR("base" if lowered in ("whisper", "whisper-base") else "tiny.en", device, language)
+    if lowered.startswith("whisper:"):
         path = text.split(":", 1)[1].strip()
         if not path:
-            raise ValueError(
-                'asr="whisper:..." needs a local model path, e.g. "whisper:/models/small"'
-            )
-        return WhisperASR(path)
-    raise ValueError(
-        f"unknown asr {spec!r}: use 'pocketsphinx', 'none' or 'whisper:/local/model/path'"
-    )
+            raise ValueError('asr="whisper:..." needs a local model folder, e.g. "whisper:/models/whisper-small-ct2"')
+        if not Path(path).expanduser().exists():
+            raise FileNotFoundError(f"Whisper model folder {path!r} does not exist (models are never downloaded)")
+        return WhisperASR(Path(path), device, language)
+    raise ValueError(f"unknown asr {spec!r}: use one of {', '.join(ASR_CHOICES)}")
 
 
 class _Job:
@@ -222,19 +155,23 @@ class _Job:
 class ASRWorker:
     """Runs `backend.transcribe` on one worker thread with a timeout (see the module docstring).
 
-    `transcribe(audio) -> str | None` returns within about timeout_s: the text, or None when the
+    `transcribe(audio) -> str | None` returns within about `timeout_s + timeout_factor * the
+    utterance's duration` (a long utterance takes longer to decode): the text, or None when the
     backend raised, returned something that is not a string, ran past the timeout, or was still
     busy with an earlier utterance. Bad input (not mono float, non-finite) raises ValueError in
     the caller, since that is the caller's bug, not an ASR failure. `stats` counts outcomes.
     """
 
-    def __init__(self, backend: ASRBackend, timeout_s: float = 5.0) -> None:
+    def __init__(self, backend: ASRBackend, timeout_s: float = 3.0, timeout_factor: float = 1.0) -> None:
         if backend is None or not callable(getattr(backend, "transcribe", None)):
             raise ValueError("ASRWorker needs a backend with a transcribe(audio) method")
         if not (math.isfinite(timeout_s) and timeout_s > 0):
             raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s}")
+        if not (math.isfinite(timeout_factor) and timeout_factor >= 0):
+            raise ValueError(f"timeout_factor must be >= 0 (seconds per second of audio), got {timeout_factor}")
         self.backend = backend
         self.timeout_s = float(timeout_s)
+        self.timeout_factor = float(timeout_factor)
         self.stats = {"ok": 0, "error": 0, "timeout": 0, "busy": 0}
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -261,12 +198,11 @@ class ASRWorker:
                 return None
             job = self._job = self._queued = _Job(samples)
             self._wake.notify()
-        if not job.done.wait(self.timeout_s):
+        timeout = self.timeout_s + self.timeout_factor * len(samples) / SAMPLE_RATE
+        if not job.done.wait(timeout):
             with self._lock:
                 self.stats["timeout"] += 1
-            log.warning(
-                "ASR %s timed out after %.1f s", getattr(self.backend, "name", "?"), self.timeout_s
-            )
+            log.warning("ASR %s timed out after %.1f s", getattr(self.backend, "name", "?"), timeout)
             return None
         return job.result
 

@@ -50,15 +50,17 @@ class LiveSession:
         input_file=None,
         transcript=None,
         realtime: bool = True,
-        asr="pocketsphinx",
+        asr="whisper-base",
         checkpoint=None,
         device: str | None = None,
         disabled=(),
         log_path=None,
         max_context: int = 110,
         *,
-        profile: FeatureProfile | str = "lite",
-        asr_timeout_s: float = 5.0,
+        profile: FeatureProfile | str | None = None,
+        asr_language: str | None = "en",
+        asr_timeout_s: float = 3.0,
+        asr_timeout_factor: float = 1.0,
         camera_fps: float = 5.0,
         max_frames: int = 3,
         segmenter=None,
@@ -66,13 +68,16 @@ class LiveSession:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
         with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
-        fast as possible (realtime=False); asr: "pocketsphinx" | "none" | "whisper:/local/path";
+        fast as possible (realtime=False); asr: "whisper-base" (default) | "whisper-tiny" |
+        "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
         checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
         disabled: modalities off from the start; log_path: JSON-lines log of events;
         max_context: utterances of conversation context kept.
 
         Beyond that (keyword-only): `profile` (a loaded
-        FeatureProfile or a profile name), `checkpoint` may also be a MoMKE instance, `microphone`
+        FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
+        language, "en" by default, None = detect per utterance), `asr_timeout_s` +
+        `asr_timeout_factor` x the utterance's duration (the ASR's time limit), `checkpoint` may also be a MoMKE instance, `microphone`
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
         second kept from the camera and `max_frames` the frames per utterance given to the visual
@@ -94,14 +99,14 @@ class LiveSession:
         self._transcript = load_transcript(transcript) if transcript is not None else []
         self.log_path = Path(log_path) if log_path is not None else None
 
-        self.profile = _load_profile(profile, self.device)
         self.model = _load_model(checkpoint, self.device)
+        self.profile = _load_profile(profile or self.model.config.feature_profile, self.device)
         from ..models.checkpoint import check_features
 
         check_features(self.model.config, self.profile.name, self.profile.dims)
         self.context = ConversationContext(self.model, max_context=max_context)
-        self._asr_backend = _make_asr(asr)
-        self._asr_timeout_s = asr_timeout_s
+        self._asr_backend = _make_asr(asr, asr_language, self.device)
+        self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
 
         self.clock = SessionClock()
         self._callbacks: list[Callable[[Event], None]] = []
@@ -171,7 +176,7 @@ class LiveSession:
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
-            self.asr_worker = ASRWorker(self._asr_backend, timeout_s=self._asr_timeout_s)
+            self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
         self.clock.restart()
         self._announce_initial_states()
 
@@ -373,9 +378,9 @@ def _load_model(checkpoint, device: str) -> MoMKE:
     return load_checkpoint(directory, device=device)
 
 
-def _make_asr(asr):
+def _make_asr(asr, language, device):
     if asr is None:
         return None
     from .asr import make_asr
 
-    return make_asr(asr)
+    return make_asr(asr, language=language, device=device)

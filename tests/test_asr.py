@@ -1,6 +1,5 @@
 """ASR backends on real speech, the backend factory, and the worker that guards the pipeline."""
 
-import json
 import re
 import threading
 import time
@@ -68,7 +67,7 @@ def test_make_asr_specs(tmp_path):
     assert make_asr(custom) is custom
     with pytest.raises(FileNotFoundError, match="does not exist"):
         make_asr(f"whisper:{tmp_path / 'missing'}")
-    with pytest.raises(ValueError, match="local model path"):
+    with pytest.raises(ValueError, match="local model folder"):
         make_asr("whisper:")
     with pytest.raises(ValueError, match="unknown asr"):
         make_asr("google")
@@ -77,81 +76,8 @@ def test_make_asr_specs(tmp_path):
 
 
 def test_whisper_with_a_folder_that_is_no_model_fails_clearly_without_download(tmp_path):
-    with pytest.raises((ValueError, ImportError), match="Whisper|whisper"):
+    with pytest.raises(Exception, match="not a CTranslate2 Whisper folder"):
         WhisperASR(tmp_path)
-
-
-def _byte_symbols():
-    """The 256 byte-level BPE symbols (printable bytes stand for themselves, others shifted)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    shifted = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(shifted)) for b in range(256)]
-
-
-@pytest.fixture(scope="module")
-def tiny_whisper(tmp_path_factory):
-    """A randomly initialised, tiny Whisper in Hugging Face format, saved to a local folder:
-    it exercises the real loading and decoding path (its text is gibberish)."""
-    transformers = pytest.importorskip("transformers")
-    torch = pytest.importorskip("torch")
-    folder = tmp_path_factory.mktemp("tiny-whisper")
-    specials = [
-        "<|endoftext|>",
-        "<|startoftranscript|>",
-        "<|en|>",
-        "<|transcribe|>",
-        "<|translate|>",
-        "<|notimestamps|>",
-    ]
-    vocab = {s: i for i, s in enumerate(_byte_symbols() + specials)}
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    end = "<|endoftext|>"
-    tokenizer = transformers.WhisperTokenizer(
-        str(folder / "vocab.json"),
-        str(folder / "merges.txt"),
-        unk_token=end,
-        bos_token=end,
-        eos_token=end,
-        pad_token=end,
-    )
-    ids = {
-        "decoder_start_token_id": vocab["<|startoftranscript|>"],
-        "eos_token_id": vocab[end],
-        "pad_token_id": vocab[end],
-    }
-    config = transformers.WhisperConfig(
-        vocab_size=len(vocab),
-        num_mel_bins=80,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_source_positions=1500,
-        max_target_positions=32,
-        bos_token_id=vocab[end],
-        **ids,
-    )
-    torch.manual_seed(0)
-    model = transformers.WhisperForConditionalGeneration(config)
-    model.generation_config = transformers.GenerationConfig(
-        max_length=8, no_timestamps_token_id=vocab["<|notimestamps|>"], **ids
-    )
-    model.save_pretrained(folder)
-    feature_extractor = transformers.WhisperFeatureExtractor(feature_size=80)
-    transformers.WhisperProcessor(feature_extractor, tokenizer).save_pretrained(folder)
-    return folder
-
-
-def test_whisper_from_a_local_folder_transcribes(tiny_whisper):
-    asr = make_asr(f"whisper:{tiny_whisper}")
-    assert isinstance(asr, WhisperASR)
-    text = asr.transcribe(espeak("hello there"))
-    assert isinstance(text, str) and text == text.strip()
-    assert asr.transcribe(np.zeros(0, np.float32)) == ""
 
 
 class FakeASR(ASRBackend):
