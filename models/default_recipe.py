@@ -38,26 +38,31 @@ from typing import Any
 import numpy as np
 import torch
 
+from .calibration import fit_temperature
 from .checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from .config import MODALITIES
 from .data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
 from .evaluation import evaluate_conditions
+from .label_matched import build_pools, label_matched_conversations
 from .training import (
+    CONDITIONS,
     TrainingResult,
     TrainingSettings,
     condition_name,
+    condition_presence,
     model_config_for,
     predict,
     train_momke,
 )
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
-DEFAULT_RECIPE = RECIPES / "lite_4class.json"
+DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 SOURCES = ("ravdess", "meld", "emorynlp", "fer2013")
 SOURCE_MODALITY = {"ravdess": "audio", "meld": "text", "emorynlp": "text", "fer2013": "visual", "iemocap": "text"}
 FER_FILE = "fer2013_48x48.npz"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
 
 
 def default_cache_dir() -> Path:
@@ -259,8 +264,39 @@ def fold_standardization(model, stats: dict) -> None:
             layer.weight.copy_(weight)
 
 
+def matched_conversations(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], split: str) -> list[Conversation]:
+    """Label-matched tri-modal pseudo-conversations of one split (models/label_matched.py);
+    empty when the recipe has no `label_matched` section."""
+    settings = recipe.get("label_matched")
+    if not settings:
+        return []
+    pools = build_pools(corpora["ravdess"].split(split), [c for s in ("meld", "emorynlp") for c in corpora[s].split(split)],
+                        corpora["fer2013"].split(split))
+    training = split == "train"
+    return label_matched_conversations(
+        pools, len(recipe["labels"]), settings["conversations_per_speaker"][split], tuple(settings["length_range"]),
+        settings["conflict_rate"] if training else 0.0, seed=[settings["seed"], SPLIT_SEEDS[split]], split=split,
+    )
+
+
+def calibrate(model, valid: Sequence[Conversation]) -> dict[str, dict[str, float]]:
+    """Temperatures fitted on validation (models/calibration.py): each modality's own path on
+    the utterances where it is present, and the fused output under every condition."""
+    temperatures: dict[str, dict[str, float]] = {"modalities": {}, "fused": {}}
+    for modality in model.config.experts:
+        labels, logits = predict(model, valid, [condition_presence(c, (modality,)) for c in valid], expert=modality)
+        if len(labels):
+            temperatures["modalities"][modality] = round(fit_temperature(logits, labels), 4)
+    for condition in CONDITIONS:
+        labels, logits = predict(model, valid, [condition_presence(c, condition) for c in valid])
+        if len(labels):
+            temperatures["fused"][condition_name(condition)] = round(fit_temperature(logits, labels), 4)
+    return temperatures
+
+
 def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **overrides: Any) -> TrainingResult:
-    """Stage 1 + stage 2 on the mixed corpus; overrides replace recipe training settings.
+    """Stage 1 + stage 2 on the unimodal corpora plus label-matched tri-modal conversations,
+    then calibration on validation; overrides replace recipe training settings.
 
     Features are z-scored with the training data's statistics for training, then the
     statistics are folded into the model's input layers, so the result reads raw features."""
@@ -276,16 +312,20 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
         progress=training.get("progress", True),
     )
     splits = mixed_splits(corpora)
+    for split in ("train", "valid"):
+        splits[split] = splits[split] + matched_conversations(recipe, corpora, split)
     if not recipe.get("standardize", True):
-        return train_momke(splits["train"], splits["valid"], config, settings)
-    stats = feature_statistics(splits["train"])
-    valid = standardized(splits["valid"], stats)
-    result = train_momke(standardized(splits["train"], stats), valid, config, settings)
-    _, before = predict(result.model, valid[:16])
-    fold_standardization(result.model, stats)
-    _, after = predict(result.model, splits["valid"][:16])
-    if not np.allclose(before, after, atol=1e-3, rtol=1e-3):
-        raise RuntimeError(f"folding the standardisation changed the outputs by {np.abs(before - after).max():.2e}")
+        result = train_momke(splits["train"], splits["valid"], config, settings)
+    else:
+        stats = feature_statistics(splits["train"])
+        valid = standardized(splits["valid"], stats)
+        result = train_momke(standardized(splits["train"], stats), valid, config, settings)
+        _, before = predict(result.model, valid[:16])
+        fold_standardization(result.model, stats)
+        _, after = predict(result.model, splits["valid"][:16])
+        if not np.allclose(before, after, atol=1e-3, rtol=1e-3):
+            raise RuntimeError(f"folding the standardisation changed the outputs by {np.abs(before - after).max():.2e}")
+    result.model.config.calibration = calibrate(result.model, splits["valid"])
     return result
 
 
