@@ -201,9 +201,9 @@ def summary(report: dict) -> str:
         lines.append(f"{modality:<6} " + "  ".join(f"{b[0]}-{b[1]}: {100 * result[f'{b[0]}-{b[1]}']:5.1f} (n {result[f'n {b[0]}-{b[1]}']})"
                                                    for b in BUCKETS))
     fer = report["fer2013"]
-    lines += ["", f"FER2013 public test, 4 classes (n {fer['n']}): MoMKE {{v}} WA {100 * fer['momke_v']['wa']:.2f} UA "
+    lines += ["", (f"FER2013 public test, 4 classes (n {fer['n']}): MoMKE {{v}} WA {100 * fer['momke_v']['wa']:.2f} UA "
               f"{100 * fer['momke_v']['ua']:.2f}; mini-Xception argmax WA {100 * fer['mini_xception_4class']['wa']:.2f} "
-              f"UA {100 * fer['mini_xception_4class']['ua']:.2f}"]
+              f"UA {100 * fer['mini_xception_4class']['ua']:.2f}")]
     return "\n".join(lines)
 
 
