@@ -152,7 +152,8 @@ def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, lim
     mapping = recipe["label_maps"]["fer2013"]
     grouping, split_cfg = recipe["pseudo_dialogues"], recipe["splits"]["fer2013"]
     size = grouping["fer2013_faces_per_dialogue"]
-    out = cache_dir / "corpora" / ("fer2013" if limit is None else f"fer2013-limit{limit}")
+    # "-shuffled": corpora cached before the test faces were shuffled are not reused.
+    out = cache_dir / "corpora" / ("fer2013-shuffled" if limit is None else f"fer2013-shuffled-limit{limit}")
     metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification",
                               "FER2013 faces, default-checkpoint recipe", {"source": "fer2013"})
     writer = CorpusWriter(out, metadata)
@@ -165,10 +166,12 @@ def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, lim
         names = [FER_CLASSES[i] for i in arrays[f"{part}_labels"]]
         index = np.array([labels.index(mapping[n]) if n in mapping else -1 for n in names])
         keep = np.flatnonzero(index >= 0)
+        # Shuffled, test included: the file is sorted by class, so pseudo-dialogues in file order
+        # would mostly hold one class and the causal context would leak the label.
+        keep = keep[rng.permutation(len(keep))]
         if split == "test":
             parts.append(("test", keep, index[keep]))
             continue
-        keep = keep[rng.permutation(len(keep))]
         n_valid = round(split_cfg["valid_fraction"] * len(keep))
         valid, train = keep[:n_valid], keep[n_valid:]
         per_class = split_cfg.get("train_per_class")
