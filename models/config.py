@@ -7,6 +7,7 @@ in. Nothing here is a hidden constant: the paper's settings are the defaults.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -15,6 +16,8 @@ MODALITIES: tuple[str, str, str] = ("audio", "text", "visual")
 SHORT_NAMES: dict[str, str] = {"audio": "a", "text": "t", "visual": "v"}
 
 CONTEXT_MODES = ("bidirectional", "causal")
+# Modality conditions by short name, as models.training.condition_name writes them: "a" .. "atv".
+CONDITION_NAMES = ("a", "t", "v", "at", "av", "tv", "atv")
 TASKS = ("classification", "regression")
 
 
@@ -30,6 +33,11 @@ class MoMKEConfig:
     experts: which modality experts exist (ablation: a subset of experts).
     use_router: False replaces the Soft Router by equal weights (ablation).
     mixing: False sends each modality through its own expert only (ablation "no mixing").
+    max_context: the longest context, in utterances, the model was trained to handle; live
+        inference never holds more.
+    calibration: temperatures fitted on validation data (classification), applied as
+        softmax(logits / T): {"modalities": {"audio": T, "text": T, "visual": T}, "fused":
+        {"a": T, ..., "atv": T}} (fused: one per modality condition). A missing entry means T = 1.
     """
 
     feature_dims: tuple[int, int, int] = (512, 1024, 1024)
@@ -46,6 +54,8 @@ class MoMKEConfig:
     use_router: bool = True
     mixing: bool = True
     feature_profile: str = "custom"
+    max_context: int = 110
+    calibration: dict[str, Any] = field(default_factory=dict)
     # Free-form provenance written by training (protocol, data, metrics); not used by the network.
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +86,9 @@ class MoMKEConfig:
             raise ValueError(f"experts must be distinct, got {self.experts}")
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
+        if isinstance(self.max_context, bool) or not isinstance(self.max_context, int) or self.max_context < 1:
+            raise ValueError(f"max_context must be a positive integer (utterances), got {self.max_context!r}")
+        _check_calibration(self.calibration)
 
     @property
     def num_outputs(self) -> int:
@@ -94,3 +107,23 @@ class MoMKEConfig:
         if unknown:
             raise ValueError(f"unknown MoMKE config keys: {sorted(unknown)}")
         return cls(**data)
+
+
+def _check_calibration(calibration: Any) -> None:
+    """The calibration schema: {"modalities": {modality: T}, "fused": {condition: T}}, T > 0."""
+    if not isinstance(calibration, dict):
+        raise ValueError(f"calibration must be a dict, got {type(calibration).__name__}")  # noqa: TRY004 - config errors are ValueErrors
+    allowed = {"modalities": MODALITIES, "fused": CONDITION_NAMES}
+    unknown = set(calibration) - set(allowed)
+    if unknown:
+        raise ValueError(f"calibration: unknown keys {sorted(unknown)}; expected among {sorted(allowed)}")
+    for part, names in allowed.items():
+        temperatures = calibration.get(part, {})
+        if not isinstance(temperatures, dict):
+            raise ValueError(f"calibration[{part!r}] must be a dict of temperatures, got {type(temperatures).__name__}")  # noqa: TRY004
+        unknown = set(temperatures) - set(names)
+        if unknown:
+            raise ValueError(f"calibration[{part!r}]: unknown keys {sorted(unknown)}; expected among {list(names)}")
+        for name, value in temperatures.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"calibration[{part!r}][{name!r}] must be a finite temperature > 0, got {value!r}")

@@ -10,11 +10,15 @@ Names follow the paper:
 - the head reads concat(R^a, R^t, R^v).
 
 Beyond the paper: a modality mask per utterance (a sensor may drop for one utterance), a causal
-context mode for live use, and padded or fully-masked rows that never produce NaN.
+context mode for live use, padded or fully-masked rows that never produce NaN, each present
+modality's own prediction from the same pass (expert m on x^m through its stage-1 head), and
+a key/value cache (KVCache) so that a causal model can take a conversation one utterance at a
+time through this same forward().
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,26 +48,20 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
-        """x: [B, U, d]; allowed: bool [B, U(query), U(key)], True where attention may look."""
-        q, k, v = self.heads(x)
-        return self.attend(q, k, v, allowed)
+    def forward(self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None) -> Tensor:
+        """x: [B, U, d]; allowed: bool [B, U (queries), K (keys)], True where attention may look.
 
-    # heads() and attend() are the two halves of forward(), kept apart so that streaming
-    # inference (models/streaming.py) can cache keys and values between utterances.
-    def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Queries, keys and values of x [B, U, d], each [B, H, U, d / H]."""
+        Without a cache the keys are x's own utterances (K = U). With one, they are the cached
+        utterances followed by x's (K = cached + U), and x's keys and values join the cache.
+        """
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
-        return q, k, v
-
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> Tensor:
-        """Attention of q [B, H, Uq, dh] over k, v [B, H, Uk, dh]; allowed [B, Uq, Uk] -> [B, Uq, d]."""
-        batch, _, length, _ = q.shape
+        if cache is not None:
+            k, v = cache.extend(k, v)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0
         )
-        return self.out(attended.transpose(1, 2).reshape(batch, length, -1))
+        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
 
 
 class ExpertBlock(nn.Module):
@@ -78,8 +76,8 @@ class ExpertBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
-        x = x + self.dropout(self.attention(self.norm1(x), allowed))
+    def forward(self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None) -> Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x), allowed, cache))
         return x + self.dropout(self.mlp(self.norm2(x)))
 
 
@@ -94,9 +92,10 @@ class ModalityExpert(nn.Module):
         )
         self.norm = nn.LayerNorm(config.hidden_dim)
 
-    def forward(self, x: Tensor, allowed: Tensor) -> Tensor:
-        for block in self.blocks:
-            x = block(x, allowed)
+    def forward(self, x: Tensor, allowed: Tensor, cache: list[LayerCache] | None = None) -> Tensor:
+        """cache: one LayerCache per block (causal step-by-step inference), or None."""
+        for index, block in enumerate(self.blocks):
+            x = block(x, allowed, None if cache is None else cache[index])
         return self.norm(x)
 
 
@@ -134,11 +133,15 @@ class MoMKEOutput:
     router_weights: [B, U, 3 modalities, E experts], the Soft Router's expert loads w^m. Rows of
         present modalities sum to 1; rows of missing modalities are 0.
     modality_mask: [B, U, 3], the mask that was applied (after padding).
+    modality_logits: [B, U, 3 modalities, C], each present modality's own prediction: expert m
+        on modality m through its stage-1 head (what forward_unimodal(m) gives); 0 where m is
+        missing or the model has no expert m.
     """
 
     logits: Tensor
     router_weights: Tensor
     modality_mask: Tensor
+    modality_logits: Tensor
 
 
 class MoMKE(nn.Module):
@@ -203,23 +206,27 @@ class MoMKE(nn.Module):
             prepared[name] = torch.where(present.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
         return prepared, mask
 
-    def attention_mask(self, key_present: Tensor) -> Tensor:
-        """bool [B, U, U]: which utterances (keys) each utterance (query) may attend to.
+    def attention_mask(self, key_present: Tensor, past: int = 0) -> Tensor:
+        """bool [B, U, past + U]: which utterances (keys) each of the newest U utterances (queries)
+        may attend to; key_present [B, past + U] covers every key, the `past` cached ones first.
 
         Keys are the utterances where the modality is present; causal mode also hides later
         utterances. Every query may see itself, so no softmax row is empty (no NaN): the output
         of a query whose modality is missing is discarded anyway.
         """
-        length = key_present.shape[1]
-        allowed = key_present.unsqueeze(1).expand(-1, length, -1)
+        device, total = key_present.device, key_present.shape[1]
+        keys = torch.arange(total, device=device)
+        queries = torch.arange(past, total, device=device).unsqueeze(1)
+        allowed = key_present.unsqueeze(1).expand(-1, total - past, -1)
         if self.config.context_mode == "causal":
-            allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=key_present.device).tril()
-        return allowed | torch.eye(length, dtype=torch.bool, device=key_present.device)
+            allowed = allowed & (keys <= queries)
+        return allowed | (keys == queries)
 
-    def embed(self, modality: str, x: Tensor) -> Tensor:
-        """W^m x^m plus sinusoidal utterance positions: [B, U, d]."""
+    def embed(self, modality: str, x: Tensor, past: int = 0) -> Tensor:
+        """W^m x^m plus sinusoidal utterance positions (past, past + 1, ...): [B, U, d]."""
         projected = self.projections[modality](x)
-        return projected + sinusoidal_positions(x.shape[1], projected.shape[-1], projected.device, projected.dtype)
+        positions = sinusoidal_positions(past + x.shape[1], projected.shape[-1], projected.device, projected.dtype)
+        return projected + positions[past:]
 
     # ----------------------------------------------------------------------------------------
     # Stage 1: unimodal expert training
@@ -245,31 +252,55 @@ class MoMKE(nn.Module):
     # Stage 2: experts mixing
 
     def forward(
-        self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None = None
+        self,
+        features: Mapping[str, Tensor],
+        modality_mask: Tensor,
+        utterance_mask: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> MoMKEOutput:
         """features: {"audio": [B, U, d_a], "text": ..., "visual": ...} (a key may be left out when
         that modality is missing everywhere); modality_mask: bool [B, U, 3], True where a
-        modality is present; utterance_mask: bool [B, U], False on padding."""
+        modality is present; utterance_mask: bool [B, U], False on padding.
+
+        cache (causal models only): the KVCache of the utterances before these ones, extended
+        here; the outputs are those of the whole conversation so far, for the new utterances."""
         prepared, mask = self._prepare(features, modality_mask, utterance_mask)
         batch, length, _ = mask.shape
         expert_names = list(self.config.experts)
         weights = torch.stack([self.route(m, prepared[m]) for m in MODALITIES], dim=2)
         weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
-        mixed = torch.zeros(len(MODALITIES), batch, length, self.config.hidden_dim, dtype=weights.dtype, device=weights.device)
-        used = [i for i in range(len(MODALITIES)) if mask[..., i].any()]
+        if cache is None:
+            past, used = 0, [i for i in range(len(MODALITIES)) if mask[..., i].any()]
+        else:
+            if self.config.context_mode != "causal":
+                raise ValueError("a key/value cache needs a causal model: in bidirectional mode a new utterance changes every earlier one")
+            past, used = cache.length, list(range(len(MODALITIES)))  # one cache layout for every call
+        mixed = [weights.new_zeros(batch, length, self.config.hidden_dim) for _ in MODALITIES]
+        own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
         if used:
             # Every used modality goes through every expert; modalities are stacked along the
             # batch so each expert runs once per forward pass.
-            embedded = torch.cat([self.embed(MODALITIES[i], prepared[MODALITIES[i]]) for i in used])
-            allowed = torch.cat([self.attention_mask(mask[..., i]) for i in used])
-            expert_outputs = torch.stack([self.experts[k](embedded, allowed) for k in expert_names], dim=-2)
-            stacked_weights = torch.cat([weights[:, :, i] for i in used]).unsqueeze(-1)
-            r = (stacked_weights * expert_outputs).sum(dim=-2).view(len(used), batch, length, -1)
-            # R^m = 0 where m is missing (weights are 0 there, and masking keeps it exact).
-            r = torch.where(mask[..., used].permute(2, 0, 1).unsqueeze(-1), r, torch.zeros((), dtype=r.dtype, device=r.device))
-            mixed = mixed.index_copy(0, torch.tensor(used, device=r.device), r)
-        logits = self.head(torch.cat(list(mixed), dim=-1))
-        return MoMKEOutput(logits=logits, router_weights=weights, modality_mask=mask)
+            embedded = torch.cat([self.embed(MODALITIES[i], prepared[MODALITIES[i]], past) for i in used])
+            key_present = torch.cat([mask[..., i] for i in used])
+            if cache is not None:
+                key_present = cache.extend_presence(key_present)
+            allowed = self.attention_mask(key_present, past)
+            expert_outputs = torch.stack(
+                [self.experts[k](embedded, allowed, None if cache is None else cache.layers[k]) for k in expert_names],
+                dim=-2,
+            ).view(len(used), batch, length, len(expert_names), -1)  # e^k(x^m): [modality, B, U, E, d]
+            for slot, i in enumerate(used):
+                m, present = MODALITIES[i], mask[..., i].unsqueeze(-1)
+                # R^m = sum_k w^m_k e^k(x^m), exactly 0 where m is missing.
+                r = (weights[:, :, i].unsqueeze(-1) * expert_outputs[slot]).sum(dim=-2)
+                mixed[i] = torch.where(present, r, torch.zeros((), dtype=r.dtype, device=r.device))
+                if m in expert_names:  # m's own prediction: its own expert, its stage-1 head
+                    logits_m = self.unimodal_heads[m](expert_outputs[slot, :, :, expert_names.index(m)])
+                    own[i] = torch.where(present, logits_m, torch.zeros((), dtype=r.dtype, device=r.device))
+        logits = self.head(torch.cat(mixed, dim=-1))
+        return MoMKEOutput(
+            logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
+        )
 
     def route(self, modality: str, x: Tensor) -> Tensor:
         """The Soft Router's expert weights w^m for the (zero-filled) features x^m: [B, U, E].
@@ -287,3 +318,55 @@ class MoMKE(nn.Module):
         if not self.config.mixing or not self.config.use_router:
             return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
         return self.routers[modality](x)
+
+
+# --------------------------------------------------------------------------------------------
+# Causal step-by-step inference (models/streaming.py): the key/value cache forward() extends
+
+class LayerCache:
+    """The keys and values [S, H, K, d / H] one attention layer computed for earlier utterances."""
+
+    def __init__(self) -> None:
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def extend(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new utterances' keys and values; return all of them."""
+        if self.keys is not None:
+            keys, values = torch.cat([self.keys, keys], dim=2), torch.cat([self.values, values], dim=2)
+        self.keys, self.values = keys, values
+        return keys, values
+
+
+class KVCache:
+    """What causal step-by-step inference keeps between calls of MoMKE.forward(..., cache=).
+
+    A causal utterance attends only to itself and earlier ones, so the keys and values earlier
+    utterances produced in every (input modality, expert, block) never change: they are kept
+    here and a new utterance costs one query row per block. Every modality is stacked along the
+    batch (S = 3 x batch rows, MODALITIES order, zeros where missing) so the layout does not
+    depend on which modalities each call brings. Tensors are replaced, never written in place:
+    a copy() made before a call is a snapshot to fall back to if the call's output is rejected.
+    """
+
+    def __init__(self, config: MoMKEConfig) -> None:
+        self.length = 0  # utterances seen, so the next one's position
+        self.key_present: Tensor | None = None  # bool [S, length]: which utterances are keys of each row
+        self.layers = {k: [LayerCache() for _ in range(config.num_blocks)] for k in config.experts}
+
+    def copy(self) -> KVCache:
+        twin = copy.copy(self)
+        twin.layers = {k: [copy.copy(layer) for layer in layers] for k, layers in self.layers.items()}
+        return twin
+
+    def extend_presence(self, key_present: Tensor) -> Tensor:
+        """Append the new utterances' key presence [S, U]; return it for every utterance [S, K]."""
+        if self.key_present is not None:
+            if self.key_present.shape[0] != key_present.shape[0]:
+                raise ValueError(
+                    f"this cache holds {self.key_present.shape[0] // len(MODALITIES)} conversation(s), "
+                    f"got a batch of {key_present.shape[0] // len(MODALITIES)}"
+                )
+            key_present = torch.cat([self.key_present, key_present], dim=1)
+        self.key_present, self.length = key_present, key_present.shape[1]
+        return key_present

@@ -1,38 +1,48 @@
 """MoMKE one utterance at a time, for live use.
 
-`StreamingMoMKE` owns the context of one live conversation: feed it each new utterance's
-features with `step()`, get that utterance's prediction back, `reset()` between conversations.
+`StreamingMoMKE` owns the one state of a live conversation: the features of the utterances in
+context (and, for causal models, their key/value cache). Feed it each new utterance's features
+with `step()`, get that utterance's prediction back (fused, and each present modality's own),
+`forget(modality)` for a privacy switch, `reset()` between conversations. The session reads this
+same state (realtime/context.py is a thin adapter over it), so the two can never differ.
 
-Causal models (config.context_mode == "causal") run incrementally. An utterance only attends
-to itself and earlier ones, so the keys and values earlier utterances produced in every
-(input modality, expert, block) never change: they are cached, and a new utterance costs one
-query row per block over at most `max_context` cached keys, O(context), not a full forward
-pass, O(context^2). The outputs equal `MoMKE.forward` on the conversation held in context
-(up to float rounding).
+Causal models (config.context_mode == "causal") run incrementally through the model's own
+forward(): `MoMKE.forward(..., cache=KVCache)` keeps the keys and values earlier utterances
+produced in every (input modality, expert, block), which never change in causal mode, so a new
+utterance costs one query row per block over at most `max_context` cached keys, O(context), not
+a full forward pass, O(context^2). The outputs equal `MoMKE.forward` on the conversation held
+in context (up to float rounding).
 
 The context window. Utterance positions are the paper's absolute sinusoidal codes, counted
 from the first utterance in context; the model was trained on conversations of a bounded
-length (IEMOCAP: at most 110 utterances), so positions far beyond that are out of
-distribution. When a new utterance would make the context longer than `max_context`, the
-oldest utterances are dropped down to `keep_after_roll` (the new one included), positions
-restart at 0 and the cache is rebuilt in one pass over the kept utterances. Shifting every
-position by one at each step would need that full rebuild at every step; dropping a block of
-utterances at once amortises it over `max_context - keep_after_roll + 1` steps, at the price
-of a context that varies between `keep_after_roll` and `max_context` utterances.
-`keep_after_roll = max_context` gives an exact sliding window (a rebuild at every step).
+length (`config.max_context`, recorded in the checkpoint), so the context never holds more:
+`max_context` is the smaller of the one asked for and the checkpoint's. When a new utterance
+would make the context longer than `max_context`, the oldest utterances are dropped down to
+`keep_after_roll` (the new one included), positions restart at 0 and the cache is rebuilt in
+one pass over the kept utterances. Shifting every position by one at each step would need that
+full rebuild at every step; dropping a block of utterances at once amortises it over
+`max_context - keep_after_roll + 1` steps, at the price of a context that varies between
+`keep_after_roll` and `max_context` utterances. `keep_after_roll = max_context` gives an exact
+sliding window (a rebuild at every step).
 
 Bidirectional models (the paper's mode) have no valid cache: every utterance sees the whole
-conversation, so a new utterance changes every earlier hidden state. They fall back to a full
-forward pass over the context at each step (exact sliding window of `max_context`) and report
-the newest utterance's prediction, i.e. what the model says for a conversation that ends now.
+conversation, so a new utterance changes every earlier hidden state. They run a full forward
+pass over the context at each step (exact sliding window of `max_context`) and report the
+newest utterance's prediction, i.e. what the model says for a conversation that ends now.
 
-An utterance with no modality present (every sensor failed, or all were switched off) cannot
-be predicted: `step()` raises `EmptyUtteranceError` (a ValueError) and leaves the context
-unchanged, so the live session can report a dropped utterance and carry on.
+Probabilities are calibrated with the checkpoint's temperatures (models/calibration.py): the
+fused ones with the temperature of the utterance's modality condition, each modality's own with
+that modality's.
+
+An utterance that cannot be predicted leaves the context unchanged: `step()` raises
+`EmptyUtteranceError` (a ValueError) when no modality is present (every sensor failed, or all
+were switched off), ValueError for bad features, and `NonFiniteOutputError` when the model's
+output is NaN or infinite (e.g. a checkpoint with NaN weights), so the live session can report
+a dropped utterance and carry on.
 
 Privacy: only the feature vectors of present modalities are kept (to rebuild the context);
-`forget(modality)` drops every stored feature of one modality and rebuilds the context without
-it, and `reset()` forgets everything.
+`forget(modality)` drops every stored feature of one modality and rebuilds the cache from the
+utterances held (none that had rolled out comes back), and `reset()` forgets everything.
 """
 
 from __future__ import annotations
@@ -44,24 +54,35 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .calibration import apply_temperature, fused_temperature, modality_temperature
 from .config import MODALITIES
-from .momke import MoMKE, sinusoidal_positions
+from .momke import KVCache, MoMKE, MoMKEOutput
 
 
 class EmptyUtteranceError(ValueError):
     """The utterance has no modality present: nothing to predict from (a dropped utterance)."""
 
 
+class NonFiniteOutputError(RuntimeError):
+    """The model's output for an utterance is NaN or infinite: the model itself is broken."""
+
+
 @dataclass
 class StepOutput:
     """The prediction for the newest utterance.
 
-    logits: [C] class scores ([1] sentiment score for regression).
-    probabilities: [C] softmax over the labels; for regression, the predicted score itself [1].
+    logits: [C] class scores ([1] sentiment score for regression), uncalibrated.
+    probabilities: [C] calibrated softmax over the labels (the temperature of this utterance's
+        modality condition); for regression, the predicted score itself [1].
     router_weights: [3 modalities, E experts], the Soft Router's expert loads (rows of missing
         modalities are 0).
     modalities: the modalities this prediction used, in MODALITIES order.
     context_length: utterances in context, this one included.
+    modality_logits: {modality: [C]} each used modality's own prediction (its expert through its
+        stage-1 head), uncalibrated; keys: the used modalities the model has an expert for
+        (all of them, unless the checkpoint is an expert-subset ablation).
+    modality_probabilities: {modality: [C]} the same, calibrated with that modality's temperature
+        (each sums to 1); for regression, that modality's own score [1].
     """
 
     logits: np.ndarray
@@ -69,94 +90,91 @@ class StepOutput:
     router_weights: np.ndarray
     modalities: list[str]
     context_length: int
+    modality_logits: dict[str, np.ndarray]
+    modality_probabilities: dict[str, np.ndarray]
 
 
 class StreamingMoMKE:
-    """Step-by-step inference with a trained MoMKE (put into eval mode here)."""
+    """Step-by-step inference with a trained MoMKE (put into eval mode here).
 
-    def __init__(self, model: MoMKE, max_context: int = 110, keep_after_roll: int | None = None) -> None:
-        if max_context < 1:
+    max_context: utterances kept; None (or more than the checkpoint's config.max_context) means
+    the checkpoint's. keep_after_roll: utterances kept when the window rolls (causal models).
+    """
+
+    def __init__(self, model: MoMKE, max_context: int | None = None, keep_after_roll: int | None = None) -> None:
+        if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
-        if keep_after_roll is None:
-            keep_after_roll = max(1, (3 * max_context) // 4)
-        if not 1 <= keep_after_roll <= max_context:
-            raise ValueError(f"keep_after_roll must be in [1, max_context={max_context}], got {keep_after_roll}")
         self.model = model.eval()
         self.config = model.config
-        self.max_context = max_context
+        self.max_context = self.config.max_context if max_context is None else min(max_context, self.config.max_context)
+        if keep_after_roll is None:
+            keep_after_roll = max(1, (3 * self.max_context) // 4)
+        if not 1 <= keep_after_roll <= self.max_context:
+            raise ValueError(f"keep_after_roll must be in [1, max_context={self.max_context}], got {keep_after_roll}")
         self.keep_after_roll = keep_after_roll
         self.causal = self.config.context_mode == "causal"
         reference = model.head.mlp[0].weight
         self._device, self._dtype = reference.device, reference.dtype
-        self._positions = sinusoidal_positions(max_context, self.config.hidden_dim, self._device, self._dtype)
         self.reset()
 
     @property
     def context_length(self) -> int:
-        return len(self._history)
+        return len(self._utterances)
+
+    @property
+    def utterances(self) -> list[dict[str, np.ndarray]]:
+        """A copy of the conversation in context: per utterance, {present modality: features}."""
+        return [{m: x.float().cpu().numpy().copy() for m, x in u.items()} for u in self._utterances]
+
+    def holds(self, modality: str) -> bool:
+        """True if any utterance in context still has features of `modality`."""
+        return any(modality in u for u in self._utterances)
 
     def reset(self) -> None:
         """Forget the conversation: context, cache and every stored feature."""
         # One entry per utterance in context: {present modality: feature vector [d_m]}.
-        self._history: list[dict[str, Tensor]] = []
-        if self.causal:
-            config = self.config
-            heads, head_dim = config.num_heads, config.hidden_dim // config.num_heads
-            shape = (len(MODALITIES), heads, self.max_context, head_dim)
-
-            def zeros() -> Tensor:  # zeros, not empty: masked slots must never hold NaN
-                return torch.zeros(shape, device=self._device, dtype=self._dtype)
-
-            # [expert][block] -> keys / values of every utterance in context, per input modality.
-            self._keys = [[zeros() for _ in range(config.num_blocks)] for _ in config.experts]
-            self._values = [[zeros() for _ in range(config.num_blocks)] for _ in config.experts]
-            # Which cached utterances are keys of each modality's sequence (the modality present).
-            self._key_present = torch.zeros(len(MODALITIES), self.max_context, dtype=torch.bool, device=self._device)
+        self._utterances: list[dict[str, Tensor]] = []
+        self._cache = KVCache(self.config) if self.causal else None
 
     def forget(self, modality: str) -> None:
         """Drop every stored feature of `modality` (a privacy switch turned off) and rebuild the
-        context without it; utterances left with no modality leave the context."""
+        cache from the utterances held; utterances left with no modality leave the context."""
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
-        kept = [{m: x for m, x in u.items() if m != modality} for u in self._history]
+        kept = [{m: x for m, x in u.items() if m != modality} for u in self._utterances]
         self.reset()
-        self._history = [u for u in kept if u]
-        if self.causal and self._history:
+        self._utterances = [u for u in kept if u]
+        if self.causal and self._utterances:
             with torch.inference_mode():
-                self._encode(0, self._history)
+                self._forward(self._utterances, self._cache)
 
     def step(self, features: Mapping[str, object]) -> StepOutput:
         """Add one utterance and predict it.
 
         features: {"audio": 1-D vector or None, "text": ..., "visual": ...}; a modality left out
-        or None is missing. Raises ValueError for bad input and EmptyUtteranceError when no
-        modality is present; in both cases the context is left unchanged.
+        or None is missing. Raises ValueError for bad input, EmptyUtteranceError when no
+        modality is present and NonFiniteOutputError when the model's output is not finite; in
+        every case the context is left unchanged.
         """
         utterance = self._check(features)
+        context = self._utterances
+        rolled = len(context) >= self.max_context
+        if rolled:
+            keep = self.keep_after_roll if self.causal else self.max_context
+            context = context[len(context) - keep + 1 :]
+        context = [*context, utterance]
         with torch.inference_mode():
-            rolled = len(self._history) >= self.max_context
-            if rolled:
-                keep = self.keep_after_roll if self.causal else self.max_context
-                del self._history[: len(self._history) - keep + 1]
-            self._history.append(utterance)
             if not self.causal:
-                logits, weights = self._full_forward()
-            elif rolled:
-                logits, weights = self._encode(0, self._history)
-            else:
-                logits, weights = self._encode(len(self._history) - 1, [utterance])
-            logits, weights = logits[-1], weights[-1]
-            if self.config.task == "classification":
-                probabilities = logits.softmax(-1)
-            else:
-                probabilities = logits
-        return StepOutput(
-            logits=logits.float().cpu().numpy(),
-            probabilities=probabilities.float().cpu().numpy(),
-            router_weights=weights.float().cpu().numpy(),
-            modalities=[m for m in MODALITIES if m in utterance],
-            context_length=len(self._history),
-        )
+                cache, output = None, self._forward(context, None)
+            elif rolled:  # positions restart at 0: a fresh cache over the kept utterances
+                cache = KVCache(self.config)
+                output = self._forward(context, cache)
+            else:  # a copy, so that a rejected output leaves the cache as it was
+                cache = self._cache.copy()
+                output = self._forward([utterance], cache)
+            result = self._newest(output, utterance, len(context))
+        self._utterances, self._cache = context, cache
+        return result
 
     # ----------------------------------------------------------------------------------------
 
@@ -177,7 +195,8 @@ class StreamingMoMKE:
                 )
             if not torch.isfinite(vector).all():
                 raise ValueError(f"{name} features contain NaN or inf; pass None for a missing modality")
-            utterance[name] = vector.to(device=self._device, dtype=self._dtype)
+            # A copy: the caller may reuse its buffer, and the context must hold what was seen.
+            utterance[name] = vector.to(device=self._device, dtype=self._dtype, copy=True)
         if not utterance:
             raise EmptyUtteranceError("no modality present in this utterance: nothing to predict from")
         return utterance
@@ -191,48 +210,37 @@ class StreamingMoMKE:
         present = torch.tensor([[m in u for m in MODALITIES] for u in utterances], device=self._device)
         return features, present
 
-    def _full_forward(self) -> tuple[Tensor, Tensor]:
-        features, present = self._stack(self._history)
-        output = self.model({m: x.unsqueeze(0) for m, x in features.items()}, present.unsqueeze(0))
-        return output.logits[0], output.router_weights[0]
-
-    def _encode(self, start: int, utterances: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
-        """Run utterances at context positions start.. through the model, filling the cache.
-
-        The same computation as MoMKE.forward in causal mode, with earlier utterances' keys and
-        values read from the cache. Every modality runs (zeros where missing) so the tensors keep
-        one shape; a missing modality's keys are never attended to and its router weights, so
-        its R^m, are zero, as in forward(). Only cache slots [0, end) are read: after a roll,
-        stale slots beyond the kept context are overwritten before they are ever read again.
-        Returns logits [n, C] and router weights [n, 3, E].
-        """
-        model, count = self.model, len(utterances)
-        end = start + count
+    def _forward(self, utterances: list[dict[str, Tensor]], cache: KVCache | None) -> MoMKEOutput:
+        """MoMKE.forward over utterances (after those in cache, if any), as one conversation."""
         features, present = self._stack(utterances)
-        self._key_present[:, start:end] = present.T
-        # allowed[m, i, j]: query start+i of modality m may look at key j (present, not later,
-        # or itself: no empty softmax row, as in MoMKE.attention_mask).
-        keys_index = torch.arange(end, device=self._device)
-        queries_index = torch.arange(start, end, device=self._device).unsqueeze(1)
-        allowed = (self._key_present[:, :end].unsqueeze(1) & (keys_index <= queries_index)) | (keys_index == queries_index)
-        positions = self._positions[start:end]
-        embedded = torch.stack([model.projections[m](features[m]) + positions for m in MODALITIES])  # [3, n, d]
+        return self.model({m: x.unsqueeze(0) for m, x in features.items()}, present.unsqueeze(0), cache=cache)
 
-        outputs = []
-        for e, name in enumerate(self.config.experts):
-            expert, hidden = model.experts[name], embedded
-            for b, block in enumerate(expert.blocks):
-                q, k, v = block.attention.heads(block.norm1(hidden))
-                self._keys[e][b][:, :, start:end] = k
-                self._values[e][b][:, :, start:end] = v
-                keys, values = self._keys[e][b][:, :, :end], self._values[e][b][:, :, :end]
-                hidden = hidden + block.attention.attend(q, keys, values, allowed)
-                hidden = hidden + block.mlp(block.norm2(hidden))
-            outputs.append(expert.norm(hidden))
-        expert_outputs = torch.stack(outputs, dim=-2)  # [3, n, E, d]
+    def _newest(self, output: MoMKEOutput, utterance: dict[str, Tensor], context_length: int) -> StepOutput:
+        """The newest utterance's prediction, calibrated; NonFiniteOutputError if it is not finite."""
+        modalities = [m for m in MODALITIES if m in utterance]
+        logits, weights = output.logits[0, -1], output.router_weights[0, -1]
+        own = {
+            m: output.modality_logits[0, -1, MODALITIES.index(m)] for m in modalities if m in self.config.experts
+        }
+        if not all(torch.isfinite(x).all() for x in (logits, weights, *own.values())):
+            raise NonFiniteOutputError(
+                "the model's output is NaN or infinite for this utterance (a broken checkpoint?); the context is unchanged"
+            )
+        if self.config.task == "classification":
+            probabilities = apply_temperature(logits, fused_temperature(self.config, modalities))
+            own_probabilities = {m: apply_temperature(x, modality_temperature(self.config, m)) for m, x in own.items()}
+        else:  # a sentiment score: no probabilities, the score itself
+            probabilities, own_probabilities = logits, own
 
-        mask = present.T.unsqueeze(-1)  # [3, n, 1]
-        weights = torch.stack([model.route(m, features[m].unsqueeze(0))[0] for m in MODALITIES]) * mask  # [3, n, E]
-        mixed = (weights.unsqueeze(-1) * expert_outputs).sum(dim=-2)  # R^m, 0 where m is missing
-        logits = model.head(torch.cat(list(mixed), dim=-1))
-        return logits, weights.transpose(0, 1)
+        def numpy(x: Tensor) -> np.ndarray:
+            return x.float().cpu().numpy()
+
+        return StepOutput(
+            logits=numpy(logits),
+            probabilities=numpy(probabilities),
+            router_weights=numpy(weights),
+            modalities=modalities,
+            context_length=context_length,
+            modality_logits={m: numpy(x) for m, x in own.items()},
+            modality_probabilities={m: numpy(x) for m, x in own_probabilities.items()},
+        )

@@ -1,81 +1,88 @@
-"""The conversation so far, as MoMKE sees it live: rolling, bounded and causal.
+"""The conversation so far, as the live session sees it: rolling, bounded and causal.
 
-`ConversationContext.step(features)` adds one utterance and returns MoMKE's prediction for it,
-with the utterances before it as context. It wraps `momke.models.streaming.StreamingMoMKE`
-(incremental, with a key/value cache for causal checkpoints); the context never holds more than
-`max_context` utterances. `forget(modality)` is the privacy switch's half here: every stored
-feature of that modality is dropped and the context rebuilt without it.
+A thin adapter over `momke.models.streaming.StreamingMoMKE`, which holds the one state of the
+conversation (the utterances in context and their key/value cache): `ConversationContext`
+keeps no copy of its own, so the session's context and the model's are the same utterances.
+`step(features)` adds one utterance and returns MoMKE's prediction for it as plain dicts (the
+fused probabilities and each present modality's own, calibrated); the context never holds more
+than `max_context` utterances, nor more than the checkpoint was trained for. `forget(modality)`
+is the privacy switch's half here: every stored feature of that modality is dropped and the
+context rebuilt from the utterances held.
 """
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..models.config import MODALITIES
 from ..models.momke import MoMKE
-from ..models.streaming import EmptyUtteranceError, StreamingMoMKE
+from ..models.streaming import EmptyUtteranceError, NonFiniteOutputError, StepOutput, StreamingMoMKE
 
-__all__ = ["ContextPrediction", "ConversationContext", "EmptyUtteranceError"]
+__all__ = ["ContextPrediction", "ConversationContext", "EmptyUtteranceError", "NonFiniteOutputError"]
 
 
 @dataclass
 class ContextPrediction:
+    """label: the fused prediction's top label ("score" for regression).
+    probabilities: label -> fused, calibrated probability ({"score": s} for regression).
+    modality_probabilities: modality -> {label: probability} of each used modality's own
+        prediction, calibrated ({"score": s} for regression).
+    expert_loads: modality -> {expert: Soft Router weight} for the modalities used."""
+
     label: str
     probabilities: dict[str, float]
     modalities: list[str]
     expert_loads: dict[str, dict[str, float]]
     context_length: int
+    modality_probabilities: dict[str, dict[str, float]]
 
 
 class ConversationContext:
-    def __init__(self, model: MoMKE, max_context: int = 110) -> None:
-        if max_context < 1:
-            raise ValueError(f"max_context must be at least 1 utterance, got {max_context}")
+    def __init__(self, model: MoMKE, max_context: int | None = None) -> None:
+        """max_context: utterances kept; None means the checkpoint's config.max_context, and a
+        larger request is cut to it."""
         self.model = model
         self.config = model.config
-        self.max_context = max_context
-        self._stream = StreamingMoMKE(model, max_context=max_context)
-        # Our own copy of the features in context (bounded), to rebuild after a privacy switch.
-        self._history: collections.deque[dict[str, np.ndarray]] = collections.deque(maxlen=max_context)
+        self.stream = StreamingMoMKE(model, max_context=max_context)
+        self.max_context = self.stream.max_context
 
     def __len__(self) -> int:
-        return self._stream.context_length
+        return self.stream.context_length
+
+    @property
+    def utterances(self) -> list[dict[str, np.ndarray]]:
+        """The utterances in context (a copy of the streaming model's state)."""
+        return self.stream.utterances
 
     def step(self, features: dict[str, np.ndarray | None]) -> ContextPrediction:
-        """Predict the newest utterance. Raises EmptyUtteranceError (no modality) or ValueError."""
-        present = {m: np.asarray(v, dtype=np.float32) for m, v in features.items() if v is not None}
-        output = self._stream.step(present)
-        self._history.append(present)
-        return self._prediction(output)
+        """Predict the newest utterance. Raises EmptyUtteranceError (no modality), ValueError
+        (bad features) or NonFiniteOutputError (a broken model); the context is then unchanged."""
+        return self._prediction(self.stream.step(features))
 
     def forget(self, modality: str) -> None:
         """Drop every stored feature of `modality` and rebuild the context without it."""
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}")
-        kept = [{m: v for m, v in u.items() if m != modality} for u in self._history]
-        self.reset()
-        for utterance in kept:
-            if utterance:
-                self._stream.step(utterance)
-                self._history.append(utterance)
+        self.stream.forget(modality)
 
     def reset(self) -> None:
-        self._stream.reset()
-        self._history.clear()
+        self.stream.reset()
 
     def holds(self, modality: str) -> bool:
         """True if any utterance in context still has features of `modality`."""
-        return any(modality in u for u in self._history)
+        return self.stream.holds(modality)
 
-    def _prediction(self, output) -> ContextPrediction:
+    def _prediction(self, output: StepOutput) -> ContextPrediction:
         labels = self.config.labels or ("score",)
-        probabilities = {label: round(float(p), 5) for label, p in zip(labels, output.probabilities)}
+
+        def by_label(values: np.ndarray) -> dict[str, float]:
+            return {label: round(float(p), 5) for label, p in zip(labels, values)}
+
+        probabilities = by_label(output.probabilities)
         label = max(probabilities, key=probabilities.get) if self.config.task == "classification" else "score"
         loads = {
             m: {e: round(float(w), 5) for e, w in zip(self.config.experts, output.router_weights[MODALITIES.index(m)])}
             for m in output.modalities
         }
-        return ContextPrediction(label, probabilities, list(output.modalities), loads, output.context_length)
+        own = {m: by_label(values) for m, values in output.modality_probabilities.items()}
+        return ContextPrediction(label, probabilities, list(output.modalities), loads, output.context_length, own)

@@ -25,11 +25,15 @@ class Event:
 class EmotionEvent(Event):
     """MoMKE's prediction for one utterance.
 
-    start / end: seconds on the session clock. probabilities: label -> probability.
-    modalities: the modalities actually used for this utterance (in "audio", "text", "visual").
+    start / end: seconds on the session clock. probabilities: label -> probability (the fused
+    prediction, calibrated). modalities: the modalities actually used for this utterance (in
+    "audio", "text", "visual").
     expert_loads: modality -> {expert: Soft Router weight} for the modalities used.
     latency_ms: stage -> milliseconds, e.g. {"extract_audio": .., "model": .., "total": ..};
     "total" runs from the utterance's end to the event.
+    modality_probabilities: modality -> {label: probability}, each used modality's own
+    calibrated prediction beside the fused one (who said what); {"score": s} for a sentiment
+    (regression) checkpoint.
     """
 
     type: ClassVar[str] = "emotion"
@@ -42,6 +46,7 @@ class EmotionEvent(Event):
     transcript: str | None = None
     expert_loads: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    modality_probabilities: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

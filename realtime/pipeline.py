@@ -24,7 +24,7 @@ import numpy as np
 from ..extractors.base import FeatureProfile, Utterance
 from ..models.config import MODALITIES
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer
-from .context import ConversationContext, EmptyUtteranceError
+from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent
 from .health import HealthMonitor
 from .sources import END_OF_STREAM, TARGET_RATE
@@ -206,6 +206,7 @@ class UtteranceProcessor(threading.Thread):
                 with self.lock:
                     try:
                         event = self.process(item)
+                        event.to_json()  # an event that cannot be written is dropped here, not in emit
                     except Exception as error:  # noqa: BLE001 - one bad utterance must not end the session
                         event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}")
                     self.processed += 1
@@ -315,7 +316,7 @@ class UtteranceProcessor(threading.Thread):
         t0 = time.perf_counter()
         try:
             prediction = self.context.step(features)
-        except EmptyUtteranceError as error:
+        except (EmptyUtteranceError, NonFiniteOutputError) as error:
             return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"model: {error}")
         latency["model"] = (time.perf_counter() - t0) * 1000
         latency["processing"] = (time.perf_counter() - began) * 1000
@@ -328,4 +329,5 @@ class UtteranceProcessor(threading.Thread):
             transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},
+            modality_probabilities=prediction.modality_probabilities,
         )

@@ -55,7 +55,7 @@ class LiveSession:
         device: str | None = None,
         disabled=(),
         log_path=None,
-        max_context: int = 110,
+        max_context: int | None = None,
         *,
         profile: FeatureProfile | str | None = None,
         asr_language: str | None = "en",
@@ -72,7 +72,8 @@ class LiveSession:
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
         checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
         disabled: modalities off from the start; log_path: JSON-lines log of events;
-        max_context: utterances of conversation context kept.
+        max_context: utterances of conversation context kept; None = the checkpoint's own limit
+        (what it was trained for), which a larger value is also cut to.
 
         Beyond that (keyword-only): `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
@@ -91,7 +92,7 @@ class LiveSession:
             raise ValueError(f"input_file {input_file} does not exist")
         if transcript is not None and input_file is None:
             raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
-        if max_context < 1:
+        if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
         self.device = device or _auto_device()
         self.realtime = bool(realtime)

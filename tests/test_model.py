@@ -329,6 +329,18 @@ def test_bad_input_gives_clear_errors():
         ({"num_blocks": 0}, "num_blocks"),
         ({"dropout": 1.0}, "dropout"),
         ({"mlp_ratio": 0}, "mlp_ratio"),
+        ({"max_context": 0}, "max_context"),
+        ({"max_context": 2.5}, "max_context"),
+        ({"max_context": True}, "max_context"),
+        ({"calibration": [1.0]}, "calibration must be a dict"),
+        ({"calibration": {"path": {}}}, "unknown keys"),
+        ({"calibration": {"modalities": 1.5}}, "dict of temperatures"),
+        ({"calibration": {"modalities": {"smell": 1.0}}}, "unknown keys"),
+        ({"calibration": {"fused": {"ta": 1.0}}}, "unknown keys"),
+        ({"calibration": {"fused": {"atv": 0.0}}}, r"calibration\['fused'\]\['atv'\].*> 0"),
+        ({"calibration": {"fused": {"a": -1.0}}}, "> 0"),
+        ({"calibration": {"modalities": {"text": float("nan")}}}, "finite"),
+        ({"calibration": {"modalities": {"text": "2"}}}, "temperature"),
     ],
 )
 def test_config_validation(overrides, message):
@@ -342,3 +354,83 @@ def test_config_round_trip_and_unknown_keys():
     assert MoMKEConfig.from_dict(data) == config
     with pytest.raises(ValueError, match="unknown MoMKE config keys"):
         MoMKEConfig.from_dict(dict(data, colour="blue"))
+
+
+def test_config_context_limit_and_calibration_round_trip_and_old_configs_load():
+    calibration = {"modalities": {"audio": 2.5, "text": 1}, "fused": {"atv": 1.7, "t": 0.8}}
+    config = tiny_config(max_context=25, calibration=calibration)
+    assert MoMKEConfig.from_dict(config.to_dict()) == config
+    # A checkpoint written before these fields existed loads with the defaults.
+    old = {k: v for k, v in config.to_dict().items() if k not in ("max_context", "calibration")}
+    loaded = MoMKEConfig.from_dict(old)
+    assert loaded.max_context == 110 and loaded.calibration == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Each modality's own prediction, from the fused pass
+
+
+@pytest.mark.parametrize("context_mode", ["bidirectional", "causal"])
+def test_modality_logits_equal_each_expert_on_its_own_modality(context_mode):
+    model = tiny_model(context_mode=context_mode)
+    features, mask = random_features(3, 7), random_mask(3, 7)
+    utterance_mask = torch.ones(3, 7, dtype=torch.bool)
+    utterance_mask[1, 5:] = False
+    with torch.no_grad():
+        output = model(features, mask, utterance_mask)
+        assert output.modality_logits.shape == (3, 7, 3, model.config.num_outputs)
+        for i, m in enumerate(MODALITIES):
+            present = mask[..., i] & utterance_mask
+            alone = model.forward_unimodal(m, features[m], mask[..., i], utterance_mask)
+            torch.testing.assert_close(output.modality_logits[..., i, :][present], alone[present], rtol=1e-5, atol=1e-5)
+            assert torch.all(output.modality_logits[..., i, :][~present] == 0)
+
+
+def test_modality_logits_are_zero_without_the_expert_or_the_modality():
+    model = tiny_model(experts=("text",))
+    features, mask = random_features(1, 5), torch.ones(1, 5, 3, dtype=torch.bool)
+    mask[0, 2, 1] = False
+    with torch.no_grad():
+        output = model({m: x for m, x in features.items()}, mask)
+    own = output.modality_logits[0]
+    assert torch.all(own[:, [0, 2]] == 0)  # no audio or visual expert: no own prediction
+    assert torch.all(own[2, 1] == 0) and torch.all(own[[0, 1, 3, 4], 1] != 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The key/value cache: a conversation fed in pieces gives what one pass gives
+
+
+@pytest.mark.parametrize("pieces", [[1] * 9, [4, 1, 3, 1], [9]])
+def test_cached_pieces_equal_one_forward_pass(pieces):
+    from momke.models.momke import KVCache
+
+    model = tiny_model(context_mode="causal")
+    features, mask = random_features(2, 9, seed=4), random_mask(2, 9, seed=5)
+    mask[:, 2, 2] = False  # visual missing at one utterance of both conversations
+    mask[0, :, 0] = False  # no audio anywhere in the first conversation
+    with torch.no_grad():
+        full = model(features, mask)
+        cache, start = KVCache(model.config), 0
+        for size in pieces:
+            part = slice(start, start + size)
+            output = model({m: x[:, part] for m, x in features.items()}, mask[:, part], cache=cache)
+            for name in ("logits", "router_weights", "modality_logits"):
+                torch.testing.assert_close(getattr(output, name), getattr(full, name)[:, part], rtol=1e-5, atol=1e-5)
+            start += size
+    assert cache.length == 9
+
+
+def test_cache_checks_the_model_and_the_batch():
+    from momke.models.momke import KVCache
+
+    features, mask = random_features(1, 3), random_mask(1, 3)
+    bidirectional = tiny_model()
+    with pytest.raises(ValueError, match="causal"):
+        bidirectional(features, mask, cache=KVCache(bidirectional.config))
+    model = tiny_model(context_mode="causal")
+    cache = KVCache(model.config)
+    with torch.no_grad():
+        model(features, mask, cache=cache)
+        with pytest.raises(ValueError, match="holds 1 conversation"):
+            model(random_features(2, 1), random_mask(2, 1), cache=cache)

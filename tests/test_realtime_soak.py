@@ -59,7 +59,7 @@ def test_long_replay_memory_flat_and_context_bounded(tmp_path, minutes):
     # RAVDESS clips sometimes hold a breath pause the VAD splits on: at least one event per clip.
     assert len(emotions) >= clips and not [e for e in events if e.type == "dropped"]
     assert max(context_lengths) == max_context and min(context_lengths[max_context:]) >= 1
-    assert len(session.context._history) <= max_context
+    assert len(session.context.utterances) <= max_context
     # Memory after warm-up stays flat: the last quarter is within a few MB of the first.
     quarter = max(1, len(samples) // 4)
     early, late = np.median(samples[quarter: 2 * quarter]), np.median(samples[-quarter:])

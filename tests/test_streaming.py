@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from momke.models import MODALITIES, MoMKE, MoMKEConfig
-from momke.models.streaming import EmptyUtteranceError, StreamingMoMKE
+from momke.models.streaming import EmptyUtteranceError, NonFiniteOutputError, StreamingMoMKE
 
 DIMS = (6, 5, 4)
 
@@ -47,6 +47,19 @@ def expected_for_window(model, features, mask, index, window):
     return output.logits[0, -1], output.router_weights[0, -1]
 
 
+def assert_step_equals(step, output, index):
+    """A step's fused and per-modality outputs equal forward()'s `output` at utterance `index`."""
+    present = [m for i, m in enumerate(MODALITIES) if output.modality_mask[0, index, i]]
+    assert step.modalities == present
+    np.testing.assert_allclose(step.logits, output.logits[0, index].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(step.router_weights, output.router_weights[0, index].numpy(), rtol=1e-5, atol=1e-5)
+    assert sorted(step.modality_logits) == sorted(present) == sorted(step.modality_probabilities)
+    for m in present:
+        own = output.modality_logits[0, index, MODALITIES.index(m)]
+        np.testing.assert_allclose(step.modality_logits[m], own.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(step.modality_probabilities[m], own.softmax(-1).numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_causal_steps_equal_forward_on_the_whole_conversation(task):
     model = tiny_model(task=task, labels=() if task == "regression" else ("a", "b", "c", "d"))
@@ -57,9 +70,14 @@ def test_causal_steps_equal_forward_on_the_whole_conversation(task):
     for index in range(15):
         step = stream.step(utterance(features, mask, index, as_tensor=index % 2 == 0))
         assert step.context_length == index + 1
-        np.testing.assert_allclose(step.logits, full.logits[0, index].numpy(), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(step.router_weights, full.router_weights[0, index].numpy(), rtol=1e-5, atol=1e-5)
-        assert step.modalities == [m for i, m in enumerate(MODALITIES) if mask[0, index, i]]
+        if task == "classification":
+            assert_step_equals(step, full, index)
+        else:  # a sentiment score per modality, no probabilities
+            np.testing.assert_allclose(step.logits, full.logits[0, index].numpy(), rtol=1e-5, atol=1e-5)
+            for m, score in step.modality_probabilities.items():
+                own = full.modality_logits[0, index, MODALITIES.index(m)].numpy()
+                assert score.shape == (1,)
+                np.testing.assert_allclose(score, own, rtol=1e-5, atol=1e-5)
         if task == "classification":
             np.testing.assert_allclose(step.probabilities, torch.softmax(full.logits[0, index], -1).numpy(), atol=1e-5)
             assert step.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
@@ -178,3 +196,111 @@ def test_forget_drops_a_modality_from_the_context(context_mode):
     np.testing.assert_allclose(step.logits, expected.logits[0, -1].numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="unknown modality"):
         stream.forget("smell")
+
+
+def window_output(model, features, mask, index, window):
+    """forward() over the `window` utterances ending at `index` (the newest is at -1)."""
+    start = index + 1 - window
+    with torch.no_grad():
+        return model({m: x[:, start : index + 1] for m, x in features.items()}, mask[:, start : index + 1])
+
+
+@pytest.mark.parametrize("context_mode", ["causal", "bidirectional"])
+def test_steps_across_rolls_equal_forward_on_the_context_fused_and_per_modality(context_mode):
+    model = tiny_model(context_mode=context_mode)
+    features, mask = conversation(25, seed=21)
+    stream = StreamingMoMKE(model, max_context=7, keep_after_roll=4)
+    lengths = []
+    for index in range(25):
+        step = stream.step(utterance(features, mask, index, as_tensor=index % 3 == 0))
+        lengths.append(step.context_length)
+        assert_step_equals(step, window_output(model, features, mask, index, step.context_length), -1)
+    # Causal rolls to keep_after_roll; bidirectional slides one utterance at a time.
+    assert max(lengths) == 7 and min(lengths[7:]) == (4 if context_mode == "causal" else 7)
+
+
+def test_context_never_exceeds_the_checkpoint_limit():
+    model = tiny_model(max_context=5)
+    features, mask = conversation(15, seed=23)
+    for requested in (None, 100, 3):
+        stream = StreamingMoMKE(model, max_context=requested)
+        assert stream.max_context == (3 if requested == 3 else 5)
+        for index in range(15):  # three times past the limit
+            stream.step(utterance(features, mask, index))
+            assert stream.context_length <= stream.max_context
+        assert len(stream.utterances) == stream.context_length
+
+
+def test_probabilities_use_the_calibration_of_the_condition_and_of_each_modality():
+    calibration = {"modalities": {"audio": 3.0, "visual": 0.5}, "fused": {"at": 2.0, "t": 4.0}}
+    model = tiny_model(calibration=calibration)
+    plain = tiny_model()  # the same weights (same seed), no calibration
+    rng = np.random.default_rng(0)
+    inputs = [
+        {"audio": rng.standard_normal(6), "text": rng.standard_normal(5)},  # {a, t}: T = 2
+        {"text": rng.standard_normal(5)},  # {t}: T = 4
+        {"text": rng.standard_normal(5), "visual": rng.standard_normal(4)},  # {t, v}: not fitted, T = 1
+    ]
+    stream, reference = StreamingMoMKE(model), StreamingMoMKE(plain)
+    for features, fused_t in zip(inputs, (2.0, 4.0, 1.0)):
+        step, raw = stream.step(features), reference.step(features)
+        np.testing.assert_allclose(step.logits, raw.logits, rtol=1e-6)
+        np.testing.assert_allclose(step.probabilities, torch.softmax(torch.tensor(raw.logits) / fused_t, -1).numpy(), atol=1e-6)
+        for m, own in step.modality_probabilities.items():
+            t = {"audio": 3.0, "text": 1.0, "visual": 0.5}[m]
+            np.testing.assert_allclose(own, torch.softmax(torch.tensor(raw.modality_logits[m]) / t, -1).numpy(), atol=1e-6)
+            assert own.sum() == pytest.approx(1.0, abs=1e-5)
+    assert not np.allclose(stream.step(inputs[0]).probabilities, reference.step(inputs[0]).probabilities)
+
+
+@pytest.mark.parametrize("context_mode", ["causal", "bidirectional"])
+def test_non_finite_output_raises_and_leaves_the_context_unchanged(context_mode):
+    model = tiny_model(context_mode=context_mode)
+    with torch.no_grad():  # a broken checkpoint: the visual path gives NaN
+        model.projections["visual"].weight[0, 0] = float("nan")
+    features, mask = conversation(6, seed=25)
+    mask[0, :, 2] = False
+    mask[0, 3, 2] = True  # the only utterance with a face
+    stream = StreamingMoMKE(model, max_context=20)
+    for index in range(3):
+        stream.step(utterance(features, mask, index))
+    before = stream.utterances
+    with pytest.raises(NonFiniteOutputError, match="NaN or infinite"):
+        stream.step(utterance(features, mask, 3))
+    after = stream.utterances
+    assert len(after) == len(before) == 3
+    assert all(a.keys() == b.keys() and all(np.array_equal(a[m], b[m]) for m in a) for a, b in zip(after, before))
+    # The conversation carries on as if the broken utterance never came.
+    for seen in ([0, 1, 2, 4], [0, 1, 2, 4, 5]):
+        with torch.no_grad():
+            expected = model({m: x[:, seen] for m, x in features.items()}, mask[:, seen])
+        assert_step_equals(stream.step(utterance(features, mask, seen[-1])), expected, -1)
+
+
+@pytest.mark.parametrize("context_mode", ["causal", "bidirectional"])
+def test_forget_after_a_roll_keeps_only_the_utterances_held(context_mode):
+    model = tiny_model(context_mode=context_mode)
+    features, mask = conversation(14, seed=27)
+    stream = StreamingMoMKE(model, max_context=6, keep_after_roll=3)
+    for index in range(12):
+        stream.step(utterance(features, mask, index))
+    held = stream.context_length
+    first = 12 - held  # the utterances in context are first..11
+    stream.forget("audio")
+    without_audio = mask.clone()
+    without_audio[..., 0] = False
+    kept = [i for i in range(first, 12) if without_audio[0, i].any()]
+    # Nothing that had rolled out comes back, and no utterance holds audio.
+    assert stream.context_length == len(kept) <= held
+    for stored, index in zip(stream.utterances, kept):
+        assert "audio" not in stored
+        for m in stored:
+            np.testing.assert_array_equal(stored[m], features[m][0, index].numpy())
+    # The next step equals a fresh forward over the same utterances (the window may roll).
+    step = stream.step(utterance(features, mask, 12))
+    order = [*kept, 12][-step.context_length :]
+    step_mask = without_audio.clone()
+    step_mask[:, 12] = mask[:, 12]  # the new utterance keeps its audio
+    with torch.no_grad():
+        expected = model({m: x[:, order] for m, x in features.items()}, step_mask[:, order])
+    assert_step_equals(step, expected, -1)
