@@ -30,7 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from momke.models.calibration import expected_calibration_error, softmax
+from momke.models.calibration import (
+    expected_calibration_error,
+    fused_temperature,
+    modality_temperature,
+    softmax,
+)
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.config import MODALITIES
 from momke.models.data import Conversation
@@ -52,10 +57,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BUCKETS = ((1, 10), (11, 30), (31, 60), (60, 110))
 
 
-def temperature(config, kind: str, key: str) -> float:
-    return float((getattr(config, "calibration", None) or {}).get(kind, {}).get(key, 1.0))
-
-
 def conditions_and_conflicts(model, conversations: list[Conversation]) -> dict:
     config = model.config
     out: dict = {"conditions": {}, "ece_fused": {}, "ece_fused_uncalibrated": {}, "ece_paths": {}, "ece_paths_uncalibrated": {}}
@@ -63,7 +64,7 @@ def conditions_and_conflicts(model, conversations: list[Conversation]) -> dict:
         name = condition_name(condition)
         labels, logits = predict(model, conversations, [condition_presence(c, condition) for c in conversations])
         out["conditions"][name] = {**classification_metrics(labels, logits.argmax(-1)), "n": len(labels)}
-        out["ece_fused"][name] = expected_calibration_error(softmax(logits, temperature(config, "fused", name)), labels)
+        out["ece_fused"][name] = expected_calibration_error(softmax(logits, fused_temperature(config, condition)), labels)
         out["ece_fused_uncalibrated"][name] = expected_calibration_error(softmax(logits), labels)
     full = [condition_presence(c, MODALITIES) for c in conversations]
     labels, fused = predict(model, conversations, full)
@@ -71,7 +72,7 @@ def conditions_and_conflicts(model, conversations: list[Conversation]) -> dict:
     for modality in config.experts:
         _, logits = predict(model, conversations, full, expert=modality)
         paths[modality] = logits.argmax(-1)
-        out["ece_paths"][modality] = expected_calibration_error(softmax(logits, temperature(config, "modalities", modality)), labels)
+        out["ece_paths"][modality] = expected_calibration_error(softmax(logits, modality_temperature(config, modality)), labels)
         out["ece_paths_uncalibrated"][modality] = expected_calibration_error(softmax(logits), labels)
         out.setdefault("path_accuracy", {})[modality] = float((paths[modality] == labels).mean())
     out["conflicts"] = conflict_items(labels, paths, fused.argmax(-1))
@@ -80,7 +81,7 @@ def conditions_and_conflicts(model, conversations: list[Conversation]) -> dict:
 
 def stream_accuracy(model, conversations: list[Conversation], modality: str) -> dict[str, float]:
     """Accuracy by position, streamed one utterance at a time with the checkpoint's context limit."""
-    limit = int(getattr(model.config, "max_context", 110))
+    limit = model.config.max_context
     hits: dict[int, list[bool]] = {}
     for conversation in conversations:
         stream = StreamingMoMKE(model, max_context=limit)

@@ -312,6 +312,7 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
         patience=training["patience"], learning_rate=training["learning_rate"], batch_size=training["batch_size"],
         class_weights=training["class_weighting"] != "none", seed=training["seed"],
         utterance_drop_rate=training.get("utterance_drop_rate", 0.3), selection_metric=training.get("selection_metric"),
+        unimodal_loss_weight=training.get("unimodal_loss_weight", 0.0),
         progress=training.get("progress", True),
     )
     splits = mixed_splits(corpora)

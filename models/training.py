@@ -87,6 +87,7 @@ class TrainingSettings:
     protocol: str = "random"
     condition: tuple[str, ...] = MODALITIES  # fixed protocol: the modalities present
     utterance_drop_rate: float = 0.3  # random protocol: per-utterance re-draw probability
+    unimodal_loss_weight: float = 0.0  # stage 2: weight of each modality's own-head loss
     stage1_epochs: int = 100
     stage2_epochs: int = 100
     skip_stage1: bool = False  # ablation "no stage 1"
@@ -107,6 +108,8 @@ class TrainingSettings:
         self.condition = parse_condition(self.condition)
         if not 0.0 <= self.utterance_drop_rate <= 1.0:
             raise ValueError("utterance_drop_rate must be in [0, 1]")
+        if not self.unimodal_loss_weight >= 0.0:
+            raise ValueError("unimodal_loss_weight must be >= 0")
         if self.stage1_epochs < 0 or self.stage2_epochs < 1:
             raise ValueError("stage1_epochs must be >= 0 and stage2_epochs >= 1")
         if not 0.0 < self.valid_fraction < 1.0:
@@ -353,7 +356,16 @@ class _Trainer:
         output = self.model(batch.features, batch.modality_mask, batch.utterance_mask)
         # An utterance with no modality left carries nothing to learn from.
         use = batch.label_mask & batch.modality_mask.any(-1)
-        return _loss(self.task, output.logits, batch.labels, use, self.class_weights)
+        loss = _loss(self.task, output.logits, batch.labels, use, self.class_weights)
+        if self.settings.unimodal_loss_weight > 0:
+            # Stage 2 moves the experts; training each modality's own head alongside keeps the
+            # per-modality predictions (shown live beside the fused one) true to the experts.
+            for index, modality in enumerate(MODALITIES):
+                if modality in self.model.unimodal_heads:
+                    present = use & output.modality_mask[..., index]
+                    loss = loss + self.settings.unimodal_loss_weight * _loss(
+                        self.task, output.modality_logits[:, :, index], batch.labels, present, self.class_weights)
+        return loss
 
     def stage2_validation(self) -> dict[str, float]:
         """The selection metric averaged over the validation conditions."""
