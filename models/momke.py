@@ -330,6 +330,7 @@ class MoMKE(nn.Module):
 # --------------------------------------------------------------------------------------------
 # Causal step-by-step inference (models/streaming.py): the key/value cache forward() extends
 
+
 class LayerCache:
     """The keys and values [S, H, K, d / H] one attention layer computed for earlier utterances."""
 
