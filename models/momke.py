@@ -301,7 +301,7 @@ class MoMKE(nn.Module):
                 # R^m = sum_k w^m_k e^k(x^m), exactly 0 where m is missing.
                 r = (weights[:, :, i].unsqueeze(-1) * expert_outputs[slot]).sum(dim=-2)
                 mixed[i] = torch.where(present, r, torch.zeros((), dtype=r.dtype, device=r.device))
-                if m in expert_names:  # m's own prediction: its own expert, its stage-1 head
+                if m in expert_names and present.any():  # m's own prediction: its expert, its stage-1 head
                     logits_m = self.unimodal_heads[m](expert_outputs[slot, :, :, expert_names.index(m)])
                     own[i] = torch.where(present, logits_m, torch.zeros((), dtype=r.dtype, device=r.device))
         logits = self.head(torch.cat(mixed, dim=-1))
