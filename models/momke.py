@@ -19,6 +19,7 @@ time through this same forward().
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,14 +31,20 @@ from torch.nn import functional as F
 from .config import MODALITIES, MoMKEConfig
 
 
+@functools.lru_cache(maxsize=32)
 def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> Tensor:
-    """The transformer's fixed sine/cosine position code, one row per utterance: [length, dim]."""
-    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim, device=device, dtype=torch.float32)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
-    return table.to(dtype)
+    """The transformer's fixed sine/cosine position code, one row per utterance: [length, dim].
+
+    Cached (live inference asks for the same tables at every step): the table is shared, so
+    never write into it.
+    """
+    with torch.inference_mode(False):  # a normal tensor, so a table first made live also serves training
+        position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+        frequency = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+        table = torch.zeros(length, dim, device=device, dtype=torch.float32)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+        return table.to(dtype)
 
 
 class SelfAttention(nn.Module):
@@ -294,7 +301,7 @@ class MoMKE(nn.Module):
                 # R^m = sum_k w^m_k e^k(x^m), exactly 0 where m is missing.
                 r = (weights[:, :, i].unsqueeze(-1) * expert_outputs[slot]).sum(dim=-2)
                 mixed[i] = torch.where(present, r, torch.zeros((), dtype=r.dtype, device=r.device))
-                if m in expert_names:  # m's own prediction: its own expert, its stage-1 head
+                if m in expert_names and present.any():  # m's own prediction: its expert, its stage-1 head
                     logits_m = self.unimodal_heads[m](expert_outputs[slot, :, :, expert_names.index(m)])
                     own[i] = torch.where(present, logits_m, torch.zeros((), dtype=r.dtype, device=r.device))
         logits = self.head(torch.cat(mixed, dim=-1))
@@ -322,6 +329,7 @@ class MoMKE(nn.Module):
 
 # --------------------------------------------------------------------------------------------
 # Causal step-by-step inference (models/streaming.py): the key/value cache forward() extends
+
 
 class LayerCache:
     """The keys and values [S, H, K, d / H] one attention layer computed for earlier utterances."""

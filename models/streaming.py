@@ -222,7 +222,7 @@ class StreamingMoMKE:
         own = {
             m: output.modality_logits[0, -1, MODALITIES.index(m)] for m in modalities if m in self.config.experts
         }
-        if not all(torch.isfinite(x).all() for x in (logits, weights, *own.values())):
+        if not torch.isfinite(torch.cat([logits, weights.flatten(), *own.values()])).all():
             raise NonFiniteOutputError(
                 "the model's output is NaN or infinite for this utterance (a broken checkpoint?); the context is unchanged"
             )
