@@ -2,9 +2,11 @@
 
 Synthetic on purpose, so the project may redistribute it: each line is spoken by espeak-ng
 (voice, pitch, speed and loudness varied per line so the prosody differs), lines are separated
-by ~1 s pauses, and the picture is scikit-image's `astronaut` (a public-domain NASA portrait)
-with a slow pan and zoom so that consecutive frames differ. It shows the pipeline working end to
-end on a machine with no camera or microphone; it says nothing about accuracy.
+by ~1 s pauses. The picture fits the words: during the two happy lines the camera shows a
+smiling face (scikit-image's `astronaut`, a public-domain NASA portrait, with a slow pan and
+zoom so that consecutive frames differ); during the other lines it shows a shared screen with no
+face (a drawn slide), so the visual path is missing there rather than smiling at bad news.
+It shows the pipeline working end to end on a machine with no camera or microphone.
 
 Needs espeak-ng and ffmpeg on PATH (both installed by .ci/setup) and scikit-image.
 Run from anywhere:  python assets/demo/make_demo.py [--out-dir assets/demo]
@@ -43,6 +45,7 @@ class Line:
     pitch: int  # espeak-ng -p, 0..99
     speed: int  # espeak-ng -s, words per minute
     amplitude: int  # espeak-ng -a, 0..200
+    face: bool = False  # the camera shows the smiling face during this line (else a slide)
 
 
 # Two speakers: A (female variant), B (male variant).
@@ -50,7 +53,7 @@ SCRIPT = (
     Line("Hi, thanks for meeting me. I brought the report from last week.",
          "neutral", "en-us+f3", 50, 165, 100),
     Line("Oh wonderful, we got the grant! I am so happy, this is the best news all year!",
-         "happy", "en-us+m3", 80, 200, 150),
+         "happy", "en-us+m3", 80, 200, 150, face=True),
     Line("I wish I could celebrate. My old dog died this morning and I feel so empty and alone.",
          "sad", "en-us+f3", 25, 120, 60),
     Line("And then the landlord yelled at me again! It is completely unfair and I am furious!",
@@ -60,7 +63,7 @@ SCRIPT = (
     Line("Let us look at the schedule for tomorrow. The meeting starts at nine.",
          "neutral", "en-us+m3", 45, 160, 100),
     Line("Thank you, really. Talking with you makes me feel much better!",
-         "happy", "en-us+f3", 75, 185, 140),
+         "happy", "en-us+f3", 75, 185, 140, face=True),
 )
 
 
@@ -117,16 +120,35 @@ def build_audio(workdir: Path) -> tuple[np.ndarray, list[dict]]:
     return audio, transcript
 
 
-def frames(duration_s: float):
-    """RGB uint8 frames of the astronaut portrait with a slow pan/zoom around the face."""
+def slide():
+    """A shared-screen frame with no face: a title and a bar chart, drawn."""
+    import cv2
+
+    image = np.full((HEIGHT, WIDTH, 3), 245, np.uint8)
+    cv2.rectangle(image, (0, 0), (WIDTH, 36), (40, 70, 120), -1)
+    cv2.putText(image, "Quarterly report", (12, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    for k, height in enumerate((60, 95, 80, 130, 150)):
+        x = 40 + 52 * k
+        cv2.rectangle(image, (x, 210 - height), (x + 32, 210), (70, 130, 180), -1)
+    cv2.line(image, (30, 210), (WIDTH - 20, 210), (80, 80, 80), 1)
+    return image
+
+
+def frames(duration_s: float, face_spans: list[tuple[float, float]]):
+    """RGB uint8 frames: the astronaut portrait (slow pan/zoom around the face) inside
+    `face_spans` (seconds, the pause before a line included), else the slide."""
     import cv2
     from skimage import data
 
     image = data.astronaut()  # 512x512, face centred near (225, 120)
+    shared_screen = slide()
     cx0, cy0 = 225.0, 140.0
     n = int(np.ceil(duration_s * FPS))
     for i in range(n):
         t = i / FPS
+        if not any(start <= t <= end for start, end in face_spans):
+            yield shared_screen
+            continue
         zoom = 1.0 + 0.08 * np.sin(2 * np.pi * t / 9.0)
         w, h = 300.0 / zoom, 225.0 / zoom
         cx = cx0 + 14 * np.sin(2 * np.pi * t / 7.0)
@@ -136,7 +158,7 @@ def frames(duration_s: float):
         yield cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
 
 
-def encode(audio: np.ndarray, out: Path, workdir: Path) -> None:
+def encode(audio: np.ndarray, face_spans: list[tuple[float, float]], out: Path, workdir: Path) -> None:
     wav = workdir / "conversation.wav"
     sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
     cmd = [
@@ -150,7 +172,7 @@ def encode(audio: np.ndarray, out: Path, workdir: Path) -> None:
     ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     assert proc.stdin is not None
-    for frame in frames(len(audio) / SAMPLE_RATE):
+    for frame in frames(len(audio) / SAMPLE_RATE, face_spans):
         proc.stdin.write(np.ascontiguousarray(frame).tobytes())
     proc.stdin.close()
     if proc.wait() != 0:
@@ -168,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         audio, transcript = build_audio(workdir)
-        encode(audio, args.out_dir / "conversation.mp4", workdir)
+        face_spans = [(item["start"] - PAUSE_S / 2, item["end"] + PAUSE_S / 2)
+                      for item, line in zip(transcript, SCRIPT) if line.face]
+        encode(audio, face_spans, args.out_dir / "conversation.mp4", workdir)
     (args.out_dir / "transcript.json").write_text(json.dumps(transcript, indent=1) + "\n")
     print(f"{len(transcript)} utterances, {len(audio) / SAMPLE_RATE:.1f} s -> {args.out_dir}")
     return 0
