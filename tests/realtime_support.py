@@ -159,9 +159,13 @@ class SpyExtractor(ModalityExtractor):
         self.record = record  # False: count calls only (a soak must not keep every utterance)
         self.calls: list = []
         self.fail_on: dict[int, str] = {}  # call index -> "raise" | "nan" | "none"
+        self.warmups = 0  # warm-up calls (the session loads extractors before the first utterance)
+        self.warm_up_s = 0.0  # how long a warm-up takes (a network loading)
 
     def extract(self, utterance):
-        if utterance.id == "warm-up":  # the session loads extractors before the first utterance
+        if utterance.id == "warm-up":
+            self.warmups += 1
+            time.sleep(self.warm_up_s)
             return None
         index = len(self.calls)
         self.calls.append(utterance if self.record else None)
