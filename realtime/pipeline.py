@@ -271,8 +271,12 @@ class SegmentationLoop(_QueueWorker):
             pending.transcript = transcript or self.texts.take(start, end)
         if not self.live:  # a fast replay waits for the processor: nothing is lost
             self.utterances.put(pending, block=True, stop=self.stop_event)
-            return
-        evicted = self.utterances.put_evicting(pending)
+            evicted = None
+        else:
+            evicted = self.utterances.put_evicting(pending)
+        for m in MODALITIES:  # a switch flipped while this was cut: keep nothing of it
+            if not self.health.enabled(m):
+                pending.forget(m)
         if evicted is not None:  # live and the processor is far behind: the oldest gives way
             self.emit(DroppedUtteranceEvent(
                 evicted.id, evicted.start, evicted.end,
@@ -336,6 +340,8 @@ class UtteranceProcessor(_QueueWorker):
                 event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}",
                                               segmentation=item.segmentation)
             self.processed += 1
+            for m in MODALITIES:  # processed: its data is needed no more (privacy)
+                item.forget(m)
         self.emit(event, wait=True)
         return True
 

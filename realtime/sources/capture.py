@@ -225,7 +225,10 @@ class AudioCapture(CaptureThread):
             self.health.report_missing("audio", "microphone delivers only zeros (muted?)")
         else:
             self.health.report_data("audio")
-        self.queue.put(AudioChunk(audio, t), block=not self.device.live, stop=self.stop_event)
+        chunk = AudioChunk(audio, t)
+        self.queue.put(chunk, block=not self.device.live, stop=self.stop_event)
+        if not self.enabled():  # switched off while this waited for room: keep nothing
+            chunk.forget("audio")
 
     def skip(self, data, t: float) -> None:
         # A replay with audio off still drives the timeline: an empty chunk carries only the time.
@@ -278,6 +281,8 @@ class VideoCapture(CaptureThread):
         self._last_kept = t
         if self.enabled():  # again: the privacy switch may have flipped during the checks
             self.frames.add(t, frame)
+            if not self.enabled():
+                self.frames.forget("visual")
         self.health.report_data("visual")
 
     def check(self, frame, t: float) -> str | None:
