@@ -4,6 +4,7 @@ utterance takes becomes an utterance of its own (never lost), and with neither s
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -73,7 +74,7 @@ def test_camera_only_judges_the_face_over_fixed_windows():
     assert profile.audio.calls == [] and profile.text.calls == []
     assert len(emotions) >= 15 and all(e.segmentation == "window" and e.modalities == ["visual"] for e in emotions)
     assert emotions[0].start == 0.0
-    for a, b in zip(emotions, emotions[1:]):
+    for a, b in itertools.pairwise(emotions):
         assert b.start == pytest.approx(a.end)  # windows tile the timeline
     assert all(e.end - e.start == pytest.approx(2.0) for e in emotions[:-1])
     assert video.is_file()
