@@ -234,15 +234,16 @@ class LiveSession:
             return
         self._stopped = True
         deadline = time.monotonic() + timeout
+        workers_deadline = deadline - min(0.2, timeout / 5)  # the rest: the event thread's last deliveries
         self._stop.set()
         for capture in self._captures:
             capture.interrupt()
         current = threading.current_thread()  # stop() may come from a callback (the event thread)
         for thread in self._threads:
             if thread is not current:
-                thread.join(max(0.0, deadline - time.monotonic()))
+                thread.join(max(0.0, workers_deadline - time.monotonic()))
         if self.asr_worker is not None:
-            self.asr_worker.close(timeout=max(0.0, deadline - time.monotonic()))
+            self.asr_worker.close(timeout=max(0.0, workers_deadline - time.monotonic()))
         self._post_end()
         self._dispatcher.close()
         if self._dispatcher is not current:
