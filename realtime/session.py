@@ -124,7 +124,8 @@ class LiveSession:
         self._dispatcher = EventDispatcher(self._deliver)
         self._emit_lock = threading.Lock()  # guards the log file
         self._log_file = None
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # capture may begin
+        self._ready_delivered = threading.Event()  # ... and the ReadyEvent reached the callbacks
         self._end_posted = False
         self._pacer: ReplayPacer | None = None
         self.health = HealthMonitor(self._emit, self.timeline_now, disabled=disabled)
@@ -187,7 +188,6 @@ class LiveSession:
             self._log_file = open(self.log_path, "a", encoding="utf-8")
             self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
             self._log_file.flush()
-        self._dispatcher.start()
         if self._segmenter is None:
             from .segmentation import UtteranceSegmenter
 
@@ -222,6 +222,7 @@ class LiveSession:
             on_finished=self._on_processor_finished, on_ready=self._on_ready,
         )
         self._threads = [*self._captures, self.segmentation, self.processor]
+        self._dispatcher.start()  # events posted so far (the initial states) go out first
         for thread in self._threads:
             thread.start()
         return self
@@ -272,16 +273,18 @@ class LiveSession:
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the session is ready (the ReadyEvent); False on timeout or if it was
-        stopped before."""
+        stopped (or ended) before."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if self._stopped or (deadline is not None and time.monotonic() >= deadline):
-                return self._ready.is_set()
+        while not self._ready_delivered.wait(0.05):
+            ended = self._stopped or self._finished.is_set()
+            if ended or (deadline is not None and time.monotonic() >= deadline):
+                return self._ready_delivered.is_set()
         return True
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """True once the ReadyEvent was delivered."""
+        return self._ready_delivered.is_set()
 
     def _on_ready(self, modalities: list[str], warmup_ms: float) -> None:
         self.clock.restart()  # time 0: capture begins now
@@ -329,6 +332,8 @@ class LiveSession:
             except Exception:
                 log.exception("event callback failed")
         self._events.put(event)
+        if isinstance(event, ReadyEvent):
+            self._ready_delivered.set()
 
     def _post_end(self) -> None:
         with self._emit_lock:

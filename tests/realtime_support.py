@@ -251,3 +251,25 @@ class FakeMicrophone:
     def close(self):
         self.is_open = False
         self._closed.set()
+
+
+class CountingCamera:
+    """A live camera that counts how often it is opened."""
+
+    live = True
+    interruptible = False
+    read_timeout_s = 1.0
+
+    def __init__(self):
+        self.opens = 0
+        self.frames = face_frames(10_000)
+
+    def open(self):
+        self.opens += 1
+
+    def read(self):
+        time.sleep(0.05)
+        return next(self.frames), None
+
+    def close(self):
+        pass

@@ -91,3 +91,19 @@ def test_camera_only_is_off_while_text_cuts_utterances(conversation):
                                        realtime=False, asr="none", checkpoint=spy_model(), profile=spy_profile(),
                                        disabled=("audio",)))
     assert [e.segmentation for e in emotions] == ["text", "text"]
+
+
+def test_a_microphone_gone_quiet_for_good_leaves_the_camera_judging_windows():
+    import numpy as np
+    from realtime_support import CountingCamera, FakeMicrophone
+
+    mic = FakeMicrophone(np.zeros(16_000 * 30, np.float32), rate=16_000)  # muted: only zeros
+    session = LiveSession(microphone=mic, camera=CountingCamera(), asr="none", checkpoint=spy_model(),
+                          profile=spy_profile(), window_s=1.0)
+    events = []
+    session.on_event(events.append)
+    with session:
+        assert wait_for(lambda: sum(isinstance(e, EmotionEvent) for e in events) >= 2, 10)
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert all(e.segmentation == "window" and e.modalities == ["visual"] for e in emotions)
+    assert all(e.end - e.start == pytest.approx(1.0) for e in emotions)

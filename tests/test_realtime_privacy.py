@@ -10,6 +10,7 @@ import pytest
 from momke.realtime import EmotionEvent, LiveSession, StatusEvent
 from momke.realtime.asr import ASRBackend
 from realtime_support import (
+    CountingCamera,
     make_conversation,
     ravdess_clips,
     session_threads,
@@ -250,32 +251,6 @@ def test_after_a_switch_no_stage_holds_data_of_that_modality(conversation, modal
     assert all(modality not in e.modalities for e in emotions[2:])
     if modality == "text":
         assert all(e.transcript is None for e in emotions[2:])
-
-
-class CountingCamera:
-    """A live camera that counts how often it is opened."""
-
-    live = True
-    interruptible = False
-    read_timeout_s = 1.0
-
-    def __init__(self):
-        from realtime_support import face_frames
-
-        self.opens = 0
-        self.frames = face_frames(10_000)
-
-    def open(self):
-        self.opens += 1
-
-    def read(self):
-        import time
-
-        time.sleep(0.05)
-        return next(self.frames), None
-
-    def close(self):
-        pass
 
 
 def test_a_camera_switched_off_from_the_start_is_never_opened_and_opens_when_switched_on():
