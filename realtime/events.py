@@ -39,10 +39,10 @@ class EmotionEvent(Event):
     label: str
     probabilities: dict[str, float]
     modalities: list[str]
-    segmentation: str = "speech"  # what cut the utterance: "speech" (VAD), "text", "window" (camera only)
     transcript: str | None = None
     expert_loads: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    segmentation: str = "speech"  # what cut the utterance: "speech" (VAD), "text", "window" (camera only)
 
 
 @dataclass
