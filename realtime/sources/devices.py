@@ -166,6 +166,7 @@ class FileAudioDevice:
         self._reader = None
         self._position = 0  # samples delivered so far
         self._decode_errors = 0  # kept after close
+        self._first_error: str | None = None
 
     def open(self) -> None:
         if self._reader is not None:
@@ -189,7 +190,7 @@ class FileAudioDevice:
 
     @property
     def first_decode_error(self) -> str | None:
-        return getattr(self._reader, "first_decode_error", None)
+        return getattr(self._reader, "first_decode_error", self._first_error)
 
     def read(self):
         samples = self._reader.read(self._chunk)
@@ -203,6 +204,7 @@ class FileAudioDevice:
         reader, self._reader = self._reader, None
         if reader is not None:
             self._decode_errors = getattr(reader, "decode_errors", 0)
+            self._first_error = getattr(reader, "first_decode_error", None)
             reader.close()
 
 
