@@ -6,7 +6,7 @@
             print(event.to_json())
 """
 
-from .events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
+from .events import DroppedUtteranceEvent, EmotionEvent, Event, ReadyEvent, StatusEvent
 
 
 def __getattr__(name: str):
@@ -19,4 +19,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'momke.realtime' has no attribute {name!r}")
 
 
-__all__ = ["LiveSession", "EmotionEvent", "StatusEvent", "DroppedUtteranceEvent", "Event"]
+__all__ = ["LiveSession", "EmotionEvent", "StatusEvent", "DroppedUtteranceEvent", "ReadyEvent", "Event"]

@@ -229,8 +229,19 @@ class ASRWorker:
                 if result is not None:
                     self.stats["ok"] += 1
                 job.result = result
+                job.audio = None  # this thread keeps nothing of the utterance while it waits
                 self._job = None
                 job.done.set()
+
+    def forget(self, modality: str) -> None:
+        """Privacy: drop the samples of the job waiting and of the job in flight (the backend
+        finishes the latter; its text is only returned, and the caller checks the switches)."""
+        if modality != "audio":
+            return
+        with self._lock:
+            for job in (self._queued, self._job):
+                if job is not None:
+                    job.audio = None
 
     def close(self, timeout: float | None = 1.0) -> bool:
         """Stop the worker after its current job; True if the thread ended within `timeout`.
@@ -242,6 +253,8 @@ class ASRWorker:
             if self._queued is not None:  # never started: answer its caller now
                 self._queued.done.set()
                 self._queued = self._job = None
+            if self._job is not None:  # in flight: its caller stops waiting (gets None)
+                self._job.done.set()
             self._wake.notify_all()
         self._thread.join(timeout)
         return not self._thread.is_alive()

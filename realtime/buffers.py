@@ -4,7 +4,8 @@ Capture threads never wait on the pipeline (a live device would lose data or sta
 queue drops its oldest chunk when full, the frame buffer keeps only the last few seconds of
 frames, and the text buffer only text not yet given to an utterance. A file replayed as fast as
 possible is the one producer allowed to wait (`block=True`): that is its back-pressure. Every
-store can be cleared at once, which is what a privacy switch does.
+store implements `forget(modality)`, the privacy switch's one protocol: nothing of that modality
+is left in it afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+TEXT_TOLERANCE_S = 0.5  # text whose middle is this close to an utterance's span joins it
+
 
 @dataclass
 class AudioChunk:
@@ -22,6 +25,10 @@ class AudioChunk:
 
     samples: np.ndarray
     start: float
+
+    def forget(self, modality: str) -> None:
+        if modality == "audio":  # the chunk still carries its time (a replay's timeline)
+            self.samples = np.zeros(0, dtype=np.float32)
 
 
 @dataclass
@@ -87,6 +94,18 @@ class ChunkQueue:
             self._items.clear()
             self._condition.notify_all()
 
+    def forget(self, modality: str) -> None:
+        """Privacy: every queued item that holds data of `modality` drops it (items stay queued)."""
+        with self._condition:
+            for item in self._items:
+                if hasattr(item, "forget"):
+                    item.forget(modality)
+
+    def replace(self, change) -> None:
+        """Replace every queued item by change(item), in place and in order."""
+        with self._condition:
+            self._items = collections.deque(change(item) for item in self._items)
+
     def items(self) -> list:
         """A copy of what is queued (for inspection)."""
         with self._condition:
@@ -119,6 +138,10 @@ class FrameBuffer:
         with self._lock:
             self._frames.clear()
 
+    def forget(self, modality: str) -> None:
+        if modality == "visual":
+            self.clear()
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._frames)
@@ -135,17 +158,24 @@ class TextBuffer:
         with self._lock:
             self._items.append(item)
 
-    def take(self, start: float, end: float, tolerance: float = 0.5) -> str | None:
+    def take(self, start: float, end: float, tolerance: float = TEXT_TOLERANCE_S) -> str | None:
         """Join and remove the items whose middle falls in [start - tol, end + tol].
 
-        Items before that window belong to no later utterance (utterances come in time order),
-        so they are dropped too; only text of the future stays."""
+        Items before that window stay: no later utterance takes them, so the caller gives them
+        an utterance of their own (`take_before`); nothing pushed is lost here."""
         with self._lock:
             taken = [i for i in self._items if start - tolerance <= i.middle <= end + tolerance]
-            later = [i for i in self._items if i.middle > end + tolerance]
-            self._items = collections.deque(later, maxlen=self._items.maxlen)
+            kept = (i for i in self._items if not start - tolerance <= i.middle <= end + tolerance)
+            self._items = collections.deque(kept, maxlen=self._items.maxlen)
         text = " ".join(i.text.strip() for i in taken if i.text.strip())
         return text or None
+
+    def take_before(self, t: float) -> list[TextItem]:
+        """Remove and return the items whose middle is before t, oldest first."""
+        with self._lock:
+            before = [i for i in self._items if i.middle < t]
+            self._items = collections.deque((i for i in self._items if i.middle >= t), maxlen=self._items.maxlen)
+        return sorted(before, key=lambda i: i.start)
 
     def take_ready(self, now: float, final: bool = False, settle_s: float = 0.3) -> list[TextItem]:
         """Remove and return the items that ended at least settle_s before `now` (all if final)."""
@@ -164,6 +194,10 @@ class TextBuffer:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def forget(self, modality: str) -> None:
+        if modality == "text":
+            self.clear()
 
     def __len__(self) -> int:
         with self._lock:

@@ -47,6 +47,7 @@ class EmotionEvent(Event):
     expert_loads: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     modality_probabilities: dict[str, dict[str, float]] = field(default_factory=dict)
+    segmentation: str = "speech"  # what cut the utterance: "speech" (VAD), "text", "window" (camera only)
 
 
 @dataclass
@@ -69,3 +70,17 @@ class DroppedUtteranceEvent(Event):
     start: float
     end: float
     reason: str
+    segmentation: str = "speech"
+
+
+@dataclass
+class ReadyEvent(Event):
+    """The session is ready: the enabled modalities' extractors are loaded and capture begins.
+
+    time: the session clock (it starts at 0 here); warmup_ms: how long loading took;
+    modalities: the extractors loaded (a modality switched on later loads when first enabled)."""
+
+    type: ClassVar[str] = "ready"
+    time: float = 0.0
+    warmup_ms: float = 0.0
+    modalities: list[str] = field(default_factory=list)

@@ -3,8 +3,14 @@
 Capture threads report what they see (data arrived, a device error, frozen or black frames, a
 microphone delivering zeros); the pipeline reports extractor verdicts (no face, ASR failed).
 Read timeouts are found by `check_timeouts`, which the pipeline calls regularly. Every change
-of state becomes a StatusEvent through `on_change`, and the modality mask of each utterance
-reads `is_usable` here, so a sensor dropping mid-conversation just changes the mask.
+of state or of its cause becomes a StatusEvent through `on_change` (reasons never contain
+changing numbers, so a lasting fault is one event), and a sensor dropping mid-conversation just
+changes the mask.
+
+Two sides make a modality's state: the device (what the sensor does now) and the content verdict
+(the pipeline's judgement of what was captured, e.g. no face). A device fault always wins: the
+verdict on an older utterance never makes a dark camera "active" again, and frames still
+arriving never hide "no face" (only a later verdict clears it).
 """
 
 from __future__ import annotations
@@ -30,11 +36,9 @@ class HealthMonitor:
         self._on_change = on_change
         self._clock_now = clock_now
         self._lock = threading.Lock()
-        self._state = {m: (MISSING, "not started") for m in MODALITIES}
-        # Who set the current state: "device" (capture threads) or "content" (the pipeline's
-        # verdict on what was captured, e.g. no face). Frames still arriving must not hide
-        # "no face": only the pipeline clears its own verdict.
-        self._set_by = {m: "device" for m in MODALITIES}
+        self._state = {m: (MISSING, "not started") for m in MODALITIES}  # as last announced
+        self._device = {m: (MISSING, "not started") for m in MODALITIES}
+        self._verdict: dict[str, str | None] = dict.fromkeys(MODALITIES)  # why content is unusable
         self._enabled = {m: m not in disabled for m in MODALITIES}
         # Live devices only: how long without data counts as a read timeout.
         self._read_timeout_s = dict(read_timeout_s or {})
@@ -44,10 +48,11 @@ class HealthMonitor:
     def set_enabled(self, modality: str, enabled: bool) -> None:
         with self._lock:
             self._enabled[modality] = enabled
-        if not enabled:  # announced even if it was off already (a session's initial states)
-            self._set(modality, DISABLED, "switched off")
-        else:
-            self._set(modality, MISSING, "switched on, waiting for data")
+            if enabled:
+                self._device[modality] = (MISSING, "switched on, waiting for data")
+                self._verdict[modality] = None
+        # Announced even if it was off already (a session's initial states).
+        self._update(modality, announce_again=not enabled)
 
     def enabled(self, modality: str) -> bool:
         with self._lock:
@@ -55,12 +60,14 @@ class HealthMonitor:
 
     # ----- reports from sources and the pipeline
     def report_data(self, modality: str, by: str = "device") -> None:
-        """Good data arrived (by="device") or was usable (by="content"): the modality is active."""
+        """Good data arrived (by="device") or was usable (by="content")."""
         with self._lock:
-            self._last_data[modality] = time.monotonic()
-            if by == "device" and self._set_by[modality] == "content" and self._state[modality][0] == MISSING:
-                return
-        self._set(modality, ACTIVE, "", by)
+            if by == "content":
+                self._verdict[modality] = None
+            else:
+                self._last_data[modality] = time.monotonic()
+                self._device[modality] = (ACTIVE, "")
+        self._update(modality)
 
     def touch(self, modality: str) -> None:
         """The device answered (whatever it delivered): no read timeout."""
@@ -68,7 +75,12 @@ class HealthMonitor:
             self._last_data[modality] = time.monotonic()
 
     def report_missing(self, modality: str, reason: str, by: str = "device") -> None:
-        self._set(modality, MISSING, reason, by)
+        with self._lock:
+            if by == "content":
+                self._verdict[modality] = reason
+            else:
+                self._device[modality] = (MISSING, reason)
+        self._update(modality)
 
     def watch_timeout(self, modality: str, timeout_s: float | None) -> None:
         """Expect data of a live device at least every timeout_s seconds (None: stop watching)."""
@@ -84,10 +96,12 @@ class HealthMonitor:
         with self._lock:
             late = [
                 (m, limit) for m, limit in self._read_timeout_s.items()
-                if self._enabled[m] and now - self._last_data.get(m, now) > limit
+                if self._enabled[m] and self._device[m][0] == ACTIVE and now - self._last_data.get(m, now) > limit
             ]
-        for modality, limit in late:
-            self._set(modality, MISSING, f"read timeout: no data for over {limit:g} s", only_from=ACTIVE)
+            for modality, limit in late:
+                self._device[modality] = (MISSING, f"read timeout: no data for over {limit:g} s")
+        for modality, _ in late:
+            self._update(modality)
 
     # ----- reading
     def state(self, modality: str) -> str:
@@ -102,15 +116,20 @@ class HealthMonitor:
         with self._lock:
             return {m: s for m, (s, _) in self._state.items()}
 
-    def _set(self, modality: str, state: str, reason: str, by: str = "device", only_from: str | None = None) -> None:
+    def _update(self, modality: str, announce_again: bool = False) -> None:
+        """Recompute the modality's state from its two sides; announce it if it changed."""
         with self._lock:
-            if not self._enabled[modality] and state != DISABLED:
-                return  # a switched-off modality stays "disabled" whatever its device does
-            old_state, old_reason = self._state[modality]
-            if only_from is not None and old_state != only_from:
+            if not self._enabled[modality]:
+                if not announce_again:
+                    return  # a switched-off modality stays "disabled" whatever its device does
+                new = (DISABLED, "switched off")
+            elif self._device[modality][0] != ACTIVE:
+                new = self._device[modality]
+            elif self._verdict[modality] is not None:
+                new = (MISSING, self._verdict[modality])
+            else:
+                new = (ACTIVE, "")
+            if new == self._state[modality] and not announce_again:
                 return
-            if old_state == state and (state != MISSING or old_reason == reason):
-                return
-            self._state[modality] = (state, reason)
-            self._set_by[modality] = by
-        self._on_change(StatusEvent(modality=modality, state=state, reason=reason, time=round(self._clock_now(), 3)))
+            self._state[modality] = new
+        self._on_change(StatusEvent(modality=modality, state=new[0], reason=new[1], time=round(self._clock_now(), 3)))

@@ -1,8 +1,9 @@
 """The two pipeline stages after capture, each on its own thread.
 
 `SegmentationLoop`: audio chunks -> UtteranceSegmenter -> a `PendingUtterance` with the frames
-inside it and the text said during it (or, with no audio, one utterance per pushed text item),
-into the bounded utterance queue. It is fast, so the audio queue stays short.
+inside it and the text said during it (or, with no audio, one utterance per pushed text item;
+with neither speech nor text, camera-only windows), into the bounded utterance queue. It is
+fast, so the audio queue stays short.
 
 `UtteranceProcessor`: per pending utterance, the transcript (pushed or replayed text, else ASR),
 the extractors (off the capture threads), the modality mask (privacy switches, what was
@@ -13,6 +14,7 @@ an EmotionEvent with its latency breakdown, or a DroppedUtteranceEvent saying wh
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..extractors.base import FeatureProfile, Utterance
 from ..models.config import MODALITIES
-from .buffers import ChunkQueue, FrameBuffer, TextBuffer
+from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent
 from .health import HealthMonitor
@@ -48,6 +50,7 @@ class PendingUtterance:
     frame_times: list = field(default_factory=list)
     transcript: str | None = None
     endpoint_ms: float | None = None  # live only: how long after its end the VAD closed it
+    segmentation: str = "speech"  # what cut it: "speech", "text" or "window" (camera only)
 
     def forget(self, modality: str) -> None:
         """Privacy: drop everything of `modality` this utterance holds."""
@@ -59,7 +62,47 @@ class PendingUtterance:
             self.transcript = None
 
 
-class SegmentationLoop(threading.Thread):
+class _QueueWorker(threading.Thread):
+    """A thread that handles the items of one queue until `stop` or the end of the stream.
+
+    It first waits for `gate` (the session being ready). Each item is handled in its own call,
+    so the loop keeps nothing of it referenced while it waits for the next (privacy)."""
+
+    def __init__(self, name: str, queue: ChunkQueue, stop: threading.Event, gate: threading.Event | None) -> None:
+        super().__init__(name=name, daemon=True)
+        self.queue = queue
+        self.stop_event = stop
+        self.gate = gate
+
+    def run(self) -> None:
+        try:
+            if self.begin():
+                while not self.stop_event.is_set() and self.handle(self.queue.get(timeout=0.1)):
+                    pass
+        finally:
+            self.finish()
+
+    def wait_for_gate(self) -> bool:
+        while self.gate is not None and not self.gate.wait(0.05):
+            if self.stop_event.is_set():
+                return False
+        return not self.stop_event.is_set()
+
+    def begin(self) -> bool:
+        return self.wait_for_gate()
+
+    def handle(self, item) -> bool:
+        """Handle one item (None: nothing came for 0.1 s); False ends the thread."""
+        raise NotImplementedError
+
+    def finish(self) -> None: ...
+
+
+class SegmentationLoop(_QueueWorker):
+    """Cuts utterances: by speech while the microphone works; else one per text item; else, in
+    camera-only mode (neither speech nor text to cut by), fixed windows of `window_s` seconds.
+    Text no speech utterance takes (pushed between utterances) becomes an utterance of its own."""
+
     def __init__(
         self,
         segmenter,
@@ -75,8 +118,15 @@ class SegmentationLoop(threading.Thread):
         has_audio_source: bool,
         text_window_s: float = 3.0,
         max_frames: int = 3,
+        *,
+        has_video_source: bool = False,
+        has_text_source: bool = False,
+        window_s: float = 2.0,
+        gate: threading.Event | None = None,
     ) -> None:
-        super().__init__(name="momke-segmentation", daemon=True)
+        super().__init__("momke-segmentation", audio_queue, stop, gate)
+        if not window_s > 0:
+            raise ValueError(f"window_s must be positive, got {window_s}")
         self.segmenter = segmenter
         self.audio_queue = audio_queue
         self.frames = frames
@@ -85,65 +135,128 @@ class SegmentationLoop(threading.Thread):
         self.health = health
         self.clock_now = clock_now
         self.emit = emit
-        self.stop_event = stop
         self.live = live
         self.has_audio_source = has_audio_source
+        self.has_video_source = has_video_source
+        self.has_text_source = has_text_source  # a replayed transcript: text cuts utterances
         self.text_window_s = text_window_s
         self.max_frames = max_frames
+        self.window_s = window_s
+        # Frames may trail the audio by the replay's slack: a window is cut this much later.
+        self.window_delay_s = 0.6
+        self.text_grace_s = 1.0  # text no speech has claimed after this long is its own utterance
+        self.text_quiet_s = 10.0  # pushed text keeps cutting utterances for this long
         self.lock = threading.RLock()  # held while the segmenter is used; privacy resets take it
         self._next_id = 0
         self._now = 0.0  # the latest time seen (media time during a replay)
-        self._last_text_end = 0.0
+        self._last_end = 0.0  # end of the last utterance cut
+        self._window_from = 0.0  # camera-only windows tile from here
+        self._last_text_at: float | None = None
 
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            self.health.check_timeouts()
-            item = self.audio_queue.get(timeout=0.1)
-            if self.live:
-                self._now = self.clock_now()
-            if item is END_OF_STREAM:
-                with self.lock:
-                    segments = self.segmenter.flush()
-                for segment in segments:
-                    self._enqueue_segment(segment)
-                self._text_utterances(final=True)
-                self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
-                return
-            if item is not None:
-                self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
-                segments = []
-                with self.lock:  # the privacy switch resets the segmenter under this lock
-                    if len(item.samples) and self.health.enabled("audio"):
-                        segments = self.segmenter.push(item.samples, item.start)
-                for segment in segments:
-                    self._enqueue_segment(segment)
-            self._text_utterances(final=False)
+    def begin(self) -> bool:
+        if not self.wait_for_gate():
+            return False
+        import torch
 
-    def reset_audio(self) -> None:
-        """Privacy: the utterance being heard is forgotten."""
-        with self.lock:
-            self.segmenter.reset()
+        # The VAD's ops are tiny: on one core a 32 ms window costs about 1 ms, while an OpenMP
+        # pool costs tens of ms on a busy CPU. Set once for this thread (the setting is per
+        # thread, so the extractors and the model keep theirs).
+        torch.set_num_threads(1)
+        return True
+
+    def handle(self, item) -> bool:
+        self.health.check_timeouts()
+        if self.live:
+            self._now = self.clock_now()
+        if item is END_OF_STREAM:
+            with self.lock:
+                segments = self.segmenter.flush()
+            for segment in segments:
+                self._enqueue_segment(segment)
+            self._text_utterances(final=True)
+            self._camera_windows(final=True)
+            self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
+            return False
+        if item is not None:
+            self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
+            segments = []
+            with self.lock:  # the privacy switch resets the segmenter under this lock
+                if len(item.samples) and self.health.enabled("audio"):
+                    segments = self.segmenter.push(item.samples, item.start)
+            for segment in segments:
+                self._enqueue_segment(segment)
+        self._text_utterances(final=False)
+        self._camera_windows(final=False)
+        return True
+
+    def forget(self, modality: str) -> None:
+        """Privacy: the utterance being heard is forgotten (the segmenter holds its audio)."""
+        if modality == "audio":
+            with self.lock:
+                self.segmenter.reset()
 
     def _audio_drives_segmentation(self) -> bool:
         # A microphone that is off, broken or muted finds no utterances: text takes over.
         return self.has_audio_source and self.health.state("audio") == "active"
 
+    def _text_drives_segmentation(self) -> bool:
+        if not self.health.enabled("text"):
+            return False
+        recent = self._last_text_at is not None and self._now - self._last_text_at < self.text_quiet_s
+        return self.has_text_source or recent
+
     def _enqueue_segment(self, segment) -> None:
+        self._orphan_texts(before=segment.start - TEXT_TOLERANCE_S)  # earlier text goes first
         endpoint_ms = (self.clock_now() - segment.end) * 1000 if self.live else None
-        self._enqueue(segment.start, segment.end, segment.audio, None, endpoint_ms)
+        self._enqueue(segment.start, segment.end, segment.audio, None, endpoint_ms, "speech")
 
     def _text_utterances(self, final: bool) -> None:
-        """With no audio to segment, every text item (pushed or replayed) is an utterance."""
-        if self._audio_drives_segmentation():
+        """With no audio to segment, every text item (pushed or replayed) is an utterance; with
+        audio, so is text that no speech utterance will take."""
+        if not self._audio_drives_segmentation():
+            for item in self.texts.take_ready(self._now, final):
+                self._enqueue_text(item)
             return
-        for item in self.texts.take_ready(self._now, final):
-            start = item.start if item.end > item.start else max(self._last_text_end, item.end - self.text_window_s)
-            self._last_text_end = item.end
-            self._enqueue(start, item.end, None, item.text, None)
+        if final:
+            self._orphan_texts(before=math.inf)
+            return
+        with self.lock:
+            open_since = getattr(self.segmenter, "open_since", None)
+        # Speech in progress takes text from its start on; with none, text waits a grace period
+        # (the VAD notices speech a little after it starts).
+        self._orphan_texts(open_since - TEXT_TOLERANCE_S if open_since is not None else self._now - self.text_grace_s)
 
-    def _enqueue(self, start: float, end: float, audio, transcript, endpoint_ms) -> None:
-        pending = PendingUtterance(self._next_id, round(start, 3), round(end, 3), time.perf_counter(), endpoint_ms=endpoint_ms)
+    def _orphan_texts(self, before: float) -> None:
+        for item in self.texts.take_before(before):
+            self._enqueue_text(item)
+
+    def _enqueue_text(self, item) -> None:
+        start = item.start if item.end > item.start else max(self._last_end, item.end - self.text_window_s)
+        self._last_text_at = self._now
+        self._enqueue(min(start, item.end), item.end, None, item.text, None, "text")
+
+    def _camera_windows(self, final: bool) -> None:
+        """Camera-only mode: the face is judged over fixed windows that tile the timeline."""
+        camera_only = (self.has_video_source and self.health.enabled("visual")
+                       and not self._audio_drives_segmentation() and not self._text_drives_segmentation())
+        if not camera_only:
+            self._window_from = max(self._window_from, self._now)
+            return
+        while self._now - self._window_from >= self.window_s + self.window_delay_s or \
+                (final and self._now - self._window_from >= self.window_s / 2):
+            start = self._window_from
+            end = min(start + self.window_s, self._now)
+            self._window_from = end
+            if self.frames.between(start, end):  # a camera with nothing to show is judged by no one
+                self._enqueue(start, end, None, None, None, "window")
+
+    def _enqueue(self, start: float, end: float, audio, transcript, endpoint_ms, segmentation: str) -> None:
+        pending = PendingUtterance(self._next_id, round(start, 3), round(end, 3), time.perf_counter(),
+                                   endpoint_ms=endpoint_ms, segmentation=segmentation)
         self._next_id += 1
+        self._last_end = max(self._last_end, end)
+        if segmentation != "window":
+            self._window_from = max(self._window_from, end)
         if self.health.enabled("audio"):
             pending.audio = audio
         if self.health.enabled("visual"):
@@ -158,16 +271,21 @@ class SegmentationLoop(threading.Thread):
             pending.transcript = transcript or self.texts.take(start, end)
         if not self.live:  # a fast replay waits for the processor: nothing is lost
             self.utterances.put(pending, block=True, stop=self.stop_event)
-            return
-        evicted = self.utterances.put_evicting(pending)
+            evicted = None
+        else:
+            evicted = self.utterances.put_evicting(pending)
+        for m in MODALITIES:  # a switch flipped while this was cut: keep nothing of it
+            if not self.health.enabled(m):
+                pending.forget(m)
         if evicted is not None:  # live and the processor is far behind: the oldest gives way
             self.emit(DroppedUtteranceEvent(
                 evicted.id, evicted.start, evicted.end,
                 f"pipeline overloaded: more than {self.utterances.maxsize} utterances waiting for extraction",
+                segmentation=evicted.segmentation,
             ))
 
 
-class UtteranceProcessor(threading.Thread):
+class UtteranceProcessor(_QueueWorker):
     def __init__(
         self,
         utterances: ChunkQueue,
@@ -175,61 +293,88 @@ class UtteranceProcessor(threading.Thread):
         context: ConversationContext,
         health: HealthMonitor,
         asr_worker,
-        emit: Callable[[object], None],
+        emit: Callable[..., object],
         stop: threading.Event,
         on_finished: Callable[[], None],
+        *,
+        on_ready: Callable[[list[str], float], None] | None = None,
     ) -> None:
-        super().__init__(name="momke-pipeline", daemon=True)
+        """emit(event, wait=True) is called once per utterance (the session decides whether to
+        wait for delivery); on_ready(modalities, warmup_ms) once the extractors are loaded."""
+        super().__init__("momke-pipeline", utterances, stop, None)
         self.utterances = utterances
         self.profile = profile
         self.context = context
         self.health = health
         self.asr_worker = asr_worker
         self.emit = emit
-        self.stop_event = stop
         self.on_finished = on_finished
+        self.on_ready = on_ready
         # Held while one utterance is processed (privacy waits on it); reentrant, since a status
         # callback on this thread may flip a privacy switch.
         self.lock = threading.RLock()
         self.processed = 0
+        self.warmed: set[str] = set()
 
-    def run(self) -> None:
+    def begin(self) -> bool:
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
-        try:
-            self.warm_up()
-            while not self.stop_event.is_set():
-                item = self.utterances.get(timeout=0.1)
-                if item is None:
-                    continue
-                if item is END_OF_UTTERANCES:
-                    return
-                with self.lock:
-                    try:
-                        event = self.process(item)
-                        event.to_json()  # an event that cannot be written is dropped here, not in emit
-                    except Exception as error:  # noqa: BLE001 - one bad utterance must not end the session
-                        event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}")
-                    self.processed += 1
-                self.emit(event)
-        finally:
-            self.pool.shutdown(wait=True)
-            self.on_finished()
+        began = time.perf_counter()
+        self.warm_up([m for m in MODALITIES if self.health.enabled(m)])
+        if self.stop_event.is_set():
+            return False
+        if self.on_ready is not None:
+            self.on_ready(sorted(self.warmed), (time.perf_counter() - began) * 1000)
+        return True
 
-    def warm_up(self) -> None:
-        """Load the extractors' networks now (they load lazily), not on the first utterance."""
+    def handle(self, item) -> bool:
+        if item is None:  # idle: load the extractor of a modality switched on since
+            cold = [m for m in MODALITIES if m not in self.warmed and self.health.enabled(m)]
+            self.warm_up(cold[:1])
+            return True
+        if item is END_OF_UTTERANCES:
+            return False
+        with self.lock:
+            try:
+                event = self.process(item)
+                event.to_json()  # an event that cannot be written is dropped here, not in emit
+            except Exception as error:  # noqa: BLE001 - one bad utterance must not end the session
+                event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}",
+                                              segmentation=item.segmentation)
+            self.processed += 1
+            for m in MODALITIES:  # processed: its data is needed no more (privacy)
+                item.forget(m)
+        self.emit(event, wait=True)
+        return True
+
+    def finish(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:  # on stop, an extraction still running is not waited for
+            pool.shutdown(wait=not self.stop_event.is_set(), cancel_futures=True)
+        self.on_finished()
+
+    def forget(self, modality: str) -> None:
+        """Privacy: waits for the utterance being processed (it drops what was switched off
+        while it worked), then the conversation context forgets the modality."""
+        with self.lock:
+            self.context.forget(modality)
+
+    def warm_up(self, modalities) -> None:
+        """Load these extractors' networks now (they load lazily), not on the first utterance;
+        the stop flag is checked between extractors."""
         rng = np.random.default_rng(0)
         dummy = Utterance(
             start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(TARGET_RATE)).astype(np.float32),
             sample_rate=TARGET_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
             transcript="hello", id="warm-up",
         )
-        for m in MODALITIES:
+        for m in modalities:
             if self.stop_event.is_set():
                 return
             try:
                 self.profile.extractor(m).extract(dummy)
             except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
                 log.debug("warming up the %s extractor failed: %s", m, error)
+            self.warmed.add(m)
 
     def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
         """Whether modality m was captured for this utterance (else record why not)."""
@@ -298,6 +443,7 @@ class UtteranceProcessor(threading.Thread):
             features[m], reason, latency[f"extract_{m}"] = job.result()
             if reason:
                 reasons[m] = reason
+        self.warmed.update(jobs)  # an extractor used is loaded
         if "visual" in jobs:  # the face verdict is a health state of its own
             if features["visual"] is not None:
                 self.health.report_data("visual", by="content")
@@ -312,12 +458,14 @@ class UtteranceProcessor(threading.Thread):
         used = [m for m in MODALITIES if features[m] is not None]
         if not used:
             why = "; ".join(f"{m}: {reasons.get(m, 'missing')}" for m in MODALITIES)
-            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"no modality available ({why})")
+            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"no modality available ({why})",
+                                         segmentation=pending.segmentation)
         t0 = time.perf_counter()
         try:
             prediction = self.context.step(features)
         except (EmptyUtteranceError, NonFiniteOutputError) as error:
-            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"model: {error}")
+            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"model: {error}",
+                                         segmentation=pending.segmentation)
         latency["model"] = (time.perf_counter() - t0) * 1000
         latency["processing"] = (time.perf_counter() - began) * 1000
         latency["total"] = (time.perf_counter() - pending.closed_at) * 1000
@@ -326,6 +474,7 @@ class UtteranceProcessor(threading.Thread):
         return EmotionEvent(
             utterance_id=pending.id, start=pending.start, end=pending.end, label=prediction.label,
             probabilities=prediction.probabilities, modalities=prediction.modalities,
+            segmentation=pending.segmentation,
             transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},

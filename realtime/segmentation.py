@@ -31,7 +31,6 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,25 +116,6 @@ def load_vad_model() -> torch.jit.ScriptModule:
         return _model
 
 
-@contextmanager
-def _single_threaded():
-    """Run torch ops of the calling thread on one core, then restore its thread count.
-
-    The VAD's ops are tiny: on one core a 32 ms window costs about 1 ms, while fanning out to
-    an OpenMP pool costs tens of ms on a busy 2-core machine. With the OpenMP backend the setting
-    is per calling thread, so other threads (feature extractors, the model) keep theirs.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class _SampleBuffer:
     """Samples addressed by absolute stream index, appended at the end and dropped from the front."""
 
@@ -176,7 +156,10 @@ class _SampleBuffer:
 
 
 class UtteranceSegmenter:
-    """Streaming VAD segmenter (see the module docstring for the rules)."""
+    """Streaming VAD segmenter (see the module docstring for the rules).
+
+    Its ops are tiny: run it on a thread with one torch thread (the live session's segmentation
+    thread sets that once), an OpenMP pool costs more than it saves."""
 
     def __init__(
         self,
@@ -256,10 +239,9 @@ class UtteranceSegmenter:
         self._anchors.append((index, t_start))
         self._buffer.append(samples)
         self._expected_t = t_start + len(samples) / SAMPLE_RATE
-        with _single_threaded():
-            while self._buffer.end - self._classified >= WINDOW:
-                window = self._buffer.get(self._classified, self._classified + WINDOW)
-                self._process_window(self._classified, window)
+        while self._buffer.end - self._classified >= WINDOW:
+            window = self._buffer.get(self._classified, self._classified + WINDOW)
+            self._process_window(self._classified, window)
         out += self._emit_ready(final=False)
         self._trim()
         return out
@@ -274,6 +256,15 @@ class UtteranceSegmenter:
     def in_speech(self) -> bool:
         """True while an utterance has started and not yet ended."""
         return self._speech_start is not None
+
+    @property
+    def open_since(self) -> float | None:
+        """Caller time where the earliest utterance not yet returned starts (one in progress, or
+        ended and waiting for its padding); None when there is none."""
+        starts = [start for start, _, _ in self._pending]
+        if self._speech_start is not None:
+            starts.append(self._speech_start)
+        return self._time_of(min(starts)) if starts else None
 
     # ------------------------------------------------------------------------------ internals
     def _validated(self, samples, t_start, sample_rate) -> np.ndarray:
@@ -365,8 +356,7 @@ class UtteranceSegmenter:
         if tail > 0:  # classify the last partial window, zero-padded; only real samples count
             window = np.zeros(WINDOW, dtype=np.float32)
             window[:tail] = self._buffer.get(self._classified, self._buffer.end)
-            with _single_threaded():
-                self._process_window(self._classified, window)
+            self._process_window(self._classified, window)
             self._classified = self._buffer.end
         if self._speech_start is not None:
             end = self._silence_start if self._silence_start is not None else self._buffer.end

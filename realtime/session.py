@@ -3,16 +3,26 @@
 It wires one path, whatever the input: device readers (a microphone, a camera, or a file played
 back as both) -> capture threads (session clock, health checks, bounded stores) -> segmentation
 thread -> utterance queue -> processing thread (ASR, extractors, modality mask, MoMKE over the
-conversation context) -> events, delivered to callbacks, to `events()` and to an optional JSON-
-lines log. Privacy switches stop a modality's capture and clear everything held of it.
+conversation context) -> the event thread ("momke-events"), which alone delivers events to
+callbacks, to `events()` and to an optional JSON-lines log.
+
+Lifecycle: start() loads the enabled modalities' extractors on the processing thread; capture
+begins once they are loaded, with a ReadyEvent (`wait_ready()`); the session clock starts there.
+stop() returns within its timeout at any moment, warm-up included.
+
+Privacy is one protocol: every stage holding data of a modality implements `forget(modality)`
+and `_forget` calls them all; a device switched off is closed, and never opened while off.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import queue
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..extractors.base import FeatureProfile
@@ -21,7 +31,8 @@ from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from .clock import SessionClock
 from .context import ConversationContext
-from .events import Event
+from .dispatch import EventDispatcher, erase
+from .events import Event, ReadyEvent
 from .health import HealthMonitor
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
@@ -64,6 +75,7 @@ class LiveSession:
         camera_fps: float = 5.0,
         max_frames: int = 3,
         segmenter=None,
+        window_s: float = 2.0,
     ) -> None:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
@@ -82,7 +94,9 @@ class LiveSession:
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
         second kept from the camera and `max_frames` the frames per utterance given to the visual
-        extractor (spread evenly; face detection is the costliest step on a CPU)."""
+        extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
+        length of the windows the face is judged over when neither speech nor text cuts
+        utterances (camera-only mode)."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -110,10 +124,15 @@ class LiveSession:
         self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
 
         self.clock = SessionClock()
+        self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         self._callbacks: list[Callable[[Event], None]] = []
-        self._events: queue.Queue = queue.Queue(maxsize=10_000)
-        self._emit_lock = threading.Lock()
+        self._events = ChunkQueue(maxsize=10_000)  # for events(): the newest are kept
+        self._dispatcher = EventDispatcher(self._deliver)
+        self._emit_lock = threading.Lock()  # guards the log file
         self._log_file = None
+        self._ready = threading.Event()  # capture may begin
+        self._ready_delivered = threading.Event()  # ... and the ReadyEvent reached the callbacks
+        self._end_posted = False
         self._pacer: ReplayPacer | None = None
         self.health = HealthMonitor(self._emit, self.timeline_now, disabled=disabled)
 
@@ -149,6 +168,9 @@ class LiveSession:
         if max_frames < 1:
             raise ValueError(f"max_frames must be at least 1, got {max_frames}")
         self._max_frames = max_frames
+        if not window_s > 0:
+            raise ValueError(f"window_s must be positive, got {window_s}")
+        self._window_s = float(window_s)
         self._threads: list[threading.Thread] = []
         self._captures: list = []
         self.asr_worker = None
@@ -170,6 +192,8 @@ class LiveSession:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_file = open(self.log_path, "a", encoding="utf-8")
+            self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
+            self._log_file.flush()
         if self._segmenter is None:
             from .segmentation import UtteranceSegmenter
 
@@ -185,41 +209,58 @@ class LiveSession:
         if not self.live:
             streams = ("audio", "video") if self._video_device is not None else ("audio",)
             pacer = self._pacer = ReplayPacer(self.clock, self.realtime, streams, self._transcript, self._push_item)
+        ready = self._ready  # capture and segmentation begin once the extractors are loaded
         if self._audio_device is not None:
-            self._captures.append(AudioCapture(self._audio_device, self.clock, self.health, self._stop, self.audio_queue, pacer=pacer))
+            self._captures.append(AudioCapture(self._audio_device, self.clock, self.health, self._stop, self.audio_queue,
+                                               pacer=pacer, gate=ready))
         if self._video_device is not None:
-            self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames, pacer=pacer, fps=self._camera_fps))
+            self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames,
+                                               pacer=pacer, fps=self._camera_fps, gate=ready))
         self.segmentation = SegmentationLoop(
             self._segmenter, self.audio_queue, self.frames, self.texts, self.utterances, self.health,
             self.clock.now, self._emit, self._stop, live=self.live or self.realtime,
             has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
+            has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
+            window_s=self._window_s, gate=ready,
         )
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
-            on_finished=self._on_processor_finished,
+            on_finished=self._on_processor_finished, on_ready=self._on_ready,
         )
         self._threads = [*self._captures, self.segmentation, self.processor]
+        self._dispatcher.start()  # events posted so far (the initial states) go out first
         for thread in self._threads:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop capture and processing, join every thread, close the log. Idempotent."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop capture and processing, join every thread, close the log. Idempotent; returns
+        within `timeout` seconds at any moment, warm-up included (a thread still inside one
+        extractor's load or one extraction ends when that returns; it is logged)."""
         if not self._started or self._stopped:
             return
         self._stopped = True
+        deadline = time.monotonic() + timeout
+        workers_deadline = deadline - min(0.2, timeout / 5)  # the rest: the event thread's last deliveries
         self._stop.set()
         for capture in self._captures:
             capture.interrupt()
+        current = threading.current_thread()  # stop() may come from a callback (the event thread)
         for thread in self._threads:
-            thread.join(timeout)
-        stuck = [t.name for t in self._threads if t.is_alive()]
+            if thread is not current:
+                thread.join(max(0.0, workers_deadline - time.monotonic()))
+        if self.asr_worker is not None:
+            self.asr_worker.close(timeout=max(0.0, workers_deadline - time.monotonic()))
+        self._post_end()
+        self._dispatcher.close()
+        if self._dispatcher is not current:
+            self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in [*self._threads, self._dispatcher] if t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
-        if self.asr_worker is not None:
-            self.asr_worker.close(timeout=1.0)
-        self._finished.set()
-        self._put_event(_END)
+        if not self._finished.is_set():  # the event thread is stuck in a callback: end events() anyway
+            self._events.put(_END)
+            self._finished.set()
         with self._emit_lock:
             if self._log_file is not None:
                 self._log_file.close()
@@ -232,50 +273,118 @@ class LiveSession:
         self.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until a replay has been fully processed (or the session stopped); False on timeout."""
+        """Block until a replay has been fully processed and its events delivered (or the
+        session stopped); False on timeout."""
         return self._finished.wait(timeout)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the session is ready (the ReadyEvent); False on timeout or if it was
+        stopped (or ended) before."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready_delivered.wait(0.05):
+            ended = self._stopped or self._finished.is_set()
+            if ended or (deadline is not None and time.monotonic() >= deadline):
+                return self._ready_delivered.is_set()
+        return True
+
+    @property
+    def ready(self) -> bool:
+        """True once the ReadyEvent was delivered."""
+        return self._ready_delivered.is_set()
+
+    def _on_ready(self, modalities: list[str], warmup_ms: float) -> None:
+        self.clock.restart()  # time 0: capture begins now
+        self._ready.set()
+        self._emit(ReadyEvent(time=0.0, warmup_ms=round(warmup_ms, 1), modalities=modalities))
 
     # ----------------------------------------------------------------------------- events
     def on_event(self, callback: Callable[[Event], None]) -> None:
-        """callback(event) runs on the session's worker threads: keep it quick."""
+        """callback(event) runs on the session's event thread ("momke-events"), one event at a
+        time in order, never on a capture thread nor the caller's: keep it quick."""
         self._callbacks.append(callback)
 
     def events(self) -> Iterator[Event]:
         """Events as they come; ends after stop() or when a replay has been fully processed."""
         while True:
-            event = self._events.get()
+            event = self._events.get(timeout=0.25)
+            if event is None:
+                continue
             if event is _END:
                 self._events.put(_END)  # let any other iterator end too
                 return
             yield event
 
-    def _emit(self, event: Event) -> None:
+    def _emit(self, event, wait: bool = False) -> None:
+        """Hand an event to the event thread. wait=True (the processor, once per utterance):
+        a fast replay waits until it was delivered (determinism and back-pressure)."""
+        sequence = self._dispatcher.post(event)
+        if wait and not (self.live or self.realtime) and self._dispatcher.is_alive():
+            self._dispatcher.wait_delivered(sequence, self._stop)
+
+    def _deliver(self, event, wall_time: float) -> None:
+        """On the event thread: the log, the callbacks, then the events() queue."""
+        if event is _END:
+            self._events.put(_END)
+            self._finished.set()
+            return
         with self._emit_lock:
             if self._log_file is not None:
-                self._log_file.write(event.to_json() + "\n")
+                line = {**event.to_dict(), "session": self.session_id, "wall_time": _iso(wall_time)}
+                self._log_file.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
                 self._log_file.flush()
         for callback in list(self._callbacks):
             try:
                 callback(event)
             except Exception:
                 log.exception("event callback failed")
-        self._put_event(event)
+        self._events.put(event)
+        if isinstance(event, ReadyEvent):
+            self._ready_delivered.set()
 
-    def _put_event(self, event) -> None:
-        while True:
-            try:
-                self._events.put_nowait(event)
+    def _post_end(self) -> None:
+        with self._emit_lock:
+            if self._end_posted:
                 return
-            except queue.Full:  # nobody reads events(): keep the newest
-                try:
-                    self._events.get_nowait()
-                except queue.Empty:
-                    pass
+            self._end_posted = True
+        self._dispatcher.post(_END)
 
     def _on_processor_finished(self) -> None:
         if not self._stop.is_set():
-            self._finished.set()
-            self._put_event(_END)
+            self._post_end()
+
+    def _log_header(self) -> dict:
+        return {
+            "type": "session", "session": self.session_id, "wall_time": _iso(time.time()),
+            "version": _version(), "input": str(self.input_file) if self.input_file is not None else "live",
+            "disabled": [m for m in MODALITIES if not self.health.enabled(m)],
+        }
+
+    # ----------------------------------------------------------------------------- replay
+    @property
+    def replay_problems(self) -> list[str]:
+        """A replay's decode problems, one line each: damaged data skipped, a stream cut short."""
+        problems = []
+        for capture in self._captures:
+            errors = getattr(capture.device, "decode_errors", 0)
+            if errors:
+                first = getattr(capture.device, "first_decode_error", None)
+                problems.append(f"{capture.modality}: {errors} damaged packet(s) skipped" + (f", first: {first}" if first else ""))
+            if capture.error:
+                problems.append(f"{capture.modality}: {capture.error}")
+        return problems
+
+    @property
+    def replay_errors(self) -> int:
+        """Damaged packets skipped plus streams that ended before the file did (0 when live)."""
+        return sum(getattr(c.device, "decode_errors", 0) + (c.error is not None) for c in self._captures if not self.live)
+
+    @property
+    def replay_complete(self) -> bool | None:
+        """For a replay: True if every stream was decoded to its end with no damaged data (an
+        incomplete replay should make a CLI exit non-zero); None for a live session."""
+        if self.live:
+            return None
+        return not self.replay_problems
 
     # ----------------------------------------------------------------------------- controls
     def set_enabled(self, modality: str, enabled: bool) -> None:
@@ -289,44 +398,42 @@ class LiveSession:
             self._forget(modality)
 
     def _forget(self, modality: str) -> None:
-        if modality == "audio":
-            self.audio_queue.clear()
-            segmentation = getattr(self, "segmentation", None)
-            if segmentation is not None:
-                segmentation.reset_audio()
-        elif modality == "visual":
-            self.frames.clear()
-        elif modality == "text":
-            self.texts.clear()
-        for pending in self.utterances.items():
-            if hasattr(pending, "forget"):
-                pending.forget(modality)
-        # The utterance being processed, then the features kept as context.
+        """Privacy, one protocol: every stage that holds data of `modality` drops it. Capture
+        (the threads' last data, a microphone's unread blocks), the audio queue (chunks keep
+        only their time), segmentation (the utterance being heard), frame and text buffers,
+        utterances waiting for extraction, the ASR worker's samples, the utterance being
+        processed and the conversation context (the processor, under its lock), and events not
+        yet delivered and not yet read from events() (text: their transcript)."""
         processor = getattr(self, "processor", None)
-        if processor is not None:
-            with processor.lock:
-                self.context.forget(modality)
-        else:
-            self.context.forget(modality)
+        stages = [*self._captures, self.audio_queue, getattr(self, "segmentation", None), self.frames, self.texts,
+                  self.utterances, self.asr_worker, processor if processor is not None else self.context, self._dispatcher]
+        for stage in stages:
+            if stage is not None:
+                stage.forget(modality)
+        self._events.replace(lambda event: erase(event, modality))
 
-    def push_text(self, text: str, start: float | None = None, end: float | None = None) -> None:
+    def push_text(self, text: str, start: float | None = None, end: float | None = None) -> bool:
         """Text from the host's own ASR or typing; stamped now (or with the given session times).
 
-        While the microphone hears speech, the text joins the utterance whose span it falls in
-        (up to 0.5 s after its end, so push it while or right after the words are said). With no
-        working microphone, each pushed text is an utterance of its own."""
+        Pushed text is never lost: it joins the utterance whose span it falls in (up to 0.5 s
+        either side, so push it while or right after the words are said), else it becomes an
+        utterance of its own (with no working microphone, always); either way an event follows.
+        Returns False if text is switched off (privacy: the text is not kept)."""
         if not isinstance(text, str):
             raise TypeError(f"push_text takes a string, got {type(text).__name__}")
         if not text.strip():
-            return
-        now = self.timeline_now()
+            return False
+        now = self.timeline_now() if self._ready.is_set() else 0.0  # before ready: the clock's start
         start = now if start is None else float(start)
-        self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
+        return self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
 
-    def _push_item(self, item: TextItem) -> None:
-        if self.health.enabled("text"):
-            self.texts.add(item)
-            self.health.report_data("text", by="content")
+    def _push_item(self, item: TextItem) -> bool:
+        if not self.health.enabled("text"):
+            return False
+        self.texts.add(item)
+        self.health.report_data("text")  # the text source works ...
+        self.health.report_data("text", by="content")  # ... and its content is usable
+        return True
 
     def timeline_now(self) -> float:
         """Now on the session's timeline: the clock, or the media time of a fast replay."""
@@ -344,9 +451,22 @@ class LiveSession:
         if self._video_device is None:
             self.health.report_missing("visual", "no camera" if self.live else "the file has no video track")
         if self._asr_backend is not None or self._transcript:
-            self.health.report_data("text", by="content")
+            self.health.report_data("text")
         else:
-            self.health.report_missing("text", "no ASR: waiting for pushed text", by="device")
+            self.health.report_missing("text", "no ASR: waiting for pushed text")
+
+
+def _iso(wall_time: float) -> str:
+    return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("momke-live")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _auto_device() -> str:

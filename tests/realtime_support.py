@@ -159,9 +159,13 @@ class SpyExtractor(ModalityExtractor):
         self.record = record  # False: count calls only (a soak must not keep every utterance)
         self.calls: list = []
         self.fail_on: dict[int, str] = {}  # call index -> "raise" | "nan" | "none"
+        self.warmups = 0  # warm-up calls (the session loads extractors before the first utterance)
+        self.warm_up_s = 0.0  # how long a warm-up takes (a network loading)
 
     def extract(self, utterance):
-        if utterance.id == "warm-up":  # the session loads extractors before the first utterance
+        if utterance.id == "warm-up":
+            self.warmups += 1
+            time.sleep(self.warm_up_s)
             return None
         index = len(self.calls)
         self.calls.append(utterance if self.record else None)
@@ -247,3 +251,25 @@ class FakeMicrophone:
     def close(self):
         self.is_open = False
         self._closed.set()
+
+
+class CountingCamera:
+    """A live camera that counts how often it is opened."""
+
+    live = True
+    interruptible = False
+    read_timeout_s = 1.0
+
+    def __init__(self):
+        self.opens = 0
+        self.frames = face_frames(10_000)
+
+    def open(self):
+        self.opens += 1
+
+    def read(self):
+        time.sleep(0.05)
+        return next(self.frames), None
+
+    def close(self):
+        pass

@@ -114,6 +114,7 @@ def test_live_session_fed_by_pushes_like_a_browser(tmp_path_factory):
     mic.bind_clock(session.clock.now)  # as the Gradio app does: sample-exact stamps despite bursts
     chunk = 48000 // 4  # Gradio streams every 0.25 s
     with session:
+        assert session.wait_ready(120)  # capture (and the session clock) begins at ready
         began = time.monotonic()
         pushed_text = 0
         for i in range(0, len(audio), chunk):

@@ -147,10 +147,12 @@ def run_processor(context, pendings: list[PendingUtterance]) -> tuple[list, Utte
     queue.put(END_OF_UTTERANCES)
     finished = threading.Event()
     health = HealthMonitor(lambda event: None, lambda: 0.0)
-    processor = UtteranceProcessor(queue, spy_profile(), context, health, None, events.append,
+    processor = UtteranceProcessor(queue, spy_profile(), context, health, None, lambda event, wait=False: events.append(event),
                                    threading.Event(), on_finished=finished.set)
     processor.start()
-    assert finished.wait(30) and not processor.is_alive()
+    assert finished.wait(30)
+    processor.join(5)
+    assert not processor.is_alive()
     return events, processor
 
 

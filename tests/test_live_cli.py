@@ -26,7 +26,7 @@ def parse_events(stdout: str) -> list[dict]:
     lines = stdout.splitlines()
     assert lines, "no output on stdout"
     events = [json.loads(line) for line in lines]  # every stdout line must be one JSON event
-    assert all(e["type"] in {"emotion", "status", "dropped"} for e in events)
+    assert all(e["type"] in {"emotion", "status", "dropped", "ready"} for e in events)
     return events
 
 
@@ -61,7 +61,9 @@ def test_demo_json_emits_one_well_formed_event_per_demo_utterance(demo_run):
         assert event["latency_ms"]["total"] >= 0
     assert [e["utterance_id"] for e in emotions] == sorted({e["utterance_id"] for e in emotions})
     # The log holds the same events; the summary goes to stderr, never stdout.
-    assert log.read_text().splitlines() == result.stdout.splitlines()
+    header, *logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert header["type"] == "session"
+    assert [{k: v for k, v in e.items() if k not in ("session", "wall_time")} for e in logged] == parse_events(result.stdout)
     assert f"{len(transcript)} utterance(s) scored" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -150,7 +152,7 @@ def test_a_replay_without_speech_exits_1(checkpoint, tmp_path):
     result = momke_live("--input", str(silent), "--fast", "--json", "--asr", "none", "--checkpoint", checkpoint)
     assert result.returncode == 1, result.stderr
     assert "no utterance" in result.stderr
-    assert all(e["type"] == "status" for e in parse_events(result.stdout))
+    assert all(e["type"] in {"status", "ready"} for e in parse_events(result.stdout))
 
 
 def test_ctrl_c_stops_cleanly_with_exit_130(checkpoint):

@@ -57,7 +57,10 @@ def test_replay_gives_one_event_per_utterance_with_times_transcript_and_modaliti
     assert [e.utterance_id for e in emotions] == sorted({e.utterance_id for e in emotions})
     # Callbacks, the iterator and the JSON-lines log all saw the same events.
     assert [e.to_dict() for e in seen] == [e.to_dict() for e in events]
-    assert [json.loads(line) for line in log.read_text().splitlines()] == [e.to_dict() for e in events]
+    header, *logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert header["type"] == "session" and header["session"] == session.session_id
+    assert all(line.pop("session") == session.session_id and line.pop("wall_time") for line in logged)
+    assert logged == [e.to_dict() for e in events]
     states = {(e.modality, e.state) for e in events if isinstance(e, StatusEvent)}
     assert {("audio", "active"), ("visual", "active"), ("text", "active")} <= states
 

@@ -121,7 +121,7 @@ class FailingASR(ASRBackend):
 @pytest.mark.parametrize("mode", ["raise", "hang"])
 def test_asr_failure_makes_text_missing_for_that_utterance_only(conversation, mode):
     backend = FailingASR(mode)
-    events = run(replay(conversation, asr=backend, asr_timeout_s=0.5))
+    events = run(replay(conversation, asr=backend, asr_timeout_s=0.5, asr_timeout_factor=0.0))
     outcomes = accounted(events, 4)
     assert outcomes[0].modalities == ["audio", "text", "visual"] and outcomes[0].transcript == "hello there"
     assert outcomes[1].modalities == ["audio", "visual"] and outcomes[1].transcript is None
@@ -237,3 +237,68 @@ def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so
     dropped = by_type(events, DroppedUtteranceEvent)
     assert dropped and all("overloaded" in e.reason for e in dropped)
     assert by_type(events, EmotionEvent)[-1].transcript == "sentence number 4"  # the newest is kept
+
+
+def test_frozen_camera_gives_a_bounded_number_of_status_events_and_never_flickers_active(conversation, monkeypatch):
+    assert conversation["duration"] > 20  # 20 s of replay time with a frozen camera
+
+    class FrozenVideo(FileVideoDevice):
+        first = None
+
+        def read(self, decode=True):
+            frame, t = super().read(decode)
+            if frame is not None:
+                FrozenVideo.first = frame if FrozenVideo.first is None else FrozenVideo.first
+                frame = FrozenVideo.first.copy()
+            return frame, t
+
+    monkeypatch.setattr(session_module, "FileVideoDevice", FrozenVideo)
+    events = run(replay(conversation))
+    visual = [(e.state, e.reason) for e in by_type(events, StatusEvent) if e.modality == "visual"]
+    assert len(visual) <= 3, visual  # missing (not started) -> active -> frozen, and no more
+    frozen = visual.index(("missing", "frozen frames (unchanged for over 2 s)"))
+    # An older utterance's face check (its frames came before the freeze was noticed) must not
+    # make the frozen camera "active" again.
+    assert all(state != "active" for state, _ in visual[frozen:]), visual
+    assert any("visual" in e.modalities for e in by_type(events, EmotionEvent))  # the first utterance had frames
+
+
+def damaged_copy(source, directory, regions=(0.3, 0.5, 0.7), size=4000):
+    """The file with `size` random bytes written over it at each fraction of its length."""
+    data = bytearray(source.read_bytes())
+    rng = np.random.default_rng(0)
+    for fraction in regions:
+        at = int(len(data) * fraction)
+        data[at: at + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = directory / f"damaged-{source.name}"
+    path.write_bytes(data)
+    return path
+
+
+def test_corrupt_mp4_is_decoded_past_the_damage_and_reported(tmp_path):
+    import subprocess
+
+    from momke.realtime.session import DEMO_DIR
+
+    source = DEMO_DIR / "conversation.mp4"
+    bad = damaged_copy(source, tmp_path)
+    check = subprocess.run(["ffmpeg", "-v", "error", "-i", str(bad), "-f", "null", "-"], capture_output=True, text=True,
+                           check=False)
+    assert "Invalid data" in check.stderr or "error" in check.stderr.lower()  # ffmpeg sees damage too
+    transcript = DEMO_DIR / "transcript.json"
+    good = replay({"path": source}, transcript=transcript)
+    good_events = run(good)
+    assert good.replay_complete is True and good.replay_errors == 0 and good.replay_problems == []
+    session = replay({"path": bad}, transcript=transcript)
+    events = run(session)
+    assert session.replay_complete is False and session.replay_errors > 0
+    assert any("damaged packet" in p for p in session.replay_problems), session.replay_problems
+    reasons = [e.reason for e in by_type(events, StatusEvent)]
+    assert "damaged data in the file (skipped)" in reasons
+    # The rest of the file was decoded: utterances to the end, in step with the transcript
+    # (lost audio was replaced by silence, so later times did not shift).
+    emotions, good_emotions = by_type(events, EmotionEvent), by_type(good_events, EmotionEvent)
+    assert emotions[-1].end > 30 and len(emotions) >= len(good_emotions) - 2
+    late = [e for e in emotions if e.start > 25]
+    assert late and all(any(abs(e.start - g.start) < 0.5 for g in good_emotions) for e in late)
+    assert all("visual" in e.modalities for e in late)  # the video track went on too

@@ -8,7 +8,9 @@ import threading
 
 import pytest
 from momke.realtime import EmotionEvent, LiveSession, StatusEvent
+from momke.realtime.asr import ASRBackend
 from realtime_support import (
+    CountingCamera,
     make_conversation,
     ravdess_clips,
     session_threads,
@@ -139,3 +141,130 @@ def test_privacy_switch_from_a_status_callback_does_not_deadlock(conversation):
     emotions = [e for e in events if isinstance(e, EmotionEvent)]
     assert len(emotions) == 4 and all("visual" not in e.modalities for e in emotions[1:])
     assert not session.context.holds("visual")
+
+
+# ------------------------------------------------------------------------------------------------
+# forget(modality): every stage, inspected after a switch
+
+
+def _thread_locals_holding(modality: str) -> list[str]:
+    """Arrays of `modality` referenced by a local variable of any session thread."""
+    import sys
+
+    import numpy as np
+
+    found = []
+    names = {t.ident: t.name for t in threading.enumerate() if t.name.startswith("momke-")}
+    for ident, frame in sys._current_frames().items():
+        if ident not in names:
+            continue
+        while frame is not None:
+            for name, value in list(frame.f_locals.items()):
+                values = list(value) if isinstance(value, (list, tuple)) else [value]
+                for holder in list(values):  # chunks, jobs, utterances: what they carry
+                    frames = getattr(holder, "frames", None)
+                    values += [getattr(holder, "samples", None), getattr(holder, "audio", None),
+                               *(frames if isinstance(frames, list) else [])]
+                for v in values:
+                    if isinstance(v, np.ndarray) and (
+                        (modality == "audio" and v.dtype == np.float32 and v.ndim == 1 and v.size > 512)
+                        or (modality == "visual" and v.dtype == np.uint8 and v.ndim == 3)
+                    ):
+                        found.append(f"{names[ident]}:{frame.f_code.co_name}:{name}")
+            frame = frame.f_back
+    return found
+
+
+def held_of(session, modality: str) -> list[str]:
+    """Every place of the engine that still holds data of `modality` (empty: nothing)."""
+    held = []
+    if modality == "audio":
+        if any(len(c.samples) for c in session.audio_queue.items() if hasattr(c, "samples")):
+            held.append("audio queue")
+        segmenter = session.segmentation.segmenter
+        if segmenter._buffer.end > segmenter._buffer.start or float(segmenter._context.abs().sum()) > 0:
+            held.append("segmenter")
+        for capture in session._captures:
+            if capture.modality == "audio" and capture._resampler is not None:
+                held.append("audio capture resampler")
+        worker = session.asr_worker
+        if worker is not None and any(j is not None and j.audio is not None for j in (worker._job, worker._queued)):
+            held.append("ASR worker")
+    if modality == "visual":
+        if len(session.frames):
+            held.append("frame buffer")
+        for capture in session._captures:
+            if capture.modality == "visual" and capture._thumbnail is not None:
+                held.append("camera thumbnail")
+    if modality == "text":
+        if len(session.texts):
+            held.append("text buffer")
+        events = session._dispatcher.pending() + session._events.items()
+        if any(getattr(e, "transcript", None) for e in events):
+            held.append("event queues")
+    for u in session.utterances.items():
+        if hasattr(u, "forget") and {"audio": u.audio is not None, "visual": bool(u.frames),
+                                     "text": u.transcript is not None}[modality]:
+            held.append(f"waiting utterance {u.id}")
+    if session.context.holds(modality):
+        held.append("context")
+    return held + _thread_locals_holding(modality)
+
+
+class SlowASR(ASRBackend):
+    """Transcribes slowly, so a switch finds it holding an utterance's samples."""
+
+    name = "slow"
+
+    def transcribe(self, audio):
+        import time
+
+        time.sleep(0.3)
+        return "words"
+
+
+@pytest.mark.parametrize("modality", ["audio", "visual", "text"])
+def test_after_a_switch_no_stage_holds_data_of_that_modality(conversation, modality):
+    profile = spy_profile()
+    kwargs = {"asr": SlowASR()} if modality == "audio" else {"transcript": conversation["transcript"], "asr": "none"}
+    session = LiveSession(input_file=conversation["path"], realtime=False, checkpoint=spy_model(),
+                          profile=profile, **kwargs)
+    before, after = {}, {}
+
+    def on_event(event):
+        if isinstance(event, EmotionEvent) and event.utterance_id == 1 and not before:
+            before["held"] = held_of(session, modality)  # something is held before the switch
+            session.set_enabled(modality, False)
+            after["at_once"] = held_of(session, modality)
+            # Capture and pipeline threads let go within one read / one item.
+            after["soon"] = wait_for(lambda: held_of(session, modality) == [], 2)
+            after["left"] = held_of(session, modality)
+
+    session.on_event(on_event)
+    with session:
+        events = list(session.events())
+    assert before["held"], "the test needs data of the modality in flight before the switch"
+    stores = [h for h in after["at_once"] if ":" not in h]  # the stores forget at once ...
+    assert stores == [], stores
+    assert after["soon"], after["left"]  # ... threads within moments
+    emotions = [e for e in events if isinstance(e, EmotionEvent)]
+    assert all(modality not in e.modalities for e in emotions[2:])
+    if modality == "text":
+        assert all(e.transcript is None for e in emotions[2:])
+
+
+def test_a_camera_switched_off_from_the_start_is_never_opened_and_opens_when_switched_on():
+    camera = CountingCamera()
+    session = LiveSession(camera=camera, asr="none", checkpoint=spy_model(), profile=spy_profile(),
+                          disabled=("visual",))
+    with session:
+        assert session.wait_ready(10)
+        import time
+
+        time.sleep(0.5)
+        assert camera.opens == 0 and len(session.frames) == 0
+        session.set_enabled("visual", True)
+        assert wait_for(lambda: camera.opens == 1 and len(session.frames) > 0, 5)
+        session.set_enabled("visual", False)
+        assert len(session.frames) == 0
+    assert wait_for(lambda: session_threads() == [], 5)

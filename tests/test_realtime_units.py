@@ -58,7 +58,9 @@ def test_text_buffer_gives_each_item_to_one_utterance():
     for text, start, end in [("old", 0.0, 0.5), ("hello there", 2.0, 3.0), ("pushed", 3.6, 3.6), ("later", 9.0, 10.0)]:
         texts.add(TextItem(text, start, end))
     assert texts.take(2.1, 3.3) == "hello there pushed"  # pushed within 0.5 s of the end counts
-    assert texts.take(2.1, 3.3) is None  # taken once; "old" was dropped as stale
+    assert texts.take(2.1, 3.3) is None  # taken once
+    assert len(texts) == 2  # "old" is not dropped: no utterance took it, it will get its own
+    assert [i.text for i in texts.take_before(2.1 - 0.5)] == ["old"]
     assert [i.text for i in texts.take_ready(now=5.0)] == []
     assert [i.text for i in texts.take_ready(now=10.5)] == ["later"] and len(texts) == 0
 

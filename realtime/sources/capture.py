@@ -4,7 +4,12 @@ A capture thread opens its device (retrying with exponential back-off while it f
 stamps each item on the session clock, checks it (health) and hands it to a bounded store
 without ever waiting on the pipeline (a replay paced "as fast as possible" is the exception:
 it waits, that is its back-pressure). While its modality is switched off, a live device is
-closed and a replayed file is only advanced (frames are not even decoded); nothing is kept.
+closed (and never opened if it starts switched off) and a replayed file is only advanced
+(frames are not even decoded); nothing is kept: `forget(modality)` drops what the thread holds
+(the resampler's filter state, the last frame's thumbnail) at once.
+
+A file that cannot be read further ends its stream (`error` says why); damaged packets inside
+it are skipped by the file device itself (see devices.py) and reported here once.
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ class CaptureThread(threading.Thread):
         stop: threading.Event,
         pacer: ReplayPacer | None = None,
         backoff_s: tuple[float, float] = (0.5, 8.0),
+        gate: threading.Event | None = None,
     ) -> None:
+        """gate: capture begins once it is set (the session is ready)."""
         super().__init__(name=f"momke-capture-{self.modality}", daemon=True)
         self.device = device
         self.clock = clock
@@ -46,10 +53,11 @@ class CaptureThread(threading.Thread):
         self.stop_event = stop
         self.pacer = pacer
         self.backoff_s = backoff_s
+        self.gate = gate
         self.finished = threading.Event()
+        self.error: str | None = None  # a file only: why its stream ended before the file did
         self._opened = False
-        if device.live:
-            health.watch_timeout(self.modality, getattr(device, "read_timeout_s", 2.0) * 2)
+        self._decode_errors_seen = 0
 
     # Subclasses: what to do with one item, and the reset on (re)open / switch-off.
     def deliver(self, data, t: float) -> None: ...
@@ -62,10 +70,15 @@ class CaptureThread(threading.Thread):
     def run(self) -> None:
         delay = self.backoff_s[0]
         try:
+            while self.gate is not None and not self.gate.wait(0.05):
+                if self.stop_event.is_set():
+                    return
+            if self.device.live:
+                self.health.watch_timeout(self.modality, getattr(self.device, "read_timeout_s", 2.0) * 2)
             while not self.stop_event.is_set():
                 enabled = self.enabled()
                 if not enabled and self.device.live:
-                    self._close()
+                    self._close()  # and never opened while switched off
                     self.stop_event.wait(0.1)
                     continue
                 if not self._opened:
@@ -73,9 +86,10 @@ class CaptureThread(threading.Thread):
                         self.device.open()
                     except Exception as error:  # noqa: BLE001 - any device failure is a health state
                         if not self.device.live:
-                            self.health.report_missing(self.modality, f"cannot read file: {error}")
+                            self.error = f"cannot read the file: {error}"
+                            self.health.report_missing(self.modality, self.error)
                             return
-                        self.health.report_missing(self.modality, f"device error: {error}; retrying in {delay:g} s")
+                        self.health.report_missing(self.modality, f"device error: {error}; retrying")
                         self.stop_event.wait(delay)
                         delay = min(2 * delay, self.backoff_s[1])
                         continue
@@ -89,15 +103,18 @@ class CaptureThread(threading.Thread):
                     self.health.report_missing(self.modality, f"read timeout: {error}")
                     continue
                 except Exception as error:  # noqa: BLE001
+                    if not self.device.live:  # a file is not reopened: the rest of this stream is lost
+                        self.error = f"cannot read the file further: {error}"
+                        self.health.report_missing(self.modality, self.error)
+                        return
                     self.health.report_missing(self.modality, f"device error: {error}; reopening")
                     self._close()
-                    if not self.device.live:
-                        return
                     self.stop_event.wait(delay)
                     delay = min(2 * delay, self.backoff_s[1])
                     continue
                 delay = self.backoff_s[0]
                 self.health.touch(self.modality)
+                self._report_damage()
                 if media_t is None:
                     t = self.clock.now()
                 else:
@@ -108,6 +125,9 @@ class CaptureThread(threading.Thread):
                     self.deliver(data, t)
                 else:
                     self.skip(data, t)
+                if not self.enabled():
+                    self.on_reset()  # privacy: keep nothing of what came before the switch
+                data = None  # nothing of the last item stays referenced while waiting for the next
         finally:
             self._close()
             if self.pacer is not None:
@@ -117,6 +137,20 @@ class CaptureThread(threading.Thread):
 
     def read(self, enabled: bool):
         return self.device.read()
+
+    def forget(self, modality: str) -> None:
+        """Privacy: drop what this thread (and its device's buffers) hold of `modality`."""
+        if modality == self.modality:
+            self.on_reset()
+            if hasattr(self.device, "forget"):
+                self.device.forget()
+
+    def _report_damage(self) -> None:
+        # Damaged data a file device skipped: reported once (the count is in the summary).
+        errors = getattr(self.device, "decode_errors", 0)
+        if errors and not self._decode_errors_seen:
+            self.health.report_missing(self.modality, "damaged data in the file (skipped)")
+        self._decode_errors_seen = errors
 
     def media_end(self, data, media_t: float) -> float:
         return media_t
@@ -191,7 +225,10 @@ class AudioCapture(CaptureThread):
             self.health.report_missing("audio", "microphone delivers only zeros (muted?)")
         else:
             self.health.report_data("audio")
-        self.queue.put(AudioChunk(audio, t), block=not self.device.live, stop=self.stop_event)
+        chunk = AudioChunk(audio, t)
+        self.queue.put(chunk, block=not self.device.live, stop=self.stop_event)
+        if not self.enabled():  # switched off while this waited for room: keep nothing
+            chunk.forget("audio")
 
     def skip(self, data, t: float) -> None:
         # A replay with audio off still drives the timeline: an empty chunk carries only the time.
@@ -244,6 +281,8 @@ class VideoCapture(CaptureThread):
         self._last_kept = t
         if self.enabled():  # again: the privacy switch may have flipped during the checks
             self.frames.add(t, frame)
+            if not self.enabled():
+                self.frames.forget("visual")
         self.health.report_data("visual")
 
     def check(self, frame, t: float) -> str | None:
@@ -260,7 +299,7 @@ class VideoCapture(CaptureThread):
             if self._same_since is None:
                 self._same_since = t
             if t - self._same_since >= self.frozen_s:
-                return f"frozen frames (unchanged for {t - self._same_since:.1f} s)"
+                return f"frozen frames (unchanged for over {self.frozen_s:g} s)"
         else:
             self._same_since = None
         self._thumbnail = thumbnail

@@ -1,0 +1,153 @@
+"""The session's lifecycle as a host sees it: a ready event and wait_ready(), warm-up of the
+enabled modalities only, stop() at any moment within its timeout with no thread left, every
+callback on the one event thread, and a JSON-lines log that names its session."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from momke.realtime import EmotionEvent, LiveSession, ReadyEvent, StatusEvent
+from realtime_support import (
+    FakeMicrophone,
+    make_conversation,
+    ravdess_clips,
+    session_threads,
+    spy_model,
+    spy_profile,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    return make_conversation(tmp_path_factory.mktemp("lifecycle"), ravdess_clips(2))
+
+
+def chat_session(profile, **kwargs):
+    """No devices, no ASR: a chat box's session (text pushed by the host)."""
+    return LiveSession(asr="none", checkpoint=spy_model(), profile=profile, **kwargs)
+
+
+def test_ready_after_warming_only_the_enabled_extractors_then_pushed_text_is_answered_at_once():
+    profile = spy_profile()
+    for extractor in (profile.audio, profile.text, profile.visual):
+        extractor.warm_up_s = 0.3
+    session = chat_session(profile, disabled=("visual",))
+    events = []
+    session.on_event(events.append)
+    with session:
+        assert not session.ready
+        began = time.monotonic()
+        assert session.wait_ready(timeout=10)
+        warm_up = time.monotonic() - began
+        assert (profile.audio.warmups, profile.text.warmups, profile.visual.warmups) == (1, 1, 0)
+        assert 0.5 < warm_up < 3.0  # two extractors of 0.3 s, not three
+        ready = [e for e in events if isinstance(e, ReadyEvent)]
+        assert len(ready) == 1 and ready[0].modalities == ["audio", "text"] and ready[0].warmup_ms >= 500
+        pushed = time.monotonic()
+        assert session.push_text("I am so happy")
+        assert wait_for(lambda: any(isinstance(e, EmotionEvent) for e in events), 5)
+        assert time.monotonic() - pushed < 2.0  # the first answer within 2 s of ready
+        # A modality switched on later is loaded then, while the session is idle.
+        session.set_enabled("visual", True)
+        assert wait_for(lambda: profile.visual.warmups == 1, 5)
+    emotion = next(e for e in events if isinstance(e, EmotionEvent))
+    assert emotion.transcript == "I am so happy" and emotion.modalities == ["text"] and emotion.segmentation == "text"
+    # The status events announcing the configuration come before ready; the answer after it.
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("ReadyEvent") < kinds.index("EmotionEvent")
+    assert all(isinstance(e, StatusEvent) for e in events[: kinds.index("ReadyEvent")])
+
+
+def test_text_pushed_before_ready_is_answered_after_it():
+    profile = spy_profile()
+    profile.text.warm_up_s = 0.5
+    session = chat_session(profile)
+    events = []
+    session.on_event(events.append)
+    with session:
+        assert session.push_text("hello early")  # still warming up
+        assert session.wait_ready(10)
+        assert wait_for(lambda: any(isinstance(e, EmotionEvent) for e in events), 3)
+    assert next(e for e in events if isinstance(e, EmotionEvent)).transcript == "hello early"
+
+
+@pytest.mark.parametrize("moment", ["warm-up", "capture"])
+def test_stop_at_any_moment_returns_within_a_second_and_leaves_no_thread(conversation, moment):
+    profile = spy_profile()
+    for extractor in (profile.audio, profile.text, profile.visual):
+        extractor.warm_up_s = 0.4  # 1.2 s of warm-up in all: stop() must not wait for it
+    mic = FakeMicrophone(quiet_noise(), rate=16_000)
+    session = LiveSession(microphone=mic, asr="none", checkpoint=spy_model(), profile=profile)
+    session.start()
+    if moment == "warm-up":
+        time.sleep(0.2)
+        assert not session.ready
+    else:
+        assert session.wait_ready(10) and wait_for(lambda: mic.index > 10, 5)
+    began = time.monotonic()
+    session.stop()
+    assert time.monotonic() - began < 1.0
+    assert session_threads() == [], session_threads()
+    if moment == "warm-up":
+        assert mic.opens == 0  # capture never began
+        assert not session.wait_ready(0.1)
+        assert profile.visual.warmups == 0  # warm-up was interrupted between extractors
+
+
+def quiet_noise():
+    """Five seconds of faint noise: a working microphone in a quiet room."""
+    import numpy as np
+
+    return (0.01 * np.random.default_rng(0).standard_normal(16_000 * 5)).astype(np.float32)
+
+
+def test_every_callback_runs_on_the_event_thread(conversation):
+    mic = FakeMicrophone(quiet_noise(), rate=16_000)
+    session = LiveSession(microphone=mic, asr="none", checkpoint=spy_model(), profile=spy_profile())
+    threads = []
+    session.on_event(lambda event: threads.append((type(event).__name__, threading.current_thread().name)))
+    with session:
+        session.set_enabled("visual", False)  # a status event caused by the caller's thread
+        assert session.wait_ready(10)
+        session.push_text("a typed line")  # an emotion event caused by the caller's thread
+        assert wait_for(lambda: any(kind == "EmotionEvent" for kind, _ in threads), 5)
+    # A replay: status events from capture threads, emotions from the pipeline.
+    replay = LiveSession(input_file=conversation["path"], transcript=conversation["transcript"], realtime=False,
+                         asr="none", checkpoint=spy_model(), profile=spy_profile())
+    replay.on_event(lambda event: threads.append((type(event).__name__, threading.current_thread().name)))
+    with replay:
+        assert replay.wait(30)
+    kinds = {kind for kind, _ in threads}
+    assert {"StatusEvent", "EmotionEvent", "ReadyEvent"} <= kinds
+    assert {name for _, name in threads} == {"momke-events"}
+
+
+def test_log_has_a_header_and_every_line_names_its_session_and_wall_time(conversation, tmp_path):
+    log = tmp_path / "events.jsonl"
+    ids = []
+    for _ in range(2):  # two runs appending to one file stay apart
+        session = LiveSession(input_file=conversation["path"], transcript=conversation["transcript"], realtime=False,
+                              asr="none", checkpoint=spy_model(), profile=spy_profile(), log_path=log)
+        before = time.time()
+        with session:
+            assert session.wait(30)
+        ids.append(session.session_id)
+    assert ids[0] != ids[1]
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    headers = [x for x in lines if x["type"] == "session"]
+    assert [h["session"] for h in headers] == ids
+    assert all(h["version"] and h["input"] == str(conversation["path"]) for h in headers)
+    from datetime import datetime
+
+    for line in lines:
+        assert line["session"] in ids
+        stamp = datetime.fromisoformat(line["wall_time"]).timestamp()
+        assert before - 60 < stamp < time.time() + 1
+    second = [x for x in lines if x["session"] == ids[1]]
+    assert second[0]["type"] == "session"  # the header opens each session's lines
+    emotions = [x for x in second if x["type"] == "emotion"]
+    assert [x["utterance_id"] for x in emotions] == list(range(len(emotions))) and len(emotions) == 2
