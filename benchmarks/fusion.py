@@ -100,6 +100,38 @@ def stream_accuracy(model, conversations: list[Conversation], modality: str) -> 
     return result
 
 
+def same_dialogues_late(model, dialogues: list[Conversation], offset: int = 84, seed: int = 0) -> dict[str, float]:
+    """The same test dialogues scored from position 1, and again after `offset` utterances of
+    other test dialogues (so they sit at positions offset+1...): what a long session does to the
+    very same words, content held fixed."""
+    rng = np.random.default_rng(seed)
+    lines = [(c, i) for c in dialogues for i in range(len(c))]
+    early, late = [], []
+    for dialogue in dialogues:
+        filler_rows = [lines[j] for j in rng.choice(len(lines), offset, replace=False)]
+        filler = Conversation(
+            "filler", [c.utterance_ids[i] for c, i in filler_rows], [c.speakers[i] for c, i in filler_rows],
+            {"text": np.stack([c.features["text"][i] for c, i in filler_rows])},
+            np.array([[False, True, False]] * offset), np.full(offset, -1))
+        early += stream_hits(model, [dialogue], "text")
+        late += stream_hits(model, [filler, dialogue], "text")[-int((dialogue.labels >= 0).sum()):] if (dialogue.labels >= 0).any() else []
+    return {"positions_from_1": float(np.mean(early)), f"positions_from_{offset + 1}": float(np.mean(late)), "n": len(early)}
+
+
+def stream_hits(model, conversations: list[Conversation], modality: str) -> list[bool]:
+    """Right/wrong per labelled utterance, streaming the conversations back to back in one session."""
+    stream = StreamingMoMKE(model, max_context=model.config.max_context)
+    index = MODALITIES.index(modality)
+    hits = []
+    for conversation in conversations:
+        for i in range(len(conversation)):
+            if conversation.present[i, index]:
+                output = stream.step({modality: conversation.features[modality][i]})
+                if conversation.labels[i] >= 0:
+                    hits.append(int(np.argmax(output.probabilities)) == int(conversation.labels[i]))
+    return hits
+
+
 def long_text_streams(conversations: list[Conversation], length: int = 110) -> list[Conversation]:
     """Test dialogues back to back, cut into conversations of `length` utterances."""
     rows = [(c, i) for c in conversations for i in range(len(c))]
@@ -157,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                                   c.present & np.array([True, False, False]), c.labels)
                      for c in matched_conversations(long_audio, corpora, "test")]
     positions = {"text": stream_accuracy(model, long_text_streams(text_test), "text"),
-                 "audio": stream_accuracy(model, audio_streams, "audio")}
+                 "audio": stream_accuracy(model, audio_streams, "audio"),
+                 "text_same_dialogues": same_dialogues_late(model, [c for c in text_test if (c.labels >= 0).any()])}
     fer = fer_comparison(model, corpora["fer2013"].split("test"), list(model.config.labels), recipe)
     report = {"command": "python benchmarks/fusion.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "checkpoint": str(args.checkpoint), "seeds": args.seeds, "runs": runs, "positions": positions, "fer2013": fer,
@@ -198,7 +231,12 @@ def summary(report: dict) -> str:
         lines.append(f"{pair:<14} {sum(r['conflicts'][pair]['items'] for r in runs):>6} "
                      f"{100 * _mean(runs, 'conflicts', pair, 'fused_right'):6.1f} % {100 * _mean(runs, 'conflicts', pair, 'first_right_share'):6.1f} %")
     lines += ["", "accuracy by position (streamed, context limited as live):"]
+    same = report["positions"]["text_same_dialogues"]
+    lines.append(f"text, the same {same['n']} test utterances: from position 1 {100 * same['positions_from_1']:.1f}, "
+                 f"after 84 other lines {100 * same['positions_from_85']:.1f}")
     for modality, result in report["positions"].items():
+        if modality == "text_same_dialogues":
+            continue
         lines.append(f"{modality:<6} " + "  ".join(f"{b[0]}-{b[1]}: {100 * result[f'{b[0]}-{b[1]}']:5.1f} (n {result[f'n {b[0]}-{b[1]}']})"
                                                    for b in BUCKETS))
     fer = report["fer2013"]
