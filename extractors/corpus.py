@@ -376,8 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             description=args.description or f"{format} corpus {args.source}",
             extra={"source": str(args.source), "format": format}, progress=not args.quiet,
         )
-    except ValueError as error:
-        print(f"momke extract: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # bad input: one line, exit 2, no traceback
+        print(f"momke extract: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(f"momke extract: {len(report.written)} dialogue(s) written, {len(report.resumed)} already there, "
           f"{len(report.failures)} failure(s), cache {report.cache_hits} hit(s) / {report.cache_misses} miss(es) "

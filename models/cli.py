@@ -110,13 +110,43 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None
     for action in parser._actions:  # option names -> destinations, e.g. "lr" -> learning_rate
         for option in action.option_strings:
             by_option[option.lstrip("-").replace("-", "_")] = action.dest
+    actions = {action.dest: action for action in parser._actions}
     defaults = {}
     for key, value in values.items():
         dest = by_option.get(key.replace("-", "_"))
         if dest is None or dest in ("help", "config"):
             parser.error(f"config file {path}: unknown option {key!r}")
+        problem = _config_value_problem(actions[dest], value)
+        if problem:
+            parser.error(f"config file {path}: option {key!r} {problem}")
         defaults[dest] = value
     parser.set_defaults(**defaults)
+
+
+def _config_value_problem(action: argparse.Action, value: Any) -> str | None:
+    """Why a value from --config FILE does not fit the option (argparse checks only the command line)."""
+    if action.nargs == 0:  # a flag such as --quiet
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if action.nargs in ("+", "*"):
+        if not isinstance(value, list) or not value:
+            return f"must be a non-empty list, got {value!r}"
+        values = value
+    else:
+        values = [value]
+    for item in values:
+        if action.type in (int, float):
+            # Strict: 10.5 epochs or true are refused, not rounded or read as 1.
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                return f"must be a number, got {item!r}"
+            try:
+                converted = action.type(str(item))
+            except ValueError:
+                return f"must be {'an integer' if action.type is int else 'a number'}, got {item!r}"
+        else:
+            converted = item
+        if action.choices is not None and converted not in action.choices:
+            return f"must be one of {', '.join(map(str, action.choices))}, got {item!r}"
+    return None
 
 
 def _settings_and_model(args: argparse.Namespace):
@@ -346,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"momke {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        # Bad input (a corpus, checkpoint, pickle or folder): one line, exit 2, no traceback.
+        print(f"momke {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 
