@@ -26,7 +26,15 @@ The corpus is a directory written by `momke extract` or `momke import-paper` (fo
 momke.models.data). Training uses the corpus's "train" split (and "valid" split, or a part of
 train carved out for validation); the "test" split is only scored after training, and its
 metrics are stored in the checkpoint's config.json.
+
+Early stopping: a stage stops after --patience epochs without a better validation score, counted
+from the first epoch that beats a constant predictor (the training data's majority class or mean
+score), so a slow start is never cut short. If the kept model is still no better than that
+constant, train says so and exits 3 (the checkpoint is written; --allow-constant-model: exit 0).
 """
+
+# `momke train` exit codes: 0 done, 2 bad input, 3 trained but no better than a constant predictor.
+EXIT_NOT_LEARNT = 3
 
 EPILOG_EVALUATE = """\
 examples:
@@ -72,7 +80,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimisation.add_argument("--stage1-epochs", type=int, default=100, help="unimodal expert training epochs (100)")
     optimisation.add_argument("--stage2-epochs", type=int, default=100, help="experts mixing epochs (100; the paper uses 50 for MOSEI)")
     optimisation.add_argument("--patience", type=int, default=20,
-                              help="stop a stage after this many epochs without validation improvement (20; 0 = never)")
+                              help="stop a stage after this many epochs without validation improvement, counted "
+                                   "from the first epoch better than a constant predictor (20; 0 = never)")
     optimisation.add_argument("--batch-size", type=int, default=32, help="conversations per batch (32)")
     optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", help="Adam learning rate (1e-4)")
     optimisation.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (1e-5)")
@@ -212,6 +221,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus = load_corpus(args.corpus)
     settings, overrides = _settings_and_model(args)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, settings.seed)
+    if not test and not args.no_test:
+        raise ValueError(f"{args.corpus} has no dialogues with split 'test' to score the model on; give some "
+                         "dialogues split 'test', or pass --no-test to train without a test score")
     config = model_config_for(corpus.metadata, **overrides)
     print(f"training on {len(train)} dialogues, validating on {len(valid)} "
           f"({'the corpus valid split' if corpus.split('valid') else 'carved from train'}); "
@@ -219,12 +231,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_momke(train, valid, config, settings)
     metric = settings.metric_for(config.task)
     for stage, best in result.best.items():
-        print(f"{stage}: kept epoch {best['epoch']} (validation {metric} {best['valid'][metric]:.4f})", file=sys.stderr)
+        print(f"{stage}: kept epoch {best['epoch']} (validation {metric} {best['valid'][metric]:.4f}; "
+              f"a constant predictor: {best['valid']['constant']:.4f})", file=sys.stderr)
     metadata: dict[str, Any] = {
         "protocol": settings.protocol if settings.protocol == "random" else f"fixed {condition_name(settings.condition)}",
         "training": settings.to_dict(),
         "data": _data_description(args.corpus, corpus),
         "validation": result.best,
+        "learnt": result.learnt,
     }
     if test:
         report = evaluate_model(result.model, test, protocol=settings.protocol, description="test split")
@@ -232,6 +246,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(report.format_table())
     directory = save_checkpoint(result.model, args.out, metadata=nan_to_none(metadata))
     print(f"checkpoint written to {directory}")
+    if not result.learnt:
+        constant = "the majority class" if config.task == "classification" else "the mean score"
+        print(f"momke train: the kept model is no better on validation than always predicting {constant} of "
+              f"the training data ({metric}: {result.best['stage2']['valid'][metric]:.4f} vs "
+              f"{result.best['stage2']['valid']['constant']:.4f}): it has not learnt. Try a higher --lr or more "
+              "epochs, and check the labels."
+              + (" Kept anyway (--allow-constant-model)." if args.allow_constant_model
+                 else f" Exit {EXIT_NOT_LEARNT}; --allow-constant-model accepts such a model."), file=sys.stderr)
+        if not args.allow_constant_model:
+            return EXIT_NOT_LEARNT
     return 0
 
 
@@ -310,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    train.add_argument("--allow-constant-model", action="store_true",
+                       help=f"exit 0 even when the kept model is no better on validation than a constant "
+                            f"predictor (otherwise: exit {EXIT_NOT_LEARNT}; the checkpoint is written either way)")
+    train.add_argument("--no-test", action="store_true",
+                       help="train on a corpus without 'test' dialogues (otherwise an error)")
     _add_training_options(train)
 
     evaluate = commands.add_parser("evaluate", help="score under every modality condition (the paper's Table 2)",
