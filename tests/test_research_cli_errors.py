@@ -151,3 +151,19 @@ def test_default_recipe_needs_an_out_folder(capsys):
 def test_checkpoint_round_trip_still_evaluates(toy, toy_checkpoint, capsys):
     assert main(["evaluate", str(toy), "--checkpoint", str(toy_checkpoint), "--device", "cpu"]) == 0
     assert "{a,t,v}" in capsys.readouterr().out
+
+
+def test_train_refuses_a_corpus_without_test_dialogues(tmp_path, capsys):
+    from momke.models.data import save_corpus
+    from momke.models.toy_corpus import make_toy_corpus
+
+    corpus = make_toy_corpus(num_dialogues=8)
+    for conversation in corpus.conversations:
+        conversation.split = "train"
+    save_corpus(corpus, tmp_path / "no-test")
+    argv = ["train", str(tmp_path / "no-test"), "--out", str(tmp_path / "m"), "--epochs", "1", "--hidden-dim", "8",
+            "--num-blocks", "1", "--quiet"]
+    refused(capsys, argv, "no dialogues with split 'test'", "--no-test")
+    assert not (tmp_path / "m").exists()
+    assert main([*argv, "--no-test", "--allow-constant-model"]) == 0
+    assert (tmp_path / "m" / CONFIG_FILE).is_file()
