@@ -49,6 +49,7 @@ from .metrics import (
 from .momke import MoMKE
 
 PROTOCOLS = ("fixed", "random")
+BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches
 # The paper's Table 2 order: the six incomplete conditions, then the complete one.
 CONDITIONS: tuple[tuple[str, ...], ...] = (
     ("audio",),
@@ -104,6 +105,7 @@ class TrainingSettings:
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
     class_weights: bool = False  # classification: weight classes by inverse frequency
+    bucket_by_length: bool = False  # batch dialogues of similar length together (less padding)
     # Epochs without validation improvement before stopping, counted from the first epoch that
     # beats the constant predictor; None = never stop early.
     patience: int | None = 20
@@ -334,11 +336,27 @@ class _Trainer:
             return conversation.present
         return random_presence(conversation, self.settings.utterance_drop_rate, self.rng)
 
-    def _batches(self, stage: str):
+    def _batch_indices(self) -> list[np.ndarray]:
+        """Training dialogue indices, one array per batch, in a new random order every epoch.
+
+        bucket_by_length: dialogues of similar length share a batch, so less of each batch is
+        padding. Sorting happens within pools of BUCKET_POOL batches of a fresh shuffle, and the
+        batches come in random order, so batches still change from epoch to epoch.
+        """
         order = self.rng.permutation(len(self.train))
         size = self.settings.batch_size
-        for start in range(0, len(order), size):
-            chunk = [self.train[i] for i in order[start : start + size]]
+        if self.settings.bucket_by_length:
+            lengths = np.array([len(c) for c in self.train])
+            pools = np.split(order, range(size * BUCKET_POOL, len(order), size * BUCKET_POOL))
+            order = np.concatenate([pool[np.argsort(lengths[pool], kind="stable")] for pool in pools])
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        if self.settings.bucket_by_length:
+            batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        return batches
+
+    def _batches(self, stage: str):
+        for indices in self._batch_indices():
+            chunk = [self.train[i] for i in indices]
             presence = [self._training_presence(c, stage) for c in chunk]
             yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
 
@@ -402,6 +420,18 @@ class _Trainer:
 
     # -- loop ----------------------------------------------------------------------------------
 
+    def train_epoch(self, stage: str, step, optimizer: torch.optim.Optimizer) -> list[float]:
+        """One pass over the training dialogues; returns each batch's loss."""
+        self.model.train()
+        losses = []
+        for batch in self._batches(stage):
+            optimizer.zero_grad()
+            loss = step(batch)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
+
     def run_stage(self, stage: str, epochs: int, step, validate) -> None:
         optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
@@ -410,14 +440,7 @@ class _Trainer:
         learnt = False  # patience counts only once the model beats the constant predictor
         bar = tqdm(range(1, epochs + 1), desc=stage, disable=not self.settings.progress, leave=False)
         for epoch in bar:
-            self.model.train()
-            losses = []
-            for batch in self._batches(stage):
-                optimizer.zero_grad()
-                loss = step(batch)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
+            losses = self.train_epoch(stage, step, optimizer)
             validation = validate()
             value = validation[self.metric]
             self.history.append(
