@@ -64,6 +64,7 @@ def _site_packages_without_momke(base: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # ~20 s alone, minutes on a loaded machine
 def test_momke_live_runs_the_demo_from_the_build(built, tmp_path):
     site = _site_packages_without_momke(tmp_path)
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]

@@ -38,6 +38,7 @@ def sentiment_manifest(path, dialogues=36, seed=0):
     return path
 
 
+@pytest.mark.slow  # ~25 s alone (144 transcripts embedded, 40 + 40 epochs)
 def test_numeric_labels_make_a_regression_corpus_and_sentiment_metrics(tmp_path, capsys):
     manifest = sentiment_manifest(tmp_path / "manifest.csv")
     features = tmp_path / "features"
