@@ -15,9 +15,9 @@ Each stage keeps the weights of its best epoch on the validation split and stops
 ``patience`` epochs without improvement, counted only from the first epoch that scores better on
 validation than a constant predictor (the training data's majority class or mean score): a
 stage is never stopped before it has learnt anything. If the kept model is still no better
-than that constant, ``TrainingResult.learnt`` is False (``momke train`` then fails). The validation split is the corpus's "valid" dialogues
-or, when there are none, a seeded fraction of the training dialogues: test data is never an
-argument of ``train_momke``.
+than that constant, ``TrainingResult.learnt`` is False (``momke train`` then fails). The
+validation split is the corpus's "valid" dialogues or, when there are none, a seeded fraction of
+the training dialogues: test data is never an argument of ``train_momke``.
 
 The same seed gives the same run on CPU (tested). On CUDA, some kernels (attention backward)
 are not bitwise deterministic, so runs agree closely rather than exactly.
