@@ -225,6 +225,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model, nan_to_none
     from .training import condition_name, model_config_for, split_for_training, train_momke
 
+    if args.out.exists() and not args.out.is_dir():  # found now, not after hours of training
+        raise ValueError(f"--out {args.out} is a file, not a checkpoint folder")
     corpus = load_corpus(args.corpus)
     settings, overrides = _settings_and_model(args)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, settings.seed)

@@ -102,6 +102,12 @@ def test_train_refuses_a_missing_corpus(tmp_path, capsys):
     refused(capsys, ["train", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m")], "momke train: error:")
 
 
+def test_train_refuses_an_out_path_that_is_a_file_before_training(toy, tmp_path, capsys):
+    (tmp_path / "file").write_text("keep me")
+    refused(capsys, ["train", str(toy), "--out", str(tmp_path / "file")], "is a file, not a checkpoint folder")
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
 def test_toy_corpus_refuses_to_overwrite(toy, capsys):
     refused(capsys, ["make-toy-corpus", str(toy)], "momke make-toy-corpus: error:")
 
