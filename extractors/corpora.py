@@ -200,8 +200,13 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
         )
         if utterance.audio is None and utterance.video is None and utterance.transcript is None:
             raise ValueError(f"{path} line {number}: an utterance needs a transcript, an audio or a video file")
-        dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, split=_split(row.get("split")),
-                                                         session=_session(row.get("session"))))
+        dialogue = dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, split=_split(row.get("split")),
+                                                                    session=_session(row.get("session"))))
+        if (_split(row.get("split")), _session(row.get("session"))) != (dialogue.split, dialogue.session):
+            # A dialogue lives in one split: rows that disagree would leak it across splits.
+            raise ValueError(f"{path} line {number}: dialogue {dialogue_id!r} has split/session "
+                             f"{row.get('split')!r}/{row.get('session')!r} here but {dialogue.split!r}/"
+                             f"{dialogue.session!r} on an earlier row")
         order = _optional_float(row.get("order"))
         keyed.setdefault(dialogue_id, []).append((order if order is not None else float(number), number, utterance))
     for dialogue_id, items in keyed.items():

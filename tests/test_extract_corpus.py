@@ -261,6 +261,13 @@ def test_extract_names_the_format_in_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--format iemocap" in err and "Traceback" not in err
 
 
+def test_rows_of_one_dialogue_must_agree_on_its_split(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("dialogue,transcript,split\nd,hello,train\nd,bye,test\n")
+    with pytest.raises(ValueError, match="line 3: dialogue 'd' has split/session 'test'.*--format manifest"):
+        read_corpus(path)
+
+
 def test_a_json_manifest_is_a_list_of_rows(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps([{"dialogue": "d", "transcript": "hi", "label": "a"}]))
