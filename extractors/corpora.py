@@ -10,8 +10,13 @@ Formats:
   `transcript`, `audio`, `video` (file paths; a video's sound is used when `audio` is empty),
   `start` / `end` (seconds inside the file; whole file when empty), `label`, `split`
   (train/valid/test), `session`.
-- IEMOCAP 4-class transcripts JSONL (one dialogue per line; text only): session = the
-  IEMOCAP session 1-5 (folds for leave-one-session-out), split left empty.
+- IEMOCAP 4-class transcripts JSONL (one dialogue per line; text only): `{"dialogue", "session",
+  "split_in_source" (or "split"), "utterances": [{"id", "speaker", "text", "label"}]}`; session =
+  the IEMOCAP session 1-5 (folds for leave-one-session-out), split = the record's own split.
+
+`--format auto` tells the formats apart by content: a .jsonl whose records hold `utterances`
+lists is the IEMOCAP layout, one whose records are manifest rows is a manifest; anything else is
+an error, never a guess. Every reader error names the `--format` it was read as.
 - MELD `{train,dev,test}_sent_emo.csv`: dialogue `<split>_dia<Dialogue_ID>`, text only,
   label = Emotion; dev -> "valid".
 - EmoryNLP `emorynlp_{train,dev,test}_final.csv`: dialogue = season/episode/scene, text only.
@@ -91,12 +96,32 @@ def detect_format(source: str | Path) -> str:
     if not path.is_file():
         raise ValueError(f"corpus not found: {path}")
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as stream:
-            first = next((line for line in stream if line.strip()), "{}")
-        return "iemocap" if "utterances" in json.loads(first) else "manifest"
+        return _jsonl_format(path)
     if path.suffix in (".csv", ".json"):
         return "manifest"
     raise ValueError(f"cannot tell which corpus {path} holds (expected .csv/.jsonl or a folder); pass --format")
+
+
+def _jsonl_format(path: Path) -> str:
+    """"iemocap" or "manifest", judged by the first record's shape; ValueError when it is neither."""
+    with path.open(encoding="utf-8") as stream:
+        first = next((line for line in stream if line.strip()), None)
+    if first is None:
+        raise ValueError(f"{path} is empty: no corpus to read (--format auto)")
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the first line is not JSON ({error}) (--format auto)") from error
+    keys = sorted(record) if isinstance(record, dict) else []
+    if isinstance(record, dict) and isinstance(record.get("utterances"), list) and "dialogue" in record:
+        return "iemocap"
+    if keys and "dialogue" in record and set(keys) <= set(MANIFEST_COLUMNS):
+        return "manifest"
+    raise ValueError(
+        f"cannot tell which corpus {path} holds: its first record has keys {keys or type(record).__name__}. "
+        f"A manifest row has 'dialogue' and any of {', '.join(MANIFEST_COLUMNS[1:])}; an IEMOCAP record has "
+        "'dialogue' and a list of 'utterances'. Fix the file or pass --format manifest|iemocap"
+    )
 
 
 def read_corpus(source: str | Path, format: str = "auto", **options) -> list[DialogueSource]:
@@ -104,8 +129,16 @@ def read_corpus(source: str | Path, format: str = "auto", **options) -> list[Dia
     readers = {"manifest": read_manifest, "iemocap": read_iemocap_jsonl, "meld": read_meld,
                "emorynlp": read_emorynlp, "ravdess": read_ravdess}
     if format not in readers:
-        raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS}")
-    return readers[format](source, **options)
+        raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS} (--format)")
+    try:
+        dialogues = readers[format](source, **options)
+    except (KeyError, TypeError, AttributeError, IndexError) as error:  # a structure the reader does not know
+        raise ValueError(f"{source} does not look like --format {format} ({type(error).__name__}: {error})") from error
+    except ValueError as error:
+        raise ValueError(f"{error} (read as --format {format})") from error
+    if not dialogues:
+        raise ValueError(f"{source} holds no dialogues (read as --format {format})")
+    return dialogues
 
 
 def _split(value) -> str | None:
@@ -133,12 +166,19 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as stream:
             rows = list(csv.DictReader(stream))
+    elif path.suffix == ".json":  # one JSON list of rows
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(rows, list):
+            raise ValueError(f"{path}: a .json manifest is a list of rows (objects), got {type(rows).__name__}")
     else:
         with path.open(encoding="utf-8") as stream:
             rows = [json.loads(line) for line in stream if line.strip()]
     dialogues: dict[str, DialogueSource] = {}
     keyed: dict[str, list[tuple[float, int, UtteranceSource]]] = {}
     for number, row in enumerate(rows, start=2 if path.suffix == ".csv" else 1):
+        if not isinstance(row, dict):
+            raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout, exit 2)
+                f"{path} row {number}: expected an object of manifest columns, got {type(row).__name__}")
         unknown = set(row) - set(MANIFEST_COLUMNS)
         if unknown:
             raise ValueError(f"{path} line {number}: unknown columns {sorted(unknown)}; known: {MANIFEST_COLUMNS}")
@@ -160,8 +200,13 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
         )
         if utterance.audio is None and utterance.video is None and utterance.transcript is None:
             raise ValueError(f"{path} line {number}: an utterance needs a transcript, an audio or a video file")
-        dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, split=_split(row.get("split")),
-                                                         session=_session(row.get("session"))))
+        dialogue = dialogues.setdefault(dialogue_id, DialogueSource(dialogue_id, split=_split(row.get("split")),
+                                                                    session=_session(row.get("session"))))
+        if (_split(row.get("split")), _session(row.get("session"))) != (dialogue.split, dialogue.session):
+            # A dialogue lives in one split: rows that disagree would leak it across splits.
+            raise ValueError(f"{path} line {number}: dialogue {dialogue_id!r} has split/session "
+                             f"{row.get('split')!r}/{row.get('session')!r} here but {dialogue.split!r}/"
+                             f"{dialogue.session!r} on an earlier row")
         order = _optional_float(row.get("order"))
         keyed.setdefault(dialogue_id, []).append((order if order is not None else float(number), number, utterance))
     for dialogue_id, items in keyed.items():
@@ -172,13 +217,19 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
 def read_iemocap_jsonl(path: str | Path) -> list[DialogueSource]:
     dialogues = []
     with Path(path).open(encoding="utf-8") as stream:
-        for line in stream:
+        for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
             record = json.loads(line)
-            utterances = [UtteranceSource(id=u["id"], speaker=u.get("speaker", ""), transcript=u.get("text", ""),
+            if not isinstance(record, dict) or "dialogue" not in record or not isinstance(record.get("utterances"), list):
+                raise ValueError(f"{path} line {number}: an IEMOCAP record has 'dialogue' and a list of 'utterances'")
+            utterances = [UtteranceSource(id=str(u["id"]), speaker=u.get("speaker", ""), transcript=u.get("text", ""),
                                           label=u.get("label")) for u in record["utterances"]]
-            dialogues.append(DialogueSource(record["dialogue"], utterances, session=record.get("session")))
+            # The record's own split (IEMOCAP: session 5 = test) is kept: validation must never
+            # be drawn from test dialogues.
+            split = _split(record.get("split", record.get("split_in_source")))
+            dialogues.append(DialogueSource(str(record["dialogue"]), utterances, split=split,
+                                            session=record.get("session")))
     return dialogues
 
 

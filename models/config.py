@@ -8,6 +8,8 @@ in. Nothing here is a hidden constant: the paper's settings are the defaults.
 from __future__ import annotations
 
 import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -106,6 +108,11 @@ class MoMKEConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown MoMKE config keys: {sorted(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for name, value in data.items():
+            problem = type_problem(value, hints[name])
+            if problem:
+                raise ValueError(f"config key {name!r} {problem}")
         return cls(**data)
 
 
@@ -127,3 +134,56 @@ def _check_calibration(calibration: Any) -> None:
         for name, value in temperatures.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"calibration[{part!r}][{name!r}] must be a finite temperature > 0, got {value!r}")
+
+
+def type_problem(value: Any, expected: Any) -> str | None:
+    """Why `value` (read from JSON) does not fit the annotation `expected`; None when it fits.
+
+    Strict, because a config comes from a file anyone can edit: a bool is only true/false
+    (never "false"), an int is never 96.0 or true, a float is finite, a tuple arrives as a
+    JSON list of the right length and item types.
+    """
+    origin, arguments = typing.get_origin(expected), typing.get_args(expected)
+    if expected is Any:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        problems = [type_problem(value, option) for option in arguments]
+        return None if None in problems else f"must be {' or '.join(_type_name(a) for a in arguments)}, got {value!r}"
+    if expected is type(None):
+        return None if value is None else f"must be null, got {value!r}"
+    if expected is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if expected is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"must be an integer, got {value!r}"
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {value!r}"
+        return None if math.isfinite(value) else f"must be a finite number, got {value!r}"
+    if expected is str:
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
+    if origin in (tuple, list) or expected in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return f"must be a list, got {value!r}"
+        if origin is tuple and arguments and arguments[-1] is not Ellipsis and len(value) != len(arguments):
+            return f"must be a list of {len(arguments)} items, got {len(value)}"
+        item_types = arguments if origin is tuple and arguments and arguments[-1] is not Ellipsis else \
+            [arguments[0] if arguments else Any] * len(value)
+        for index, (item, item_type) in enumerate(zip(value, item_types)):
+            problem = type_problem(item, item_type)
+            if problem:
+                return f"item {index} {problem}"
+        return None
+    if origin is dict or expected is dict:
+        if not isinstance(value, dict):
+            return f"must be an object, got {value!r}"
+        key_type, value_type = arguments or (Any, Any)
+        for key, item in value.items():
+            problem = type_problem(key, key_type) or type_problem(item, value_type)
+            if problem:
+                return f"entry {key!r} {problem}"
+        return None
+    return None if isinstance(value, expected) else f"must be {_type_name(expected)}, got {value!r}"
+
+
+def _type_name(annotation: Any) -> str:
+    return "null" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))

@@ -382,7 +382,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default ~/.cache/momke/recipe)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint folder to write")
+    # Required: a run without --out must never overwrite the shipped checkpoint by accident.
+    parser.add_argument("--out", type=Path, required=True,
+                        help=f"checkpoint folder to write (the shipped one is {DEFAULT_CHECKPOINT})")
     parser.add_argument("--limit", type=int, help="only N dialogues per source and split (a quick end-to-end run)")
     parser.add_argument("--stage1-epochs", type=int)
     parser.add_argument("--stage2-epochs", type=int)

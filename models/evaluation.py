@@ -165,6 +165,10 @@ class EvaluationReport:
             lines.append(f"Average covers only the incomplete conditions scored: {', '.join(scored)}")
         if self.task == "regression":
             lines.append(f"note: {NONZERO_RULE_NOTE}")
+        not_learnt = [f"{run['fold']} seed {run['seed']} {name}" for run in self.runs for name in run.get("not_learnt", [])]
+        if not_learnt:
+            lines.append(f"warning: {len(not_learnt)} model(s) no better on validation than a constant predictor "
+                         f"(their scores say nothing of the method): {', '.join(not_learnt)}")
         return "\n".join(lines)
 
 
@@ -230,10 +234,12 @@ def run_evaluation(
                 raise ValueError(f"fold {fold}: no modality condition occurs in both training and test data")
             metrics: dict[str, dict[str, float]] = {}
             best: dict[str, Any] = {}
+            not_learnt: list[str] = []  # models no better on validation than a constant predictor
             if settings.protocol == "random":
                 result = train_momke(train, valid, config, replace(settings, seed=seed))
                 metrics = evaluate_conditions(result.model, test, wanted)
                 best = result.best
+                not_learnt += [] if result.learnt else ["random"]
             else:
                 for condition in wanted:
                     run_settings = replace(settings, seed=seed, condition=tuple(condition))
@@ -241,6 +247,7 @@ def run_evaluation(
                     name = condition_name(condition)
                     metrics.update(evaluate_conditions(result.model, test, [condition]))
                     best[name] = result.best
+                    not_learnt += [] if result.learnt else [name]
                 metrics = with_average({k: v for k, v in metrics.items() if k != AVERAGE})
             report.runs.append(
                 {
@@ -251,6 +258,7 @@ def run_evaluation(
                     "num_test": len(test),
                     "metrics": metrics,
                     "selected": nan_to_none(best),
+                    "not_learnt": not_learnt,
                 }
             )
     return report

@@ -105,3 +105,34 @@ def is_better(metric: str, candidate: float, best: float | None) -> bool:
     if np.isnan(candidate):
         return False
     return candidate < best if metric in LOWER_IS_BETTER else candidate > best
+
+
+# How much better than a constant predictor a model must score to count as having learnt, at
+# least: one point for fractions and correlation, 1 % of the constant's MAE. On n validation
+# utterances the margin is 1/sqrt(n) when that is larger: about two standard errors of an
+# accuracy near 50 % (or one of a correlation near 0), so the best of many noisy epochs on a
+# small validation split does not pass for learning.
+LEARNT_MARGIN = 0.01
+
+
+def constant_outputs(task: str, train_labels: np.ndarray, count: int, num_classes: int = 0) -> np.ndarray:
+    """The outputs of a model that learnt nothing but the label distribution of its training data:
+    the majority class (one-hot logits [count, num_classes]) or the mean score ([count])."""
+    train_labels = np.asarray(train_labels)
+    if task == "classification":
+        majority = np.bincount(train_labels.astype(np.int64), minlength=num_classes).argmax()
+        return np.tile(np.eye(num_classes)[majority], (count, 1))
+    return np.full(count, float(np.mean(train_labels)))
+
+
+def beats_constant(metric: str, value: float, constant: float, count: int) -> bool:
+    """True when `value` is better than the constant predictor's `constant`, both scored on
+    `count` utterances, by the margin above. A constant's undefined correlation counts as 0."""
+    if np.isnan(value):
+        return False
+    if np.isnan(constant):
+        constant = 0.0
+    margin = max(LEARNT_MARGIN, 1.0 / np.sqrt(max(count, 1)))
+    if metric in LOWER_IS_BETTER:
+        return bool(value < constant * (1.0 - margin))
+    return bool(value > constant + margin)

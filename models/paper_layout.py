@@ -51,6 +51,10 @@ _SAFE_GLOBALS = {("builtins", name) for name in _SAFE_BUILTINS} | {
 IEMOCAP_SESSION = re.compile(r"^Ses(\d+)")
 
 
+class UnsafePickleError(pickle.UnpicklingError, ValueError):
+    """A pickle that asks for anything beyond plain data: refused (bad input, so a ValueError)."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Builds only builtin containers/scalars and numpy arrays/dtypes/scalars."""
 
@@ -60,7 +64,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) not in _SAFE_GLOBALS and not (module == "numpy" and _is_numpy_scalar_type(name)):
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to load {module}.{name} from a pickle: only builtin containers and numpy arrays are allowed"
             )
         if module.startswith("numpy.core") and hasattr(np, "_core"):
@@ -76,14 +80,15 @@ def _is_numpy_scalar_type(name: str) -> bool:
 
 def restricted_load(data: bytes | os.PathLike | str) -> Any:
     """Unpickle bytes or a file with RestrictedUnpickler (latin-1 for Python 2 strings)."""
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else Path(data).open("rb")
-    with source as stream:
-        try:
+    try:
+        if isinstance(data, (bytes, bytearray)):
+            return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        with Path(data).open("rb") as stream:
             return RestrictedUnpickler(stream, encoding="latin1").load()
-        except pickle.UnpicklingError:
-            raise
-        except Exception as error:  # truncated or foreign files
-            raise ValueError(f"cannot read the label pickle: {error}") from error
+    except UnsafePickleError:
+        raise
+    except Exception as error:  # truncated or foreign files
+        raise ValueError(f"cannot read the label pickle: {error}") from error
 
 
 def _unpack(labels_file: Any, path: Path) -> tuple[dict, dict, dict, list[set], list[str]]:
@@ -102,15 +107,22 @@ def _unpack(labels_file: Any, path: Path) -> tuple[dict, dict, dict, list[set], 
     return ids, labels, speakers, [set(s) for s in splits], names
 
 
+def _load_array(file: Path) -> np.ndarray:
+    try:
+        return np.load(file, allow_pickle=False)
+    except (OSError, EOFError, ValueError) as error:  # empty, truncated, pickled or not .npy at all
+        raise ValueError(f"{file} is not a readable .npy array ({error})") from error
+
+
 def _utterance_feature(directory: Path, utterance_id: str, speaker: str) -> np.ndarray | None:
     """One vector for one utterance, or None when the layout has nothing for it."""
     file = directory / f"{utterance_id}.npy"
     if file.is_file():
-        arrays = [np.load(file, allow_pickle=False)]
+        arrays = [_load_array(file)]
     elif (directory / utterance_id).is_dir():
         faces = sorted((directory / utterance_id).glob("*.npy"))
         own = [f for f in faces if speaker and speaker in f.stem]
-        arrays = [np.load(f, allow_pickle=False) for f in (own or faces)]
+        arrays = [_load_array(f) for f in (own or faces)]
         if not arrays:
             return None
     else:
@@ -143,7 +155,15 @@ def read_paper_layout(
     "class_0", ... (the pickle stores indices only). A modality without a directory is
     missing everywhere and gets dimension 1 as a placeholder.
     """
-    label_path = Path(label_path)
+    try:
+        return _read_paper_layout(Path(label_path), audio_dir, text_dir, visual_dir, task, label_names, feature_profile)
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        # A pickle of plain data, but not shaped like the authors' label file.
+        raise ValueError(f"{label_path} does not follow the MoMKE/GCNet label layout "
+                         f"({type(error).__name__}: {error})") from error
+
+
+def _read_paper_layout(label_path, audio_dir, text_dir, visual_dir, task, label_names, feature_profile) -> FeatureCorpus:
     if not label_path.is_file():
         raise ValueError(f"label pickle {label_path} not found")
     ids, labels, speakers, splits, split_names = _unpack(restricted_load(label_path), label_path)

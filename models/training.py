@@ -12,9 +12,12 @@ Protocols:
   ``utterance_drop_rate``, another random non-empty subset of its own modalities.
 
 Each stage keeps the weights of its best epoch on the validation split and stops early after
-``patience`` epochs without improvement. The validation split is the corpus's "valid" dialogues
-or, when there are none, a seeded fraction of the training dialogues: test data is never an
-argument of ``train_momke``.
+``patience`` epochs without improvement, counted only from the first epoch that scores better on
+validation than a constant predictor (the training data's majority class or mean score): a
+stage is never stopped before it has learnt anything. If the kept model is still no better
+than that constant, ``TrainingResult.learnt`` is False (``momke train`` then fails). The
+validation split is the corpus's "valid" dialogues or, when there are none, a seeded fraction of
+the training dialogues: test data is never an argument of ``train_momke``.
 
 The same seed gives the same run on CPU (tested). On CUDA, some kernels (attention backward)
 are not bitwise deterministic, so runs agree closely rather than exactly.
@@ -35,10 +38,18 @@ from tqdm.auto import tqdm
 
 from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
-from .metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, is_better, score
+from .metrics import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    beats_constant,
+    constant_outputs,
+    is_better,
+    score,
+)
 from .momke import MoMKE
 
 PROTOCOLS = ("fixed", "random")
+BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches
 # The paper's Table 2 order: the six incomplete conditions, then the complete one.
 CONDITIONS: tuple[tuple[str, ...], ...] = (
     ("audio",),
@@ -95,7 +106,10 @@ class TrainingSettings:
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
     class_weights: bool = False  # classification: weight classes by inverse frequency
-    patience: int | None = 20  # epochs without validation improvement before stopping; None = never
+    bucket_by_length: bool = False  # batch dialogues of similar length together (less padding)
+    # Epochs without validation improvement before stopping, counted from the first epoch that
+    # beats the constant predictor; None = never stop early.
+    patience: int | None = 20
     selection_metric: str | None = None  # default: "wa" (classification) / "mae" (regression)
     valid_fraction: float = 0.1  # carved from training dialogues when the corpus has no "valid"
     seed: int = 0
@@ -137,6 +151,12 @@ class TrainingResult:
     best: dict[str, dict[str, Any]]  # per stage: epoch and validation metrics of the kept weights
     num_train_dialogues: int
     num_valid_dialogues: int
+
+    @property
+    def learnt(self) -> bool:
+        """Whether the kept model scores better on validation than a constant predictor."""
+        metric, kept = self.settings.metric_for(self.config.task), self.best["stage2"]["valid"]
+        return beats_constant(metric, kept[metric], kept["constant"], kept["scored"])
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -289,6 +309,9 @@ class _Trainer:
         torch.manual_seed(settings.seed)
         self.model = MoMKE(config).to(self.device)
         self.class_weights = self._class_weights() if settings.class_weights else None
+        self.train_labels = np.concatenate([c.labels[c.labeled(self.task)] for c in self.train])
+        if self.train_labels.size == 0:
+            raise ValueError("the training dialogues have no labelled utterances")
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, dict[str, Any]] = {}
         # Validation masks are fixed once, so every epoch is judged on the same inputs.
@@ -316,11 +339,27 @@ class _Trainer:
             return conversation.present
         return random_presence(conversation, self.settings.utterance_drop_rate, self.rng)
 
-    def _batches(self, stage: str):
+    def _batch_indices(self) -> list[np.ndarray]:
+        """Training dialogue indices, one array per batch, in a new random order every epoch.
+
+        bucket_by_length: dialogues of similar length share a batch, so less of each batch is
+        padding. Sorting happens within pools of BUCKET_POOL batches of a fresh shuffle, and the
+        batches come in random order, so batches still change from epoch to epoch.
+        """
         order = self.rng.permutation(len(self.train))
         size = self.settings.batch_size
-        for start in range(0, len(order), size):
-            chunk = [self.train[i] for i in order[start : start + size]]
+        if self.settings.bucket_by_length:
+            lengths = np.array([len(c) for c in self.train])
+            pools = np.split(order, range(size * BUCKET_POOL, len(order), size * BUCKET_POOL))
+            order = np.concatenate([pool[np.argsort(lengths[pool], kind="stable")] for pool in pools])
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+        if self.settings.bucket_by_length:
+            batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        return batches
+
+    def _batches(self, stage: str):
+        for indices in self._batch_indices():
+            chunk = [self.train[i] for i in indices]
             presence = [self._training_presence(c, stage) for c in chunk]
             yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
 
@@ -341,14 +380,23 @@ class _Trainer:
             total = total + _loss(self.task, outputs, batch.labels, batch.label_mask & present, self.class_weights)
         return total
 
+    def constant_score(self, labels: np.ndarray) -> float:
+        """The selection metric of a constant predictor (see constant_outputs) on these labels."""
+        outputs = constant_outputs(self.task, self.train_labels, len(labels), len(self.config.labels))
+        return score(self.task, labels, outputs)[self.metric]
+
     def stage1_validation(self, experts: list[str]) -> dict[str, float]:
-        """Mean over experts of each expert's unimodal metric on its own modality."""
-        values = []
+        """Mean over experts of each expert's unimodal metric on its own modality, and the same
+        mean for a constant predictor."""
+        values, constants, counts = [], [], []
         for expert in experts:
             presence = [condition_presence(c, (expert,)) for c in self.valid]
             labels, outputs = predict(self.model, self.valid, presence, expert=expert)
             values.append(score(self.task, labels, outputs)[self.metric])
-        return {self.metric: float(np.mean(values))}
+            constants.append(self.constant_score(labels))
+            counts.append(len(labels))
+        return {self.metric: float(np.mean(values)), "constant": float(np.mean(constants)),
+                "scored": int(min(counts))}
 
     # -- stage 2 -------------------------------------------------------------------------------
 
@@ -369,42 +417,54 @@ class _Trainer:
 
     def stage2_validation(self) -> dict[str, float]:
         """The selection metric averaged over the validation conditions."""
-        per_condition = {}
+        per_condition, constants, counts = {}, [], []
         for condition in self.valid_conditions:
             presence = [condition_presence(c, condition) for c in self.valid]
             labels, outputs = predict(self.model, self.valid, presence)
             per_condition[condition_name(condition)] = score(self.task, labels, outputs)[self.metric]
+            if not np.isnan(per_condition[condition_name(condition)]):
+                constants.append(self.constant_score(labels))
+                counts.append(len(labels))
         values = [v for v in per_condition.values() if not np.isnan(v)]
-        return {self.metric: float(np.mean(values)) if values else float("nan"), "per_condition": per_condition}
+        return {self.metric: float(np.mean(values)) if values else float("nan"),
+                "constant": float(np.mean(constants)) if constants else float("nan"),
+                "scored": int(min(counts, default=0)), "per_condition": per_condition}
 
     # -- loop ----------------------------------------------------------------------------------
+
+    def train_epoch(self, stage: str, step, optimizer: torch.optim.Optimizer) -> list[float]:
+        """One pass over the training dialogues; returns each batch's loss."""
+        self.model.train()
+        losses = []
+        for batch in self._batches(stage):
+            optimizer.zero_grad()
+            loss = step(batch)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
 
     def run_stage(self, stage: str, epochs: int, step, validate) -> None:
         optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
         best_value, best_state, stale = None, None, 0
+        learnt = False  # patience counts only once the model beats the constant predictor
         bar = tqdm(range(1, epochs + 1), desc=stage, disable=not self.settings.progress, leave=False)
         for epoch in bar:
-            self.model.train()
-            losses = []
-            for batch in self._batches(stage):
-                optimizer.zero_grad()
-                loss = step(batch)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
+            losses = self.train_epoch(stage, step, optimizer)
             validation = validate()
             value = validation[self.metric]
             self.history.append(
                 {"stage": stage, "epoch": epoch, "train_loss": float(np.mean(losses)), "valid": validation}
             )
             bar.set_postfix(loss=f"{np.mean(losses):.4f}", **{f"valid_{self.metric}": f"{value:.4f}"})
+            learnt = learnt or beats_constant(self.metric, value, validation["constant"], validation["scored"])
             if best_state is None or is_better(self.metric, value, best_value):
                 best_value, stale = value, 0
                 best_state = copy.deepcopy(self.model.state_dict())
                 self.best[stage] = {"epoch": epoch, "valid": validation}
-            else:
+            elif learnt:
                 stale += 1
                 if self.settings.patience is not None and stale >= self.settings.patience:
                     break

@@ -145,3 +145,73 @@ def test_default_checkpoint_lives_in_the_assets_package():
     if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists():
         model = load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
         assert model.config.feature_profile == "lite" and len(model.config.labels) == 4
+
+
+def _edit_config(directory: Path, **changes) -> None:
+    path = directory / CONFIG_FILE
+    document = json.loads(path.read_text())
+    document["config"].update(changes)
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("hidden_dim", 8.0, "'hidden_dim' must be an integer, got 8.0"),
+    ("num_blocks", True, "'num_blocks' must be an integer, got True"),
+    ("use_router", "false", "'use_router' must be true or false, got 'false'"),
+    ("mixing", 0, "'mixing' must be true or false, got 0"),
+    ("labels", "hsna", "'labels' must be a list, got 'hsna'"),
+    ("labels", ["happy", 2], "'labels' item 1 must be a string, got 2"),
+    ("feature_dims", [6, 5], "'feature_dims' must be a list of 3 items"),
+    ("feature_dims", [6, 5, 4.5], "'feature_dims' item 2 must be an integer"),
+    ("mlp_ratio", "4", "'mlp_ratio' must be a number"),
+    ("dropout", None, "'dropout' must be a number"),
+    ("metadata", [], "'metadata' must be an object"),
+])
+def test_config_types_are_checked_strictly(tmp_path, key, value, message):
+    save_checkpoint(tiny_model(), tmp_path)
+    _edit_config(tmp_path, **{key: value})
+    with pytest.raises(ValueError, match=f"invalid MoMKE config: config key {message}".replace("(", r"\(")
+                       .replace(")", r"\)").replace("[", r"\[")):
+        load_checkpoint(tmp_path, device="cpu")
+
+
+def test_a_config_asking_for_a_huge_model_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    from momke.models import checkpoint
+
+    built = []
+
+    class Spy(MoMKE):
+        def __init__(self, config):
+            built.append(torch.empty(0).device.type)  # the device a new tensor lands on
+            super().__init__(config)
+
+    monkeypatch.setattr(checkpoint, "MoMKE", Spy)
+    save_checkpoint(tiny_model(), tmp_path)
+    _edit_config(tmp_path, mlp_ratio=1e5)  # 8 * 1e5 wide feed-forward layers: ~150 MB if built
+    with pytest.raises(ValueError, match=r"wrong shapes.*mlp.0.weight: \(32, 8\) in file, \(800000, 8\) in config"):
+        load_checkpoint(tmp_path, device="cpu")
+    assert built == ["meta"]  # shapes were compared on the meta device, nothing real was built
+
+    _edit_config(tmp_path, mlp_ratio=4.0, num_blocks=10**7)  # even a meta model would take minutes
+    with pytest.raises(ValueError, match="num_blocks is 10000000 in config, 1 in the weights file"):
+        load_checkpoint(tmp_path, device="cpu")
+    assert built == ["meta"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    save_checkpoint(tiny_model(), tmp_path)
+    tensors = load_file(str(tmp_path / WEIGHTS_FILE))
+    tensors["experts.text.blocks.0.mlp.0.weight"][0, 0] = bad
+    save_file(tensors, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(ValueError, match="NaN or infinite values.*experts.text.blocks.0.mlp.0.weight"):
+        load_checkpoint(tmp_path, device="cpu")
+
+
+def test_integer_weights_are_refused(tmp_path):
+    save_checkpoint(tiny_model(), tmp_path)
+    tensors = load_file(str(tmp_path / WEIGHTS_FILE))
+    tensors["head.mlp.0.bias"] = tensors["head.mlp.0.bias"].to(torch.int64)
+    save_file(tensors, str(tmp_path / WEIGHTS_FILE))
+    with pytest.raises(ValueError, match="not floating point.*head.mlp.0.bias: I64"):
+        load_checkpoint(tmp_path, device="cpu")

@@ -188,6 +188,9 @@ def test_iemocap_reader_keeps_sessions_and_order():
     assert sorted({d.session for d in dialogues}) == [1, 2, 3, 4, 5]
     assert {u.label for d in dialogues for u in d.utterances} == {"happy", "sad", "neutral", "angry"}
     assert dialogues[0].media_kinds == {"text"}
+    # Each record's own split is kept (session 5 is the source's test split).
+    assert {(d.session, d.split) for d in dialogues} == {(1, "train"), (2, "train"), (3, "train"), (4, "train"),
+                                                         (5, "test")}
 
 
 @pytest.mark.skipif(not (DATA / "meld").is_dir(), reason=f"MELD absent from {DATA}")
@@ -212,3 +215,63 @@ def test_ravdess_reader_groups_by_clip_or_actor():
     actors = read_corpus(DATA / "ravdess_speech_16k", group="actor", with_transcripts=True)
     assert len(actors) == 20 and {d.session for d in actors} == set(range(1, 21))
     assert actors[0].utterances[0].transcript.endswith("by the door.")
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return path
+
+
+def test_jsonl_formats_are_told_apart_by_content(tmp_path):
+    from momke.extractors.corpora import detect_format
+
+    rows = [{"dialogue": "d1", "utterance": "u1", "transcript": "hello", "label": "happy", "split": "train"},
+            {"dialogue": "d1", "utterance": "u2", "transcript": "go away", "label": "angry", "split": "train"},
+            {"dialogue": "d2", "utterance": "u3", "transcript": "so sad", "label": "sad", "split": "test"}]
+    manifest = write_jsonl(tmp_path / "manifest.jsonl", rows)
+    assert detect_format(manifest) == "manifest"
+    dialogues = read_corpus(manifest)
+    assert [(d.id, d.split, [u.id for u in d.utterances]) for d in dialogues] == [
+        ("d1", "train", ["u1", "u2"]), ("d2", "test", ["u3"])]
+
+    records = [{"dialogue": "x", "session": 2, "split": "test", "utterances": [{"id": "x0", "text": "hi", "label": "happy"}]}]
+    iemocap = write_jsonl(tmp_path / "iemocap.jsonl", records)
+    assert detect_format(iemocap) == "iemocap"
+    assert [(d.id, d.session, d.split) for d in read_corpus(iemocap)] == [("x", 2, "test")]
+
+    # Records of dialogues without a 'dialogue' key are neither layout: refused, not misread.
+    other = write_jsonl(tmp_path / "other.jsonl", [{"id": "x", "utterances": [{"id": "x0", "text": "hi"}]}])
+    with pytest.raises(ValueError, match="cannot tell which corpus.*keys \\['id', 'utterances'\\].*--format"):
+        read_corpus(other)
+    with pytest.raises(ValueError, match="--format iemocap"):
+        read_corpus(other, "iemocap")
+    with pytest.raises(ValueError, match="IEMOCAP record has 'dialogue'.*read as --format iemocap"):
+        read_corpus(manifest, "iemocap")
+    with pytest.raises(ValueError, match="unknown columns.*read as --format manifest"):
+        read_corpus(iemocap, "manifest")
+    write_jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(ValueError, match="empty.*--format auto"):
+        read_corpus(tmp_path / "empty.jsonl")
+
+
+def test_extract_names_the_format_in_one_line(tmp_path, capsys):
+    manifest = write_jsonl(tmp_path / "manifest.jsonl", [{"dialogue": "d", "transcript": "hi", "label": "a"}])
+    assert main([str(manifest), "--format", "iemocap", "--out", str(tmp_path / "o"), "--no-cache"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--format iemocap" in err and "Traceback" not in err
+
+
+def test_rows_of_one_dialogue_must_agree_on_its_split(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("dialogue,transcript,split\nd,hello,train\nd,bye,test\n")
+    with pytest.raises(ValueError, match="line 3: dialogue 'd' has split/session 'test'.*--format manifest"):
+        read_corpus(path)
+
+
+def test_a_json_manifest_is_a_list_of_rows(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps([{"dialogue": "d", "transcript": "hi", "label": "a"}]))
+    assert [u.transcript for u in read_corpus(path)[0].utterances] == ["hi"]
+    path.write_text(json.dumps({"dialogue": "d"}))
+    with pytest.raises(ValueError, match="a list of rows.*--format manifest"):
+        read_corpus(path)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from momke.models.config import MODALITIES
+from momke.models.config import MODALITIES, MoMKEConfig
 from momke.models.data import Conversation
 from momke.models.metrics import score
 from momke.models.toy_corpus import make_toy_corpus
@@ -21,14 +21,14 @@ from momke.models.training import (
     train_on_corpus,
 )
 
-TINY = dict(hidden_dim=16, num_blocks=1, num_heads=2, router_hidden_dim=16, dropout=0.1)
+TINY = {"hidden_dim": 16, "num_blocks": 1, "num_heads": 2, "router_hidden_dim": 16, "dropout": 0.1}
 
 
 def fast_settings(**overrides):
-    values = dict(
-        stage1_epochs=20, stage2_epochs=30, learning_rate=3e-3, batch_size=8, valid_fraction=0.2,
-        progress=False, seed=0,
-    )
+    values = {
+        "stage1_epochs": 20, "stage2_epochs": 30, "learning_rate": 3e-3, "batch_size": 8, "valid_fraction": 0.2,
+        "progress": False, "seed": 0,
+    }
     values.update(overrides)
     return TrainingSettings(**values)
 
@@ -184,3 +184,91 @@ def test_fixed_protocol_every_condition_above_chance(corpus):
     wa = {name: values["wa"]["mean"] for name, values in report.summary().items()}
     assert all(value > 0.33 for value in wa.values()), wa
     assert wa["atv"] > max(wa["a"], wa["t"], wa["v"]) + 0.15, wa
+
+
+def shuffled_labels(corpus, seed=0):
+    """The same corpus with every label moved to a random utterance: nothing left to learn."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.concatenate([c.labels for c in corpus.conversations]))
+    start = 0
+    for conversation in corpus.conversations:
+        conversation.labels = labels[start : start + len(conversation)]
+        start += len(conversation)
+    return corpus
+
+
+def test_patience_counts_only_after_the_model_beats_a_constant_predictor():
+    settings = fast_settings(stage1_epochs=12, stage2_epochs=12, patience=2)
+    learnable = train_on_corpus(make_toy_corpus(num_dialogues=60, seed=1), settings, **TINY)
+    assert learnable.learnt
+    assert len(learnable.history) < 24  # it learnt, then stopped early
+    noise = train_on_corpus(shuffled_labels(make_toy_corpus(num_dialogues=60, seed=1)), settings, **TINY)
+    assert not noise.learnt
+    assert len(noise.history) == 24  # never beat the constant: patience never started counting
+    kept = noise.best["stage2"]["valid"]
+    assert kept["constant"] > 0.2 and "wa" in kept
+
+
+def test_momke_train_fails_when_the_model_learnt_nothing(tmp_path, capsys):
+    from momke.models.checkpoint import load_config
+    from momke.models.cli import EXIT_NOT_LEARNT, main
+    from momke.models.data import save_corpus
+
+    save_corpus(shuffled_labels(make_toy_corpus(num_dialogues=60, seed=1)), tmp_path / "noise")
+    options = ["--epochs", "8", "--patience", "2", "--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1",
+               "--lr", "3e-3", "--batch-size", "8", "--valid-fraction", "0.2", "--quiet"]
+    code = main(["train", str(tmp_path / "noise"), "--out", str(tmp_path / "model"), *options])
+    err = capsys.readouterr().err
+    assert code == EXIT_NOT_LEARNT == 3
+    assert "no better on validation than always predicting the majority class" in err
+    config = load_config(tmp_path / "model")  # written all the same: nothing is lost
+    assert config.metadata["learnt"] is False
+    assert set(config.metadata["validation"]) == {"stage1", "stage2"}
+
+    code = main(["train", str(tmp_path / "noise"), "--out", str(tmp_path / "model"), "--allow-constant-model",
+                 *options])
+    assert code == 0 and "Kept anyway" in capsys.readouterr().err
+
+
+def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
+    from momke.models.training import _Trainer
+
+    rng = np.random.default_rng(0)
+    conversations = make_toy_corpus(num_dialogues=64, seed=2).conversations
+    for c in conversations:  # lengths from 2 to 40
+        n = int(rng.integers(2, 41))
+        c.utterance_ids, c.speakers = [f"u{i}" for i in range(n)], [""] * n
+        c.labels = np.zeros(n, np.int64)
+        c.present = np.ones((n, 3), bool)
+        c.features = {m: np.zeros((n, d), np.float32) for m, d in zip(MODALITIES, (8, 8, 8))}
+    config = MoMKEConfig(feature_dims=(8, 8, 8), labels=("a", "b"), **TINY)
+
+    def padding(bucket: bool) -> tuple[float, list[list[int]]]:
+        trainer = _Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=bucket))
+        epochs = [trainer._batch_indices() for _ in range(2)]
+        for batches in epochs:
+            assert sorted(np.concatenate(batches).tolist()) == list(range(len(conversations)))
+        padded = sum(len(b) * max(len(conversations[i]) for i in b) for b in epochs[0])
+        return 1 - sum(len(c) for c in conversations) / padded, [b.tolist() for b in epochs[0]]
+
+    plain, _ = padding(False)
+    bucketed, first = padding(True)
+    assert bucketed < plain / 2, (bucketed, plain)
+    trainer = _Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=True))
+    trainer._batch_indices()
+    assert [b.tolist() for b in trainer._batch_indices()] != first  # batches change between epochs
+
+
+def test_mlp_ratio_and_bucketing_options_reach_the_checkpoint(tmp_path):
+    from momke.models.checkpoint import load_checkpoint
+    from momke.models.cli import main
+    from momke.models.data import save_corpus
+
+    save_corpus(make_toy_corpus(num_dialogues=12), tmp_path / "toy")
+    code = main(["train", str(tmp_path / "toy"), "--out", str(tmp_path / "m"), "--epochs", "1", "--hidden-dim", "16",
+                 "--num-blocks", "1", "--mlp-ratio", "1", "--bucket-by-length", "--allow-constant-model", "--quiet"])
+    assert code == 0
+    model = load_checkpoint(tmp_path / "m", device="cpu")
+    assert model.config.mlp_ratio == 1.0
+    assert tuple(model.experts["text"].blocks[0].mlp[0].weight.shape) == (16, 16)  # 1 * d wide
+    assert model.config.metadata["training"]["bucket_by_length"] is True
