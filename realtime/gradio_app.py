@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from pathlib import Path
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from the demo
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ..models.config import MODALITIES
 from . import gradio_views as views
@@ -148,7 +144,7 @@ def build_app(demo_state: LiveDemo, refresh_s: float = 0.5):
     import gradio as gr
 
     checkpoint_names = list(demo_state.checkpoints)
-    with gr.Blocks(title="momke-live") as app:
+    with gr.Blocks(title="momke-live", analytics_enabled=False) as app:  # no network calls from the demo
         gr.Markdown("## momke-live: live multimodal emotion recognition (MoMKE)\n"
                     "Speech, face and words → one emotion per utterance; the Soft Router's expert loads show "
                     "how each modality is spread over the modality experts. The bundled demo is synthetic "
