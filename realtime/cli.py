@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address to serve on (default 127.0.0.1: this machine only)")
     web.add_argument("--port", metavar="PORT", type=int, default=7860,
                      help="port to serve on (default 7860; 0 = any free port)")
+    web.add_argument("--max-sessions", metavar="N", type=int, default=4,
+                     help="visitors' sessions running at once (default 4)")
     return parser
 
 
@@ -431,8 +433,11 @@ def _main(args) -> int:
         if args.gradio:
             from .gradio_app import launch
 
+            if args.max_sessions < 1:
+                raise UsageProblem("--max-sessions must be at least 1")
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
-                          device=None if args.device == "auto" else args.device, disabled=disabled)
+                          device=None if args.device == "auto" else args.device, disabled=disabled,
+                          max_sessions=args.max_sessions)
         source, description = source_kwargs(args, disabled)
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)

@@ -107,6 +107,7 @@ def test_no_device_detected_at_all(capsys):
     (["--demo", "--input", "x.mp4"], "either --demo or --input"),
     (["--fast"], "--fast only applies to a replay"),
     (["--transcript", "t.json"], "--transcript goes with --input"),
+    (["--gradio", "--max-sessions", "0"], "--max-sessions must be at least 1"),
 ])
 def test_usage_errors_exit_2_with_a_message(args, message, capsys):
     from momke.realtime.cli import main
