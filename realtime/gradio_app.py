@@ -321,6 +321,7 @@ class UploadSweeper(threading.Thread):
 
 
 # -------------------------------------------------------------------------------- the page
+TIMELINE_SIZE = {"width": 1200, "height": 240}  # the page's full width, drawn about 1:1
 PAGE_CSS = """
 #mk-current, #mk-status, #mk-transcript, #mk-loads { padding: 0 !important; }
 #mk-transcript table { margin: 0 !important; border: none !important; }
@@ -384,7 +385,7 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
                 transcript = gr.HTML(views.transcript_html(blank, last=6), elem_id="mk-transcript")
                 loads = gr.HTML(views.expert_loads_html(blank), elem_id="mk-loads")
         gr.Markdown("**Emotion timeline** (probability per label; dots: the predicted emotion)")
-        timeline = gr.HTML(views.timeline_svg(blank), elem_id="mk-timeline")
+        timeline = gr.HTML(views.timeline_svg(blank, **TIMELINE_SIZE), elem_id="mk-timeline")
 
         inputs_shown = [demo_video, webcam, mic, server_note]
         views_out = [info, status, current, transcript, loads, timeline]
@@ -412,7 +413,7 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
             changed = visitor is not None and (key is None or key[-1] != enabled)
             box_values = [gr.Checkbox(value=visitor.enabled[m]) if changed else gr.skip() for m in MODALITIES]
             return [message, views.status_html(snap), views.current_html(snap), views.transcript_html(snap, last=6),
-                    views.expert_loads_html(snap), views.timeline_svg(snap), *box_values, new_key]
+                    views.expert_loads_html(snap), views.timeline_svg(snap, **TIMELINE_SIZE), *box_values, new_key]
 
         def refresh(key, request):
             return render_views(visitors.peek(request.session_hash), key)

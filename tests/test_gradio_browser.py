@@ -155,3 +155,23 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     assert only_visitor(app).session.status()["visual"] == "active"
     page.click("#mk-stop")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
+
+
+@pytest.mark.slow
+def test_screenshot_script_makes_both_pictures(tmp_path_factory):
+    """assets/screenshots/make_screenshots.py as the README says to run it (into a temporary
+    folder): it checks the page shows the input, each modality's reading and the fused label."""
+    import subprocess
+    import sys
+
+    from frontend_support import REPO
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("screenshots")
+    checkpoint = frontend_checkpoint(tmp_path_factory)
+    result = subprocess.run([sys.executable, "assets/screenshots/make_screenshots.py", "--checkpoint", str(checkpoint),
+                             "--out", str(out)], check=False, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    terminal, page = Image.open(out / "terminal_view.png"), Image.open(out / "gradio_page.png")
+    assert terminal.width > 400 and terminal.height > 300
+    assert page.width == 1280 and page.height >= 800
