@@ -23,6 +23,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ..models.config import MODALITIES
@@ -290,8 +291,6 @@ class UploadSweeper(threading.Thread):
         self._missing: dict[str, float] = {}  # name -> when first seen missing
 
     def sweep(self) -> int:
-        import time
-
         swept, now = 0, time.time()
         for name in list(self.uploads):
             file = Path(name)
@@ -483,7 +482,8 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
 
 def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = None, device: str | None = None,
            disabled=(), block: bool = True, max_sessions: int = 4):
-    """Serve the page; returns 0 when the server stops (Ctrl-C), or (app, url) with block=False."""
+    """Serve the page until the server stops (0) or Ctrl-C (KeyboardInterrupt, after a clean
+    shutdown); with block=False, return (app, url) at once."""
     visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
                         max_sessions=max_sessions)
     app = build_app(visitors)
@@ -498,10 +498,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = 
         return app, url
     print(f"momke-live: serving the demo on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        app.block_thread()  # returns on Ctrl-C (Gradio closes its server)
-    except KeyboardInterrupt:
-        pass
-    finally:
+        while app.is_running:  # Gradio's block_thread() would swallow Ctrl-C: the caller says 130
+            time.sleep(0.2)
+    finally:  # Ctrl-C (KeyboardInterrupt) goes on to the caller after the clean shutdown
         close(app)
     return 0
 

@@ -349,3 +349,16 @@ def test_importing_the_front_ends_leaves_the_environment_alone():
                             env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_ctrl_c_stops_the_gradio_server_with_exit_130():
+    with cli_process("--gradio", "--port", "0") as proc:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "serving the demo on http://127.0.0.1:" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "the server never said where it serves"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
