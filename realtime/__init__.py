@@ -6,17 +6,21 @@
             print(event.to_json())
 """
 
-from .events import DroppedUtteranceEvent, EmotionEvent, Event, ReadyEvent, StatusEvent
+_EVENT_TYPES = ("DroppedUtteranceEvent", "EmotionEvent", "Event", "ReadyEvent", "StatusEvent")
 
 
 def __getattr__(name: str):
-    # LiveSession pulls in torch and the extractors: imported on first use, so the event types
-    # stay cheap to import for front ends and tools that only read events.
+    # Everything is imported on first use: LiveSession pulls in torch and the extractors, and
+    # `momke-live --help` (or a Ctrl-C right after start) should not wait for even the event types.
     if name == "LiveSession":
         from .session import LiveSession
 
         return LiveSession
+    if name in _EVENT_TYPES:
+        from . import events
+
+        return getattr(events, name)
     raise AttributeError(f"module 'momke.realtime' has no attribute {name!r}")
 
 
-__all__ = ["LiveSession", "EmotionEvent", "StatusEvent", "DroppedUtteranceEvent", "ReadyEvent", "Event"]
+__all__ = ["DroppedUtteranceEvent", "EmotionEvent", "Event", "LiveSession", "ReadyEvent", "StatusEvent"]

@@ -9,13 +9,16 @@ Exit codes (scripts may rely on them):
     0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
     1    runtime error (the engine failed, or a replay produced no utterance at all)
     2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
-    130  stopped with Ctrl-C (after a clean shutdown and the summary)
+    130  stopped with Ctrl-C (after a clean shutdown and the summary; a second Ctrl-C during the
+         shutdown exits at once, still 130)
+
+Only the standard library is imported before the arguments are parsed: `--help`, `--version`
+and usage errors answer at once; torch and the engine load afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -23,11 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-from ..models.config import MODALITIES
-
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-log = logging.getLogger("momke.live")
+# models.config.MODALITIES, repeated here so parsing --privacy needs no torch (a test keeps them equal).
+MODALITIES = ("audio", "text", "visual")
+ASR_CHOICES = ("auto", "whisper-tiny", "whisper-base", "pocketsphinx", "none")
 
 NO_DEVICE_HELP = (
     "momke-live: {why}.\n"
@@ -41,6 +44,33 @@ class UsageProblem(Exception):
     """A problem the user fixes by changing the command line (exit code 2)."""
 
 
+def version() -> str:
+    """The installed distribution's version, else the source checkout's pyproject.toml."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("momke-live")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (reading package metadata costs start-up time)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"momke-live {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="momke-live",
@@ -48,25 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 finished, 1 runtime error, 2 usage error / no device, 130 Ctrl-C.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
     src = parser.add_argument_group("input (default: the attached microphone and camera)")
-    src.add_argument("--demo", action="store_true", help="replay the bundled demo conversation (assets/demo/)")
+    src.add_argument("--demo", action="store_true", help="replay the bundled demo conversation (no devices needed)")
     src.add_argument("--input", metavar="FILE", type=Path, help="replay a video (with audio) or audio file as if live")
     src.add_argument("--transcript", metavar="FILE", type=Path,
                      help='transcript of --input: JSON [{"start": s, "end": s, "text": "..."}]')
     src.add_argument("--fast", action="store_true", help="replay as fast as possible instead of in real time")
     src.add_argument("--no-mic", action="store_true", help="do not use a microphone")
     src.add_argument("--no-camera", action="store_true", help="do not use a camera")
-    src.add_argument("--mic", metavar="DEVICE", default="default", help="sounddevice input (index or name; default: the system's)")
-    src.add_argument("--camera", metavar="INDEX|URL", default="0", help="OpenCV camera index or stream URL (default 0)")
+    src.add_argument("--mic", metavar="DEVICE", default="default",
+                     help="microphone: a device number or name (default: the system's)")
+    src.add_argument("--camera", metavar="INDEX|URL", default="0", help="camera number or stream URL (default 0)")
 
     model = parser.add_argument_group("model and processing")
     model.add_argument("--privacy", metavar="MODS", default="",
                        help="comma-separated modalities to switch off (audio,text,visual): not captured, not kept")
     model.add_argument("--checkpoint", metavar="DIR", type=Path, help="MoMKE checkpoint directory (default: the shipped one)")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
-    model.add_argument("--asr", default="auto",
-                       help='speech-to-text: "pocketsphinx", "none", "whisper:/local/model/dir"; "auto" (default) = '
-                            "none when a transcript is given (the demo has one), else pocketsphinx")
+    model.add_argument("--asr", metavar="SPEC", default="auto",
+                       help="speech-to-text: whisper-tiny, whisper-base, pocketsphinx, none, or whisper:DIR "
+                            "(a local Whisper model); auto (default) = none when a transcript is given, "
+                            "else the built-in Whisper model")
+    model.add_argument("--language", metavar="CODE", default="en",
+                       help="language spoken, for speech-to-text (default en)")
+    model.add_argument("--asr-timeout-factor", metavar="X", type=_positive_float,
+                       help="give up on a transcript after X times the utterance's length (default: the engine's)")
 
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="one JSON event per line on stdout (nothing else on stdout)")
@@ -76,9 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     web = parser.add_argument_group("browser demo")
     web.add_argument("--gradio", action="store_true", help="serve the Gradio live demo instead of the terminal view")
-    web.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
-    web.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860; 0 = any free port)")
+    web.add_argument("--host", metavar="ADDRESS", default="127.0.0.1",
+                     help="address to serve on (default 127.0.0.1: this machine only)")
+    web.add_argument("--port", metavar="PORT", type=int, default=7860,
+                     help="port to serve on (default 7860; 0 = any free port)")
+    web.add_argument("--max-sessions", metavar="N", type=int, default=4,
+                     help="visitors' sessions running at once (default 4)")
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def parse_privacy(value: str) -> tuple[str, ...]:
@@ -89,8 +140,41 @@ def parse_privacy(value: str) -> tuple[str, ...]:
     return names
 
 
-def source_kwargs(args) -> tuple[dict, str]:
-    """LiveSession keyword arguments for the chosen input, and a short description of it."""
+def check_file(flag: str, path: Path, what: str) -> None:
+    if path.is_dir():
+        raise UsageProblem(f"{flag}: {path} is a directory; give {what}")
+    if not path.is_file():
+        raise UsageProblem(f"{flag}: {path} does not exist")
+
+
+def check_log(path: Path | None) -> None:
+    """--log is a file to append to: refuse a directory (or a file in place of its folder) now,
+    before minutes of model loading."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageProblem(f"--log: {path} is a directory; give a file name, e.g. {path / 'events.jsonl'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageProblem(f"--log: {parent} is a file, not a folder")
+            break
+
+
+def check_asr(spec: str) -> None:
+    if spec in ASR_CHOICES:
+        return
+    if spec.startswith("whisper:"):
+        folder = Path(spec.split(":", 1)[1])
+        if not folder.is_dir():
+            raise UsageProblem(f"--asr {spec}: {folder} is not a folder (a local Whisper model)")
+        return
+    raise UsageProblem(f"--asr: unknown {spec!r} (choose from {', '.join(ASR_CHOICES)}, or whisper:DIR)")
+
+
+def source_kwargs(args, disabled: tuple[str, ...] = ()) -> tuple[dict, str]:
+    """LiveSession keyword arguments for the chosen input, and a short description of it.
+    A modality switched off by --privacy is not probed: its device is never opened."""
     if args.demo and args.input:
         raise UsageProblem("give either --demo or --input, not both")
     if args.transcript and not args.input:
@@ -99,10 +183,9 @@ def source_kwargs(args) -> tuple[dict, str]:
     if args.demo:
         return {"demo": True, "realtime": not args.fast}, f"demo conversation ({pace})"
     if args.input:
-        if not args.input.is_file():
-            raise UsageProblem(f"--input: {args.input} does not exist")
-        if args.transcript and not args.transcript.is_file():
-            raise UsageProblem(f"--transcript: {args.transcript} does not exist")
+        check_file("--input", args.input, "a video or audio file")
+        if args.transcript:
+            check_file("--transcript", args.transcript, "a JSON transcript file")
         kwargs = {"input_file": args.input, "realtime": not args.fast}
         if args.transcript:
             kwargs["transcript"] = args.transcript
@@ -120,7 +203,9 @@ def source_kwargs(args) -> tuple[dict, str]:
             found.append(f"mic: {mic.detail}")
         else:
             why.append(f"no microphone ({mic.detail})")
-    if not args.no_camera:
+    if "visual" in disabled:
+        found.append("camera off (--privacy visual)")
+    elif not args.no_camera:
         camera_source = parse_camera(args.camera)
         cam = probe_camera(camera_source)
         if cam.found:
@@ -143,19 +228,38 @@ def check_device(device: str) -> None:
             raise UsageProblem("--device cuda: no CUDA device is available here (use --device cpu, or auto)")
 
 
-def make_session(args, source: dict, disabled: tuple[str, ...]):
-    from .session import LiveSession
-
-    asr = args.asr
-    if asr == "auto":
-        asr = "none" if (source.get("demo") or source.get("transcript")) else "pocketsphinx"
-    common = {
-        "asr": None if asr == "none" else asr,
+def session_options(args, source: dict, accepted) -> dict:
+    """The engine's keyword arguments for the model, ASR and log options. `accepted`: the names
+    LiveSession takes; an option this engine does not know is refused only when the user set it."""
+    options = {
         "checkpoint": args.checkpoint,
         "device": None if args.device == "auto" else args.device,
-        "disabled": disabled,
         "log_path": args.log,
     }
+    if args.asr != "auto":
+        options["asr"] = None if args.asr == "none" else args.asr
+    elif source.get("demo") or source.get("transcript"):
+        options["asr"] = None  # the transcript gives the words
+    # else: the engine's default speech-to-text
+    asked = {"asr_language": (args.language, args.language != "en"),
+             "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None)}
+    flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor"}
+    for name, (value, set_by_user) in asked.items():
+        if name in accepted:
+            if value is not None:
+                options[name] = value
+        elif set_by_user:
+            raise UsageProblem(f"{flags[name]} is not supported by this version of the engine")
+    return options
+
+
+def make_session(args, source: dict, disabled: tuple[str, ...]):
+    import inspect
+
+    from .session import LiveSession
+
+    accepted = set(inspect.signature(LiveSession.__init__).parameters)
+    common = {**session_options(args, source, accepted), "disabled": disabled}
     source = dict(source)
     if source.pop("demo", False):
         return LiveSession.demo(**source, **common)
@@ -205,35 +309,23 @@ def run(session, args, description: str) -> int:
     interrupted: KeyboardInterrupt | None = None
     reader_gone = False
     json_out = _JsonOut() if args.json else None
-    use_view = not args.json and not args.plain and sys.stdout.isatty()
     try:
-        with session:
-            if json_out is not None:
-                for event in session.events():
-                    state.update(event)
-                    json_out.write(event.to_json())
-            elif use_view:
-                from .terminal_view import TerminalView
-
-                with TerminalView(state, header=f"momke-live · {description}") as view:
-                    for event in session.events():
-                        view.update(event)
-            else:
-                from .terminal_view import event_line
-
-                for event in session.events():
-                    state.update(event)
-                    print(event_line(event), flush=True)
+        session.start()
+        show_events(session, state, args, description, json_out)
     except KeyboardInterrupt as stop:
         interrupted = stop
-    except BrokenPipeError:  # the program reading our JSON lines went away: a normal way to stop
+    except BrokenPipeError:  # the program reading our output went away: a normal way to stop
         reader_gone = True
     finally:
+        with _interrupts_exit_at_once():
+            session.stop()
         if json_out is not None:
             json_out.close()
+        if reader_gone:
+            _discard_stdout()
     summary = state.summary(wall_s=time.monotonic() - began)
     summary["fast_replay"] = bool(args.fast)
-    print(format_summary(summary), file=sys.stderr if args.json else sys.stdout, flush=True)
+    _print_quietly(format_summary(summary), sys.stderr if args.json or reader_gone else sys.stdout)
     if interrupted is not None:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
     if reader_gone:
@@ -245,6 +337,65 @@ def run(session, args, description: str) -> int:
     return EXIT_OK
 
 
+def show_events(session, state, args, description: str, json_out: _JsonOut | None) -> None:
+    """Until the session ends: each event as a JSON line, in the live view, or as a plain line."""
+    if json_out is not None:
+        for event in session.events():
+            state.update(event)
+            json_out.write(event.to_json())
+    elif not args.plain and sys.stdout.isatty():
+        from .terminal_view import TerminalView
+
+        with TerminalView(state, header=f"momke-live · {description}") as view:
+            for event in session.events():
+                view.update(event)
+    else:
+        from .terminal_view import event_line
+
+        for event in session.events():
+            state.update(event)
+            print(event_line(event), flush=True)
+
+
+def _discard_stdout() -> None:
+    """The reader closed stdout: send what is left (and Python's flush at exit) to /dev/null."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no real stdout (embedded, tests)
+        pass
+
+
+def _print_quietly(text: str, stream) -> None:
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        if stream is sys.stdout:
+            _discard_stdout()
+
+
+class _interrupts_exit_at_once:
+    """While the session shuts down, a second Ctrl-C (or SIGTERM) exits at once, without a
+    traceback, instead of interrupting the shutdown half-way."""
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, _exit_now)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_now(signum, frame):
+    os.write(2, b"momke-live: stopped before the shutdown finished\n")
+    os._exit(EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_OK)
+
+
 def _sigterm_as_interrupt(signum, frame):
     raise _Terminated()
 
@@ -254,28 +405,40 @@ class _Terminated(KeyboardInterrupt):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # argparse itself exits 2 on a usage error
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if threading.current_thread() is not threading.main_thread():  # embedded: signals are the host's
-        return _main(args)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        return _main(args)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        args = build_parser().parse_args(argv)  # argparse itself exits 2 on a usage error
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+        if threading.current_thread() is not threading.main_thread():  # embedded: signals are the host's
+            return _main(args)
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            return _main(args)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt as stop:  # at any moment: while importing torch, loading, or shutting down
+        return EXIT_OK if isinstance(stop, _Terminated) else EXIT_INTERRUPTED
 
 
 def _main(args) -> int:
+    import logging
+
+    log = logging.getLogger("momke.live")
     try:
         disabled = parse_privacy(args.privacy)
+        check_log(args.log)
+        check_asr(args.asr)
         if args.gradio:
             from .gradio_app import launch
 
+            if args.max_sessions < 1:
+                raise UsageProblem("--max-sessions must be at least 1")
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
-                          device=None if args.device == "auto" else args.device, disabled=disabled)
-        source, description = source_kwargs(args)
+                          device=None if args.device == "auto" else args.device, disabled=disabled,
+                          max_sessions=args.max_sessions)
+        source, description = source_kwargs(args, disabled)
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
         session = make_session(args, source, disabled)
@@ -287,8 +450,6 @@ def _main(args) -> int:
             log.exception("cannot start")
         print(f"momke-live: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt as stop:
-        return EXIT_OK if isinstance(stop, _Terminated) else EXIT_INTERRUPTED
     except Exception as error:
         if args.verbose:
             log.exception("cannot start")

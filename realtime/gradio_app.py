@@ -1,29 +1,30 @@
 """The Gradio live demo (`momke-live --gradio` or `momke-demo`).
 
 Three ways in, one engine (`LiveSession`):
-- the bundled demo conversation, replayed as if live;
-- this server's own microphone and camera;
+- the bundled demo conversation, replayed as if live (its video is shown beside the results);
+- this server's own microphone and camera (one visitor at a time: they are one device);
 - the visitor's browser webcam and microphone, streamed to the server (PushedMicrophone /
   PushedCamera in browser_source.py feed the session like local devices).
-Controls: start, stop, a privacy switch per modality (applied at once, mid-session too) and the
-checkpoint. Views: the current emotion with probabilities, the emotion timeline, the Soft Router's
-expert loads per modality, the transcript and each modality's status, refreshed by a timer.
 
-One session is served at a time and every visitor sees it: this is a demo, not a multi-user
-service. It listens on 127.0.0.1 unless told otherwise.
+Every visitor (a browser tab: Gradio's session hash) has a session of their own: source,
+privacy switches, history and views. Nothing is shared between visitors but the loaded
+extractors; at most `max_sessions` sessions run at once, and a visitor's session ends when the
+tab closes. Visitors choose a checkpoint from the installed ones, never a server path.
+
+Privacy of streamed media: a webcam frame arrives inline and is decoded in memory; a microphone
+chunk arrives as a small file in Gradio's upload folder, which is read and deleted at once. A
+switched-off modality's browser device is hidden on the page, which stops the browser streaming
+it: nothing of it is received (and anything still in flight is deleted unread).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
+import time
 from pathlib import Path
-
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls from the demo
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ..models.config import MODALITIES
 from . import gradio_views as views
@@ -36,33 +37,58 @@ SOURCE_SERVER = "This server's microphone and camera"
 SOURCE_BROWSER = "My browser's webcam and microphone"
 SOURCES = (SOURCE_DEMO, SOURCE_SERVER, SOURCE_BROWSER)
 DEFAULT_CHECKPOINT_NAME = "default (shipped)"
+DEMO_VIDEO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "conversation.mp4"
+SERVER_IN_USE = ("This server's microphone and camera are in use by another visitor. "
+                 "Try the bundled demo or your browser's webcam and microphone.")
+
+
+def installed_checkpoints(extra: Path | None = None) -> dict[str, Path | None]:
+    """Name -> directory of the checkpoints a visitor may choose: the shipped default, the other
+    checkpoints installed beside it, and the one the server was started with."""
+    from ..models.checkpoint import DEFAULT_CHECKPOINT
+
+    found: dict[str, Path | None] = {DEFAULT_CHECKPOINT_NAME: None}
+    folder = DEFAULT_CHECKPOINT.parent
+    if folder.is_dir():
+        for directory in sorted(folder.iterdir()):
+            if directory != DEFAULT_CHECKPOINT and (directory / "config.json").is_file():
+                found[directory.name] = directory
+    if extra is not None and Path(extra).resolve() not in {DEFAULT_CHECKPOINT, *found.values()}:
+        found = {Path(extra).resolve().name: Path(extra), **found}
+    return found
 
 
 class LiveDemo:
-    """Owns the one running LiveSession and the LiveState the page shows. Thread-safe."""
+    """One visitor's session: the running LiveSession, the LiveState the page shows, the privacy
+    switches. Thread-safe. `hub` holds what visitors share (see Visitors)."""
 
-    def __init__(self, checkpoints: dict[str, Path | None] | None = None, device: str | None = None,
-                 disabled=(), session_factory=None) -> None:
-        self.checkpoints = checkpoints or {DEFAULT_CHECKPOINT_NAME: None}
-        self.device = device
-        self.enabled = {m: m not in disabled for m in MODALITIES}
-        self._session_factory = session_factory
+    def __init__(self, hub: Visitors, key: str = "") -> None:
+        self.hub = hub
+        self.key = key
+        self.enabled = {m: m not in hub.disabled for m in MODALITIES}
         self._lock = threading.RLock()
-        self._profile = None  # the loaded feature extractors, kept across sessions (slow to load)
         self.session = None
-        self.state = LiveState()
+        self.state = self._idle_state()
         self.source = None
         self.microphone = self.camera = None
         self.message = "Choose a source and press Start."
+
+    def _idle_state(self) -> LiveState:
+        return LiveState(status={m: "idle" if on else "disabled" for m, on in self.enabled.items()})
 
     # ---------------------------------------------------------------------------- controls
     def start(self, source: str, checkpoint: str | None = None, fast: bool = False) -> str:
         with self._lock:
             self.stop()
+            refusal = self._refusal(source, checkpoint)
+            if refusal:
+                self.message = refusal
+                return refusal
             try:
                 self.session = self._make_session(source, checkpoint, fast)
             except Exception as error:
                 log.info("cannot start", exc_info=True)
+                self.hub.release_server(self.key)
                 self.message = f"Cannot start: {error}"
                 return self.message
             self.state = LiveState()
@@ -72,35 +98,48 @@ class LiveDemo:
             self.message = f"Running: {source}" + (" (fast replay)" if fast and source == SOURCE_DEMO else "")
             return self.message
 
+    def _refusal(self, source: str, checkpoint: str | None) -> str | None:
+        if source not in SOURCES:
+            return "Choose one of the sources."
+        if checkpoint is not None and checkpoint not in self.hub.checkpoints:
+            return "Unknown checkpoint: choose one from the list."
+        if self.hub.running_sessions() >= self.hub.max_sessions:
+            return (f"The server is busy ({self.hub.max_sessions} sessions running, the most it serves at once). "
+                    "Try again in a moment.")
+        if source == SOURCE_SERVER and not self.hub.claim_server(self.key):
+            return SERVER_IN_USE
+        return None
+
     def _make_session(self, source: str, checkpoint: str | None, fast: bool):
         from .session import LiveSession
 
-        factory = self._session_factory or LiveSession
-        ckpt = self.checkpoints.get(checkpoint, checkpoint) if checkpoint else None
-        common = {"checkpoint": ckpt, "device": self.device,
+        factory = self.hub.session_factory or LiveSession
+        common = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
+                  "device": self.hub.device,
                   "disabled": tuple(m for m, on in self.enabled.items() if not on)}
-        if self._profile is not None:
-            common["profile"] = self._profile
+        if self.hub.profile is not None:
+            common["profile"] = self.hub.profile
         self.microphone = self.camera = None
         if source == SOURCE_DEMO:
             session = factory.demo(realtime=not fast, asr=None, **common)
         elif source == SOURCE_SERVER:
             from .device_probe import probe_camera, probe_microphone
 
-            mic, cam = probe_microphone(), probe_camera(0)
+            mic = probe_microphone()
             if not mic.found:
                 raise ValueError(f"this server has no usable microphone ({mic.detail}); "
                                  f"try the bundled demo or your browser's microphone")
-            session = factory(microphone="default", camera=0 if cam.found else None, **common)
-        elif source == SOURCE_BROWSER:
+            # With visual off the camera is not even probed: the session opens it only if the
+            # visitor switches visual on (and reports it missing if there is none).
+            camera = 0 if not self.enabled["visual"] or probe_camera(0).found else None
+            session = factory(microphone="default", camera=camera, **common)
+        else:
             from .browser_source import PushedCamera, PushedMicrophone
 
             self.microphone, self.camera = PushedMicrophone(), PushedCamera()
             session = factory(microphone=self.microphone, camera=self.camera, **common)
             self.microphone.bind_clock(session.clock.now)
-        else:
-            raise ValueError(f"unknown source {source!r}; choose one of {SOURCES}")
-        self._profile = getattr(session, "profile", None)
+        self.hub.profile = getattr(session, "profile", None)
         return session
 
     def stop(self) -> str:
@@ -110,6 +149,7 @@ class LiveDemo:
             if session is not None:
                 session.stop()
                 self.message = "Stopped."
+            self.hub.release_server(self.key)
             return self.message
 
     def set_enabled(self, modality: str, enabled: bool) -> None:
@@ -117,17 +157,19 @@ class LiveDemo:
             self.enabled[modality] = bool(enabled)
             if self.session is not None:
                 self.session.set_enabled(modality, bool(enabled))
+            else:
+                self.state = self._idle_state()
 
     def push_audio(self, chunk) -> None:
-        """A streamed gr.Audio chunk: (sample_rate, int16 samples [n] or [n, channels])."""
+        """A streamed microphone chunk: (sample_rate, int16 samples [n] or [n, channels])."""
         microphone = self.microphone
-        if microphone is not None and chunk is not None:
+        if microphone is not None and chunk is not None and self.enabled["audio"]:
             rate, samples = chunk
             microphone.push(rate, samples)
 
     def push_frame(self, frame) -> None:
         camera = self.camera
-        if camera is not None and frame is not None:
+        if camera is not None and frame is not None and self.enabled["visual"]:
             camera.push(frame)
 
     def running(self) -> bool:
@@ -143,100 +185,332 @@ class LiveDemo:
         return f"{self.message} ({count} utterances so far)"
 
 
+class Visitors:
+    """Every visitor's LiveDemo, by Gradio session hash, and what they share: the checkpoints on
+    offer, the loaded extractors, the server's own devices (one visitor at a time) and a bound on
+    the sessions running at once. Thread-safe."""
+
+    def __init__(self, checkpoints: dict[str, Path | None] | None = None, device: str | None = None,
+                 disabled=(), session_factory=None, max_sessions: int = 4) -> None:
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
+        self.checkpoints = checkpoints or {DEFAULT_CHECKPOINT_NAME: None}
+        self.device = device
+        self.disabled = tuple(disabled)
+        self.session_factory = session_factory
+        self.max_sessions = max_sessions
+        self.profile = None  # the loaded feature extractors, kept across sessions (slow to load)
+        self._lock = threading.Lock()
+        self._visitors: dict[str, LiveDemo] = {}
+        self._server_holder: str | None = None
+
+    def get(self, key: str) -> LiveDemo:
+        with self._lock:
+            visitor = self._visitors.get(key)
+            if visitor is None:
+                visitor = self._visitors[key] = LiveDemo(self, key)
+            return visitor
+
+    def peek(self, key: str) -> LiveDemo | None:
+        with self._lock:
+            return self._visitors.get(key)
+
+    def drop(self, key: str) -> None:
+        """The visitor left (tab closed): stop their session and forget everything of it."""
+        with self._lock:
+            visitor = self._visitors.pop(key, None)
+        if visitor is not None:
+            visitor.stop()
+
+    def all(self) -> list[LiveDemo]:
+        with self._lock:
+            return list(self._visitors.values())
+
+    def stop_all(self) -> None:
+        for key in [v.key for v in self.all()]:
+            self.drop(key)
+
+    def running_sessions(self) -> int:
+        return sum(1 for visitor in self.all() if visitor.running())
+
+    def claim_server(self, key: str) -> bool:
+        with self._lock:
+            if self._server_holder not in (None, key):
+                return False
+            self._server_holder = key
+            return True
+
+    def release_server(self, key: str) -> None:
+        with self._lock:
+            if self._server_holder == key:
+                self._server_holder = None
+
+    @property
+    def server_holder(self) -> str | None:
+        return self._server_holder
+
+
+def read_and_delete(path: str | None):
+    """A streamed microphone chunk Gradio wrote to its upload folder: read it, then delete it (and
+    its folder) at once, so no audio of a visitor stays on disk."""
+    if not path:
+        return None
+    import soundfile as sf
+
+    file = Path(path)
+    try:
+        samples, rate = sf.read(str(file), dtype="int16", always_2d=False)
+        return rate, samples
+    except Exception:  # a chunk the browser cut short: skip it
+        log.debug("unreadable audio chunk %s", file, exc_info=True)
+        return None
+    finally:
+        delete_upload(file)
+
+
+def delete_upload(file: Path) -> None:
+    file.unlink(missing_ok=True)
+    try:
+        file.parent.rmdir()  # Gradio puts each upload in a folder of its own
+    except OSError:
+        pass
+
+
+AUDIO_SUFFIXES = (".wav", ".webm", ".ogg", ".mp3", ".m4a", ".flac")
+
+
+class UploadSweeper(threading.Thread):
+    """Deletes audio chunks no handler read: the ones still in flight when a visitor switched audio
+    off or left, and the few Gradio finishes writing only after the handler ran. Looks at this
+    app's uploads only (`Blocks.upload_file_set`, the set Gradio's own cache deletion uses)."""
+
+    def __init__(self, uploads: set, max_age_s: float = 2.0, every_s: float = 1.0) -> None:
+        super().__init__(name="momke-upload-sweeper", daemon=True)
+        self.uploads, self.max_age_s, self.every_s = uploads, max_age_s, every_s
+        self.stopped = threading.Event()
+        self._missing: dict[str, float] = {}  # name -> when first seen missing
+
+    def sweep(self) -> int:
+        swept, now = 0, time.time()
+        for name in list(self.uploads):
+            file = Path(name)
+            if file.suffix.lower() not in AUDIO_SUFFIXES:
+                continue
+            try:
+                if now - file.stat().st_mtime < self.max_age_s:
+                    continue  # a handler may be about to read it
+            except FileNotFoundError:
+                # Read and deleted already, or Gradio has not moved it into place yet: forget the
+                # name only once it has stayed missing for a while.
+                if now - self._missing.setdefault(name, now) > 10 * self.max_age_s:
+                    self.uploads.discard(name)
+                    self._missing.pop(name, None)
+                continue
+            delete_upload(file)
+            self.uploads.discard(name)
+            swept += 1
+        return swept
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                self.sweep()
+            except Exception:  # never let the sweeper die: it is the backstop
+                log.warning("upload sweep failed", exc_info=True)
+
+
 # -------------------------------------------------------------------------------- the page
-def build_app(demo_state: LiveDemo, refresh_s: float = 0.5):
+TIMELINE_SIZE = {"width": 1200, "height": 240}  # the page's full width, drawn about 1:1
+PAGE_CSS = """
+#mk-current, #mk-status, #mk-transcript, #mk-loads { padding: 0 !important; }
+#mk-transcript table { margin: 0 !important; border: none !important; }
+#mk-transcript td, #mk-transcript th { padding: 1px 6px !important; border: none !important;
+  border-bottom: 1px solid #e5e7eb !important; line-height: 1.3 !important; vertical-align: top; }
+"""
+
+
+# The demo video plays from the start with the replay (muted if the browser refuses sound without
+# a fresh click: loading the model may take longer than the click counts as one).
+PLAY_DEMO_VIDEO = f"""(source, info) => {{
+  if (source !== {SOURCE_DEMO!r} || !info.startsWith('Running')) return;
+  const play = (tries) => {{
+    const video = document.querySelector('#mk-demo-video video');
+    if (!video || video.readyState < 2) {{ if (tries > 0) setTimeout(() => play(tries - 1), 250); return; }}
+    video.currentTime = 0;
+    video.play().catch(() => {{ video.muted = true; return video.play(); }})
+      .catch(() => {{ if (tries > 0) setTimeout(() => play(tries - 1), 250); }});
+  }};
+  play(40);
+}}"""
+PAUSE_DEMO_VIDEO = "() => { const video = document.querySelector('#mk-demo-video video'); if (video) video.pause(); }"
+
+
+def build_app(visitors: Visitors, refresh_s: float = 0.5):
     import gradio as gr
 
-    checkpoint_names = list(demo_state.checkpoints)
-    with gr.Blocks(title="momke-live") as app:
-        gr.Markdown("## momke-live: live multimodal emotion recognition (MoMKE)\n"
-                    "Speech, face and words → one emotion per utterance; the Soft Router's expert loads show "
-                    "how each modality is spread over the modality experts. The bundled demo is synthetic "
+    checkpoint_names = list(visitors.checkpoints)
+    blank = LiveState(status={m: "idle" for m in MODALITIES}).snapshot()
+    # delete_cache: a backstop only; streamed audio chunks are deleted as soon as they are read.
+    with gr.Blocks(title="momke-live", analytics_enabled=False, delete_cache=(30, 30)) as app:
+        gr.Markdown("### momke-live: live multimodal emotion recognition (MoMKE)\n"
+                    "Speech, face and words → one emotion per utterance. The bundled demo is synthetic "
                     "(espeak-ng voices over a still photo): it shows the pipeline, not accuracy.")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=280):
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=250):
                 source = gr.Radio(list(SOURCES), value=SOURCE_DEMO, label="Source", elem_id="mk-source")
-                checkpoint = gr.Dropdown(checkpoint_names, value=checkpoint_names[0], allow_custom_value=True,
-                                         label="Checkpoint (name or directory)", elem_id="mk-checkpoint")
+                checkpoint = gr.Dropdown(checkpoint_names, value=checkpoint_names[0], allow_custom_value=False,
+                                         label="Checkpoint (installed)", elem_id="mk-checkpoint")
                 fast = gr.Checkbox(False, label="Fast replay (demo only)", elem_id="mk-fast")
                 with gr.Row():
                     start = gr.Button("Start", variant="primary", elem_id="mk-start")
                     stop = gr.Button("Stop", elem_id="mk-stop")
                 gr.Markdown("**Privacy**: a switched-off modality is not captured and nothing of it is kept.")
-                switches = {m: gr.Checkbox(demo_state.enabled[m], label=f"use {m}", elem_id=f"mk-use-{m}")
+                switches = {m: gr.Checkbox(m not in visitors.disabled, label=f"use {m}", elem_id=f"mk-use-{m}")
                             for m in MODALITIES}
-                info = gr.Textbox(demo_state.info(), label="Session", interactive=False, elem_id="mk-info")
-                with gr.Accordion("Browser webcam and microphone", open=False):
-                    gr.Markdown("Choose *My browser's webcam and microphone*, press Start, then allow and start both.")
-                    webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
-                                      elem_id="mk-webcam")
-                    mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
-                                   elem_id="mk-mic")
-            with gr.Column(scale=2):
-                status = gr.HTML(views.status_html(demo_state.state.snapshot()), elem_id="mk-status")
-                with gr.Row():
-                    emotion = gr.Label(label="Current emotion", num_top_classes=8, elem_id="mk-emotion")
-                    loads = gr.HTML(views.expert_loads_html(demo_state.state.snapshot()), label="Expert loads",
-                                    elem_id="mk-loads")
-                gr.Markdown("**Emotion timeline** (probability per label; dots: the predicted emotion)")
-                timeline = gr.HTML(views.timeline_svg(demo_state.state.snapshot()), elem_id="mk-timeline")
-                gr.Markdown("**Transcript**")
-                transcript = gr.HTML(views.transcript_html(demo_state.state.snapshot()), elem_id="mk-transcript")
+                info = gr.Textbox("Choose a source and press Start.", label="Session", interactive=False,
+                                  elem_id="mk-info", lines=2)
+            with gr.Column(scale=4, min_width=300, elem_id="mk-input"):
+                demo_video = gr.Video(str(DEMO_VIDEO), label="Input: the demo conversation", interactive=False,
+                                      autoplay=False, elem_id="mk-demo-video", height=230)
+                webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Input: your webcam",
+                                  elem_id="mk-webcam", visible=False, height=230)
+                mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath", format=None,
+                               label="Input: your microphone", elem_id="mk-mic", visible=False)
+                server_note = gr.Markdown("Input: this server's own microphone and camera (no preview here).",
+                                          visible=False, elem_id="mk-server-note")
+            with gr.Column(scale=6, min_width=420):
+                status = gr.HTML(views.status_html(blank), elem_id="mk-status")
+                current = gr.HTML(views.current_html(blank), elem_id="mk-current")
+                transcript = gr.HTML(views.transcript_html(blank, last=6), elem_id="mk-transcript")
+                loads = gr.HTML(views.expert_loads_html(blank), elem_id="mk-loads")
+        gr.Markdown("**Emotion timeline** (probability per label; dots: the predicted emotion)")
+        timeline = gr.HTML(views.timeline_svg(blank, **TIMELINE_SIZE), elem_id="mk-timeline")
 
-        outputs = [info, status, emotion, loads, timeline, transcript]
+        inputs_shown = [demo_video, webcam, mic, server_note]
+        views_out = [info, status, current, transcript, loads, timeline]
+        boxes = [switches[m] for m in MODALITIES]
         last_key = gr.State(None)
 
-        def refresh(key):
-            snap = demo_state.state.snapshot()
-            new_key = (id(demo_state.state), len(snap.history), len(snap.dropped),
-                       tuple((m, s.state, s.reason) for m, s in snap.status.items()), demo_state.info())
+        def input_updates(chosen: str, visitor: LiveDemo | None) -> list:
+            """Only the chosen source's input is shown; a browser device whose modality is off is
+            hidden, which stops the browser streaming it."""
+            enabled = visitor.enabled if visitor else {m: m not in visitors.disabled for m in MODALITIES}
+            browser = chosen == SOURCE_BROWSER
+            return [gr.Video(visible=chosen == SOURCE_DEMO), gr.Image(visible=browser and enabled["visual"]),
+                    gr.Audio(visible=browser and enabled["audio"]), gr.Markdown(visible=chosen == SOURCE_SERVER)]
+
+        def render_views(visitor: LiveDemo | None, key):
+            snap = visitor.state.snapshot() if visitor else blank
+            message = visitor.info() if visitor else "Choose a source and press Start."
+            enabled = tuple(visitor.enabled.values()) if visitor else None
+            new_key = (id(visitor.state) if visitor else None, len(snap.history), len(snap.dropped),
+                       tuple((m, s.state, s.reason) for m, s in snap.status.items()), message, enabled)
             if new_key == key:
-                return [gr.skip()] * len(outputs) + [key]
-            return [demo_state.info(), views.status_html(snap), views.probabilities(snap),
-                    views.expert_loads_html(snap), views.timeline_svg(snap), views.transcript_html(snap), new_key]
+                return [gr.skip()] * (len(views_out) + len(boxes)) + [key]
+            # The switches show this visitor's true state (never another visitor's), sent only when
+            # it changed on the server: a refresh never undoes a click still on its way.
+            changed = visitor is not None and (key is None or key[-1] != enabled)
+            box_values = [gr.Checkbox(value=visitor.enabled[m]) if changed else gr.skip() for m in MODALITIES]
+            return [message, views.status_html(snap), views.current_html(snap), views.transcript_html(snap, last=6),
+                    views.expert_loads_html(snap), views.timeline_svg(snap, **TIMELINE_SIZE), *box_values, new_key]
 
-        def on_start(src, ckpt, is_fast):
-            demo_state.start(src, ckpt, bool(is_fast))
-            return demo_state.info()
+        def refresh(key, request):
+            return render_views(visitors.peek(request.session_hash), key)
 
-        def on_stop():
-            demo_state.stop()
-            return demo_state.info()
+        def on_load(request):
+            visitor = visitors.peek(request.session_hash)
+            chosen = visitor.source if visitor and visitor.source else SOURCE_DEMO
+            return [*render_views(visitor, None), *input_updates(chosen, visitor)]
 
-        start.click(on_start, [source, checkpoint, fast], [info], concurrency_limit=1)
-        stop.click(on_stop, None, [info], concurrency_limit=1)
+        def on_start(src, ckpt, is_fast, request):
+            visitor = visitors.get(request.session_hash)
+            visitor.start(src, ckpt, bool(is_fast))
+            return [visitor.info(), *input_updates(src, visitor)]
+
+        def on_stop(src, request):
+            visitor = visitors.peek(request.session_hash)
+            if visitor is not None:
+                visitor.stop()
+            return [visitor.info() if visitor else "Stopped.", *input_updates(src, visitor)]
+
+        def on_switch(modality: str, on: bool, src, request):
+            visitor = visitors.get(request.session_hash)
+            visitor.set_enabled(modality, bool(on))
+            return input_updates(src, visitor)
+
+        def on_source(src, request):
+            return input_updates(src, visitors.peek(request.session_hash))
+
+        def on_audio(path, request):
+            chunk = read_and_delete(path)  # deleted even when unused
+            visitor = visitors.peek(request.session_hash)
+            if visitor is not None and chunk is not None:
+                visitor.push_audio(chunk)
+
+        def on_frame(frame, request):
+            visitor = visitors.peek(request.session_hash)
+            if visitor is not None:
+                visitor.push_frame(frame)
+
+        def switch_handler(modality: str):
+            return lambda on, src, request: on_switch(modality, on, src, request)
+
+        def forget_visitor(request):
+            visitors.drop(request.session_hash)
+
+        # Gradio passes the visitor's request (its session hash: whose session) to a parameter
+        # annotated gr.Request; with postponed annotations in this module, set the class itself.
+        for handler in (refresh, on_load, on_start, on_stop, on_source, on_audio, on_frame, forget_visitor):
+            handler.__annotations__["request"] = gr.Request
+        app.load(on_load, None, [*views_out, *boxes, last_key, *inputs_shown])
+        start.click(on_start, [source, checkpoint, fast], [info, *inputs_shown], concurrency_limit=None).then(
+            None, [source, info], None, js=PLAY_DEMO_VIDEO)
+        stop.click(on_stop, [source], [info, *inputs_shown], concurrency_limit=None).then(
+            None, None, None, js=PAUSE_DEMO_VIDEO)
+        source.input(on_source, [source], inputs_shown)
         for modality, box in switches.items():
-            box.change(lambda on, m=modality: demo_state.set_enabled(m, on), [box], None)
-        webcam.stream(demo_state.push_frame, [webcam], None, stream_every=0.2, show_progress="hidden")
-        mic.stream(demo_state.push_audio, [mic], None, stream_every=0.25, show_progress="hidden")
+            handler = switch_handler(modality)
+            handler.__annotations__["request"] = gr.Request
+            box.input(handler, [box, source], inputs_shown)
+        webcam.stream(on_frame, [webcam], None, stream_every=0.2, show_progress="hidden", concurrency_limit=None)
+        mic.stream(on_audio, [mic], None, stream_every=0.25, show_progress="hidden", concurrency_limit=None)
         timer = gr.Timer(refresh_s)
-        timer.tick(refresh, [last_key], [*outputs, last_key], show_progress="hidden")
+        timer.tick(refresh, [last_key], [*views_out, *boxes, last_key], show_progress="hidden", concurrency_limit=None)
+        app.unload(forget_visitor)
     return app
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = None, device: str | None = None,
-           disabled=(), block: bool = True):
-    """Serve the page; returns 0 when the server stops (Ctrl-C), or (app, url) with block=False."""
-    checkpoints: dict[str, Path | None] = {DEFAULT_CHECKPOINT_NAME: None}
-    if checkpoint is not None:
-        checkpoints = {str(checkpoint): Path(checkpoint), **checkpoints}
-    demo_state = LiveDemo(checkpoints, device=device, disabled=disabled)
-    app = build_app(demo_state)
+           disabled=(), block: bool = True, max_sessions: int = 4):
+    """Serve the page until the server stops (0) or Ctrl-C (KeyboardInterrupt, after a clean
+    shutdown); with block=False, return (app, url) at once."""
+    visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
+                        max_sessions=max_sessions)
+    app = build_app(visitors)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(server_name=host, server_port=port or None, prevent_thread_lock=True,
-                           ssr_mode=False, quiet=not block, show_error=True)
-    app.live_demo = demo_state  # for embedding hosts and tests
+                           ssr_mode=False, quiet=not block, show_error=True, css=PAGE_CSS)
+    app.visitors = visitors  # for embedding hosts and tests
+    sweeper = UploadSweeper(app.upload_file_set)
+    sweeper.start()
+    app.upload_sweeper = sweeper
     if not block:
         return app, url
     print(f"momke-live: serving the demo on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
-        app.block_thread()  # returns on Ctrl-C (Gradio closes its server)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        demo_state.stop()
-        app.close()
+        while app.is_running:  # Gradio's block_thread() would swallow Ctrl-C: the caller says 130
+            time.sleep(0.2)
+    finally:  # Ctrl-C (KeyboardInterrupt) goes on to the caller after the clean shutdown
+        close(app)
     return 0
+
+
+def close(app) -> None:
+    """Stop every visitor's session, the sweeper and the server (Gradio then deletes its cache)."""
+    app.visitors.stop_all()
+    app.upload_sweeper.stopped.set()
+    app.upload_sweeper.sweep()
+    app.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,9 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
     parser.add_argument("--checkpoint", type=Path, help="an extra checkpoint directory to offer")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--max-sessions", type=int, default=4, help="visitors' sessions running at once (default 4)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    return launch(args.host, args.port, args.checkpoint, None if args.device == "auto" else args.device)
+    try:
+        return launch(args.host, args.port, args.checkpoint, None if args.device == "auto" else args.device,
+                      max_sessions=args.max_sessions)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -36,6 +36,19 @@ class Snapshot:
     mean_latency_ms: float | None = None
 
 
+def modality_readings(event: EmotionEvent | None) -> dict[str, tuple[str, float]]:
+    """Each present modality's own reading beside the fused one: modality -> (top label, its
+    probability), from the event's `modality_probabilities` (empty for events without them)."""
+    per_modality = getattr(event, "modality_probabilities", None) or {}
+    readings = {}
+    for modality in MODALITIES:
+        probabilities = per_modality.get(modality)
+        if probabilities:
+            label = max(probabilities, key=probabilities.get)
+            readings[modality] = (label, float(probabilities[label]))
+    return readings
+
+
 class LiveState:
     def __init__(self, status: dict[str, str] | None = None, max_history: int = 500) -> None:
         self._lock = threading.Lock()

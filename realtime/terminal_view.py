@@ -1,5 +1,9 @@
-"""The terminal's live view (rich): the current utterance and its emotion with probabilities,
-the recent transcript, each modality's status and the Soft Router's expert loads.
+"""The terminal's live view (rich): the current utterance's fused emotion with probabilities,
+each modality's status and own reading, the Soft Router's expert loads and the recent transcript.
+
+It fits a standard 80x24 terminal with the transcript visible (the transcript takes the rows
+that are left), and reads on dark and light backgrounds alike: text keeps the terminal's own
+foreground colour; only emotion labels and sensor states are coloured.
 
 `render(snapshot)` is a pure function of a `LiveState` snapshot, so the view can be tested
 without a session; `TerminalView` redraws it in place with rich's Live display. For output that
@@ -16,17 +20,23 @@ from rich.text import Text
 
 from ..models.config import MODALITIES
 from .events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
-from .live_state import LiveState, Snapshot
+from .live_state import LiveState, Snapshot, modality_readings
 
-# Colours by the usual names; any other label is shown in white.
+# Colours by the usual names, chosen to read on dark and light backgrounds; any other label is
+# bold in the terminal's own foreground (never white, which vanishes on a light terminal).
 LABEL_STYLES = {
     "happy": "bold green", "excited": "bold green", "joy": "bold green", "positive": "bold green",
-    "neutral": "bold white", "sad": "bold blue", "sadness": "bold blue", "negative": "bold blue",
+    "neutral": "bold", "sad": "bold blue", "sadness": "bold blue", "negative": "bold blue",
     "angry": "bold red", "anger": "bold red", "frustrated": "bold magenta", "fear": "bold magenta",
 }
-STATE_STYLES = {"active": "green", "missing": "yellow", "disabled": "dim"}
-BAR_WIDTH = 24
-TRANSCRIPT_LINES = 6
+STATE_STYLES = {"active": "green", "missing": "red", "disabled": "dim"}
+BAR_WIDTH = 20
+TRANSCRIPT_LINES = 6  # when the terminal's height is unknown (screenshots, tests)
+MIN_TRANSCRIPT_LINES = 2
+
+
+def label_style(label: str) -> str:
+    return LABEL_STYLES.get(label.lower(), "bold")
 
 
 def bar(value: float, width: int = BAR_WIDTH) -> str:
@@ -34,74 +44,110 @@ def bar(value: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "·" * (width - filled)
 
 
-def _label_text(label: str) -> Text:
-    return Text(label, style=LABEL_STYLES.get(label.lower(), "bold white"))
+def _label_text(label: str, width: int = 0) -> Text:
+    """A label in its colour, padded after the colour lookup (so "sad     " is still blue)."""
+    return Text(label.ljust(width), style=label_style(label))
+
+
+def _probabilities(snap: Snapshot, event: EmotionEvent) -> Table:
+    table = Table.grid(padding=(0, 1))
+    labels = snap.labels or list(event.probabilities)
+    width = max(len(label) for label in labels)
+    for label in labels:
+        p = float(event.probabilities.get(label, 0.0))
+        style = label_style(label) if label == event.label else ""
+        table.add_row(_label_text(label, width) if label == event.label else Text(label.ljust(width)),
+                      Text(bar(p), style=style), f"{p:4.2f}")
+    return table
+
+
+def _modalities(snap: Snapshot) -> Table:
+    """Per modality: its sensor's state, then its own reading of the utterance (when the event
+    carries one), or whether it was used, or why it is missing."""
+    event = snap.current
+    used = set(event.modalities) if event else set()
+    readings = modality_readings(event)
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis")
+    for modality in MODALITIES:
+        status = snap.status.get(modality)
+        state = status.state if status else "missing"
+        if modality in readings:
+            label, p = readings[modality]
+            detail = Text.assemble("own: ", _label_text(label), f" {p:.2f}")
+        elif modality in used:
+            detail = Text("✓ used")
+        else:
+            detail = Text(status.reason if status else "", style="dim")
+        table.add_row(modality.ljust(6), Text(state.ljust(8), style=STATE_STYLES.get(state, "")), detail)
+    return table
 
 
 def _current_panel(snap: Snapshot) -> Panel:
     event = snap.current
     if event is None:
-        return Panel(Text("waiting for the first utterance…", style="dim"), title="Emotion")
-    head = Text.assemble(f"utterance #{event.utterance_id}  {event.start:6.2f}–{event.end:6.2f} s   ",
-                         _label_text(event.label.upper()))
-    table = Table.grid(padding=(0, 1))
-    for label in snap.labels or list(event.probabilities):
-        p = float(event.probabilities.get(label, 0.0))
-        style = LABEL_STYLES.get(label.lower(), "white") if label == event.label else "white"
-        table.add_row(Text(f"{label:>10}", style=style), Text(bar(p), style=style), f"{p:5.2f}")
-    used = ", ".join(event.modalities) or "none"
+        return Panel(Group(Text("waiting for the first utterance…", style="dim"), _modalities(snap)),
+                     title="Emotion", title_align="left")
+    title = Text.assemble(" Emotion: ", _label_text(event.label.upper()),
+                          f" · utterance #{event.utterance_id} · {event.start:.2f}–{event.end:.2f} s ")
     latency = event.latency_ms or {}
-    timing = "".join(f"   {name} {latency[key]:.0f} ms" for key, name in (("total", "latency"), ("processing", "processing"))
-                     if key in latency)
-    foot = Text(f"modalities used: {used}{timing}", style="dim")
-    return Panel(Group(head, table, foot), title="Emotion")
-
-
-def _transcript_panel(snap: Snapshot) -> Panel:
-    table = Table.grid(padding=(0, 1))
-    for event in snap.history[-TRANSCRIPT_LINES:]:
-        text = event.transcript if event.transcript else "(no text)"
-        table.add_row(Text(f"#{event.utterance_id:<3}"), _label_text(f"{event.label:<8}"), Text(text, overflow="fold"))
-    if not snap.history:
-        table.add_row(Text("(nothing yet)", style="dim"))
-    return Panel(table, title="Transcript")
-
-
-def _status_panel(snap: Snapshot) -> Panel:
-    table = Table.grid(padding=(0, 1))
-    used = set(snap.current.modalities) if snap.current else set()
-    for modality in MODALITIES:
-        status = snap.status.get(modality)
-        state = status.state if status else "missing"
-        mark = "✓ used" if modality in used else ""
-        table.add_row(f"{modality:>7}", Text(f"{state:<8}", style=STATE_STYLES.get(state, "white")),
-                      Text(mark, style="green"), Text(status.reason if status else "", style="dim"))
-    return Panel(table, title="Modalities")
+    timing = " · ".join(f"{name} {latency[key]:.0f} ms"
+                        for key, name in (("total", "latency"), ("processing", "processing")) if key in latency)
+    body = Table.grid(padding=(0, 3))
+    body.add_row(_probabilities(snap, event), _modalities(snap))
+    return Panel(body, title=title, title_align="left", subtitle=timing or None, subtitle_align="right")
 
 
 def _router_panel(snap: Snapshot) -> Panel:
     """Expert loads: for each modality used in the current utterance, how the Soft Router spread
     it over the experts (the mean over the conversation in brackets)."""
     event = snap.current
+    title = "Soft Router: expert loads, now (mean)"
     if event is None or not event.expert_loads:
-        return Panel(Text("no utterance yet", style="dim"), title="Soft Router: expert loads")
-    table = Table(box=None, padding=(0, 1), show_edge=False)
+        return Panel(Text("no utterance yet", style="dim"), title=title, title_align="left")
+    table = Table(box=None, padding=(0, 1), show_edge=False, pad_edge=False)
     experts = list(next(iter(event.expert_loads.values())).keys())
     table.add_column("input")
     for expert in experts:
-        table.add_column(f"expert {expert}", justify="left")
+        table.add_column(f"expert {expert}", justify="left", no_wrap=True)
     for modality, loads in event.expert_loads.items():
         means = snap.mean_expert_loads.get(modality, {})
-        cells = [f"{bar(w, 10)} {w:.2f} ({means.get(e, w):.2f})" for e, w in ((e, float(loads.get(e, 0.0))) for e in experts)]
+        cells = [f"{bar(w, 6)} {w:.2f} ({means.get(e, w):.2f})" for e, w in ((e, float(loads.get(e, 0.0))) for e in experts)]
         table.add_row(modality, *cells)
-    return Panel(table, title="Soft Router: expert loads (now, mean)")
+    return Panel(table, title=title, title_align="left")
 
 
-def render(snap: Snapshot, header: str = "momke-live") -> Group:
-    counts = "  ".join(f"{k} {v}" for k, v in sorted(snap.label_counts.items(), key=lambda kv: -kv[1]))
-    title = Text.assemble((header, "bold"), f"   utterances {len(snap.history)}   dropped {len(snap.dropped)}   ",
-                          (counts, "dim"))
-    return Group(title, _current_panel(snap), _status_panel(snap), _router_panel(snap), _transcript_panel(snap))
+def _transcript_panel(snap: Snapshot, lines: int) -> Panel:
+    width = max((len(e.label) for e in snap.history), default=0)
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(no_wrap=True, min_width=4)
+    table.add_column(no_wrap=True, min_width=width)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    for event in snap.history[-lines:]:
+        text = event.transcript if event.transcript else "(no text)"
+        table.add_row(f"#{event.utterance_id:<3}", _label_text(event.label, width), text)
+    if not snap.history:
+        table.add_row(Text("(nothing yet)", style="dim"))
+    return Panel(table, title="Transcript", title_align="left")
+
+
+def render(snap: Snapshot, header: str = "momke-live", height: int | None = None) -> Group:
+    """The whole view; with the terminal's `height`, the transcript gets the rows that are left
+    (one is kept free for the cursor)."""
+    counts = Text("  ").join(Text.assemble(_label_text(k), f" {v}")
+                             for k, v in sorted(snap.label_counts.items(), key=lambda kv: -kv[1]))
+    title = Text.assemble((header, "bold"), f"  utterances {len(snap.history)}  dropped {len(snap.dropped)}  ",
+                          counts, no_wrap=True, overflow="ellipsis")
+    current, router = _current_panel(snap), _router_panel(snap)
+    lines = TRANSCRIPT_LINES
+    if height is not None:
+        labels = len(snap.labels or (snap.current.probabilities if snap.current else ()))
+        current_rows = 2 + (max(labels, len(MODALITIES)) if snap.current else 1 + len(MODALITIES))
+        router_rows = 2 + (1 + len(snap.current.expert_loads) if snap.current and snap.current.expert_loads else 1)
+        lines = max(MIN_TRANSCRIPT_LINES, height - 1 - current_rows - router_rows - 2 - 1)
+    return Group(title, current, router, _transcript_panel(snap, lines))
 
 
 class TerminalView:
@@ -114,14 +160,14 @@ class TerminalView:
         self._live = Live(self._renderable(), console=self.console, refresh_per_second=4, transient=False)
 
     def _renderable(self) -> Group:
-        return render(self.state.snapshot(), self.header)
+        return render(self.state.snapshot(), self.header, height=self.console.size.height)
 
     def update(self, event: Event | None = None) -> None:
         if event is not None:
             self.state.update(event)
         self._live.update(self._renderable(), refresh=True)
 
-    def __enter__(self) -> TerminalView:
+    def __enter__(self) -> TerminalView:  # noqa: PYI034 - Self needs Python 3.11
         self._live.__enter__()
         return self
 
@@ -135,8 +181,9 @@ def event_line(event: Event) -> str:
     if isinstance(event, EmotionEvent):
         top = event.probabilities.get(event.label, 0.0)
         text = f"  {event.transcript!r}" if event.transcript else ""
+        own = " ".join(f"{m}={label}" for m, (label, _) in modality_readings(event).items())
         return (f"[{event.start:7.2f}-{event.end:7.2f}] #{event.utterance_id:<3} {event.label:<9} {top:.2f}"
-                f"  ({','.join(event.modalities) or '-'}){text}")
+                f"  ({','.join(event.modalities) or '-'})" + (f" [{own}]" if own else "") + text)
     if isinstance(event, StatusEvent):
         return f"[{event.time:7.2f}] {event.modality}: {event.state}" + (f" ({event.reason})" if event.reason else "")
     if isinstance(event, DroppedUtteranceEvent):

@@ -42,3 +42,19 @@ def momke_live(*args: str, timeout: float = 240, **kwargs) -> subprocess.Complet
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "momke.realtime.cli", *args], check=False, capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=REPO, **kwargs)
+
+
+# Debian's chromium driven by Playwright (no browser download), with its own fake webcam (a test
+# pattern) and microphone (a beep), allowed without a prompt.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,45 +1,32 @@
 """The Gradio page in a real headless browser (Debian's chromium driven by Playwright; no browser
-download): the page loads, the bundled demo (the real LiveSession, replayed in real time) makes
-the timeline and the expert loads update, and the visual privacy switch takes visual out of the
-next events; the browser's (fake) webcam and microphone stream into the session. A screenshot is saved to test-artifacts/ (or $MOMKE_ARTIFACT_DIR)."""
+download): the page loads with neutral chips and the demo video as its input, the bundled demo
+(the real LiveSession, replayed in real time) makes the fused label, each modality's reading, the
+timeline and the expert loads update, and the visual privacy switch takes visual out of the next
+events; the browser's (fake) webcam and microphone stream into the session. A screenshot is saved
+to test-artifacts/ (or $MOMKE_ARTIFACT_DIR)."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from frontend_support import ARTIFACTS, frontend_checkpoint
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 # Chromium's own fake webcam (a test pattern) and microphone (a beep), no prompt.
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+from frontend_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, frontend_checkpoint
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
                                 reason="Debian's chromium is not installed (bash .ci/setup installs it)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from momke.realtime.gradio_app import launch
+    from momke.realtime.gradio_app import close, launch
 
     checkpoint = frontend_checkpoint(tmp_path_factory)
     app, url = launch(host="127.0.0.1", port=free_port(), checkpoint=checkpoint, block=False)
     assert url.startswith("http://127.0.0.1:")
     yield app, url
-    app.live_demo.stop()
-    app.close()
+    close(app)
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +34,16 @@ def page(server):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera", "microphone"])
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera", "microphone"])
         page = context.new_page()
         page.set_default_timeout(120_000)
         yield page
         browser.close()
 
 
-def timeline_count(page) -> int:
-    return page.locator("#mk-timeline circle.mk-utt").count()
+def only_visitor(app):
+    (visitor,) = app.visitors.all()
+    return visitor
 
 
 def test_page_loads(server, page):
@@ -66,17 +54,39 @@ def test_page_loads(server, page):
     assert "No utterance yet" in page.inner_text("#mk-timeline")
     for modality in ("audio", "text", "visual"):
         assert page.locator(f"#mk-use-{modality} input").is_checked()
+        # Before anything started the chips are neutral, not a "missing" warning.
+        page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="idle"]')
+    assert page.locator("#mk-demo-video video").is_visible()  # the input the visitor will see judged
+    assert not page.locator("#mk-webcam").is_visible() and not page.locator("#mk-mic").is_visible()
 
 
 def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(server, page):
     app, _ = server
-    demo = app.live_demo
     page.click("#mk-start")
     page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 1")
+    demo = only_visitor(app)
     session = demo.session
     assert session is not None
     events, lock = [], threading.Lock()
     session.on_event(lambda e: (lock.acquire(), events.append(e), lock.release()))
+
+    # The input (the demo video, playing), the fused label and each modality's reading, side by side.
+    assert page.locator("#mk-demo-video video").is_visible()
+    page.wait_for_function("!document.querySelector('#mk-demo-video video').paused")
+    current = page.locator("#mk-current .mk-current")
+    shown = current.get_attribute("data-utterance")
+    latest = next(e for e in reversed(demo.state.snapshot().history) if str(e.utterance_id) == shown)
+    assert current.get_attribute("data-label") == latest.label == page.inner_text("#mk-current .mk-fused")
+    assert page.locator("#mk-current .mk-reading").count() == 3
+    for modality in ("audio", "text", "visual"):
+        reading = page.locator(f'#mk-current .mk-reading[data-modality="{modality}"]')
+        assert reading.get_attribute("data-used") == "true"
+        own = (getattr(latest, "modality_probabilities", None) or {}).get(modality)
+        if own:  # an engine that reports each modality's own probabilities: its top label is shown
+            assert reading.get_attribute("data-label") == max(own, key=own.get)
+    # The transcript is visible without scrolling at 1280x800.
+    box = page.locator("#mk-transcript tr.mk-row").first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 800
 
     # The expert loads show the first utterance, then move on with the timeline.
     loads = page.locator("#mk-loads .mk-loads")
@@ -132,15 +142,36 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     app, _ = server
     page.locator("#mk-use-visual input").check()  # the previous test switched it off; the switch persists
     page.get_by_label("My browser's webcam and microphone").check()
+    page.wait_for_selector("#mk-webcam", state="visible")
     page.click("#mk-start")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
-    page.get_by_text("Browser webcam and microphone", exact=True).click()
+    assert not page.locator("#mk-demo-video").is_visible()
     page.locator("#mk-webcam button", has_text="Click to Access Webcam").click()
     page.locator("#mk-webcam button", has_text="Record").click()
     page.locator("#mk-mic button", has_text="Record").click()
     for modality in ("audio", "visual"):
         page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="active"]', timeout=60_000)
     assert pushed["audio"] > 0 and pushed["visual"] > 0
-    assert app.live_demo.session.status()["visual"] == "active"
+    assert only_visitor(app).session.status()["visual"] == "active"
     page.click("#mk-stop")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
+
+
+@pytest.mark.slow
+def test_screenshot_script_makes_both_pictures(tmp_path_factory):
+    """assets/screenshots/make_screenshots.py as the README says to run it (into a temporary
+    folder): it checks the page shows the input, each modality's reading and the fused label."""
+    import subprocess
+    import sys
+
+    from frontend_support import REPO
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("screenshots")
+    checkpoint = frontend_checkpoint(tmp_path_factory)
+    result = subprocess.run([sys.executable, "assets/screenshots/make_screenshots.py", "--checkpoint", str(checkpoint),
+                             "--out", str(out)], check=False, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    terminal, page = Image.open(out / "terminal_view.png"), Image.open(out / "gradio_page.png")
+    assert terminal.width > 400 and terminal.height > 300
+    assert page.width == 1280 and page.height >= 800

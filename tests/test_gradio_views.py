@@ -37,3 +37,36 @@ def test_views_show_the_conversation_and_escape_text():
     status = views.status_html(snap)
     assert 'data-modality="visual" data-state="disabled"' in status
     assert views.probabilities(snap)["sad"] == 0.7
+
+
+def test_current_view_shows_the_fused_label_and_each_modalitys_own_reading():
+    state = LiveState()
+    assert "No utterance yet" in views.current_html(state.snapshot())
+    latest = event(0, "sad", ("audio", "text", "visual"), "hello")
+    latest.modality_probabilities = {"audio": {"happy": 0.1, "sad": 0.2, "neutral": 0.1, "angry": 0.6},
+                                     "text": {"happy": 0.1, "sad": 0.8, "neutral": 0.05, "angry": 0.05}}
+    state.update(latest)
+    html = views.current_html(state.snapshot())
+    assert 'class="mk-current" data-utterance="0" data-label="sad"' in html
+    assert 'data-modality="audio" data-label="angry" data-used="true"' in html  # audio alone reads angry
+    assert 'data-modality="text" data-label="sad"' in html
+    assert 'data-modality="visual" data-label="" data-used="true"' in html  # used, no own reading in the event
+    assert html.count('class="mk-prob"') == 4 and 'data-label="sad" data-p="0.700"' in html
+
+
+def test_expert_loads_have_their_own_colours_readable_numbers_and_an_explanation():
+    assert not set(views.EXPERT_COLOURS.values()) & set(views.COLOURS.values())
+    state = LiveState()
+    state.update(event(0, "happy", ("audio", "text"), "hi"))
+    html = views.expert_loads_html(state.snapshot())
+    assert views.LOADS_EXPLAINED in html
+    # The numbers are written beside the bars (never inside a segment too narrow for them).
+    assert html.count("■ audio 0.50") == 4 and html.count("■ visual 0.25") == 4
+    assert 'data-expert="visual" data-weight="0.250"' in html and "></div>" in html
+
+
+def test_status_chips_are_neutral_before_start():
+    idle = LiveState(status={"audio": "idle", "text": "idle", "visual": "disabled"}).snapshot()
+    html = views.status_html(idle)
+    assert 'data-modality="audio" data-state="idle"' in html and "waiting for start" in html
+    assert views.STATE_COLOURS["missing"] not in html  # no warning colour before anything started

@@ -3,8 +3,10 @@ JSON lines on stdout, privacy, exit codes and messages, Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,6 +109,7 @@ def test_no_device_detected_at_all(capsys):
     (["--demo", "--input", "x.mp4"], "either --demo or --input"),
     (["--fast"], "--fast only applies to a replay"),
     (["--transcript", "t.json"], "--transcript goes with --input"),
+    (["--gradio", "--max-sessions", "0"], "--max-sessions must be at least 1"),
 ])
 def test_usage_errors_exit_2_with_a_message(args, message, capsys):
     from momke.realtime.cli import main
@@ -127,7 +130,6 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
     import torch
-
     from momke.realtime.cli import main
 
     if torch.cuda.is_available():
@@ -155,13 +157,22 @@ def test_a_replay_without_speech_exits_1(checkpoint, tmp_path):
     assert all(e["type"] in {"status", "ready"} for e in parse_events(result.stdout))
 
 
-def test_ctrl_c_stops_cleanly_with_exit_130(checkpoint):
+@contextlib.contextmanager
+def cli_process(*args: str):
+    """`momke-live ARGS` as a separate process with pipes; killed if the test leaves it running."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "momke.realtime.cli", "--demo", "--json", "--checkpoint", checkpoint, "--privacy", "visual"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "momke.realtime.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(checkpoint):
+    with cli_process("--demo", "--json", "--checkpoint", checkpoint, "--privacy", "visual") as proc:
         deadline = time.monotonic() + 120
         first = None
         while time.monotonic() < deadline:  # real-time replay: wait for the first emotion, then interrupt
@@ -175,11 +186,181 @@ def test_ctrl_c_stops_cleanly_with_exit_130(checkpoint):
         interrupted_at = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, err
     assert time.monotonic() - interrupted_at < 15
     assert "Traceback" not in err and "utterance(s) scored" in err
     for line in out.splitlines():  # whatever came after the interrupt is still whole JSON lines
         json.loads(line)
+
+
+# ------------------------------------------------------------------------------ CLI manners
+def test_models_modality_names_match_the_clis_own_copy():
+    from momke.models.config import MODALITIES as model_modalities
+    from momke.realtime.cli import MODALITIES as cli_modalities
+
+    assert cli_modalities == model_modalities
+
+
+@pytest.mark.parametrize("args, code, where, text", [
+    (["--help"], 0, "out", "--privacy"),
+    (["--version"], 0, "out", "momke-live "),
+    (["--demo", "--privacy", "smell"], 2, "err", "unknown modality smell"),
+    (["--device", "tpu"], 2, "err", "invalid choice"),
+    (["--demo", "--asr", "whisper-huge"], 2, "err", "--asr: unknown 'whisper-huge'"),
+    (["--demo", "--asr-timeout-factor", "0"], 2, "err", "must be a positive number"),
+])
+def test_help_version_and_usage_errors_answer_without_loading_torch(args, code, where, text):
+    """Parsed and answered before anything heavy is imported: under a second even on a busy CPU."""
+    probe = ("import sys, time\n"
+             "began = time.monotonic()\n"
+             "from momke.realtime.cli import main\n"
+             "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit_:\n    code = exit_.code\n"
+             "print('torch' in sys.modules, round(time.monotonic() - began, 3), code, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe, *args], check=False, capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    *_, last = result.stderr.strip().splitlines()
+    torch_loaded, seconds, exit_code = last.split()
+    assert torch_loaded == "False" and int(exit_code) == code, result.stderr
+    assert float(seconds) < 1.0
+    assert text in (result.stdout if where == "out" else result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_version_is_the_projects():
+    import tomllib
+    from momke.realtime.cli import version
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert version() == project
+
+
+def test_help_shows_no_internal_names():
+    from momke.realtime.cli import build_parser
+
+    text = build_parser().format_help()
+    assert not re.search(r"\b[A-Z]+_[A-Z_]+\b", text), text  # argparse's dest-derived metavars
+    assert "sounddevice" not in text and "OpenCV" not in text and "assets/" not in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--demo", "--log", "{tmp}"], "is a directory; give a file name"),
+    (["--demo", "--log", "{tmp}/a_file/events.jsonl"], "a_file is a file, not a folder"),
+    (["--input", "{tmp}"], "is a directory; give a video or audio file"),
+    (["--input", "{tmp}/a_file", "--transcript", "{tmp}"], "--transcript: {tmp} is a directory"),
+    (["--demo", "--asr", "whisper:{tmp}/nowhere"], "is not a folder (a local Whisper model)"),
+])
+def test_directories_and_missing_folders_are_usage_errors(args, message, tmp_path, capsys):
+    from momke.realtime.cli import main
+
+    (tmp_path / "a_file").write_text("x")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
+    captured = capsys.readouterr()
+    assert message.replace("{tmp}", str(tmp_path)) in captured.err and captured.out == ""
+    assert not list(tmp_path.glob("*.jsonl"))  # nothing written
+
+
+def test_privacy_visual_never_probes_the_camera(monkeypatch):
+    from momke.realtime import cli, device_probe
+
+    opened = []
+    monkeypatch.setattr(device_probe, "probe_camera",
+                        lambda source: opened.append(source) or device_probe.Probe(True, "test camera"))
+    monkeypatch.setattr(device_probe, "probe_microphone", lambda device: device_probe.Probe(True, "test mic"))
+    args = cli.build_parser().parse_args(["--privacy", "visual"])
+    kwargs, description = cli.source_kwargs(args, cli.parse_privacy(args.privacy))
+    assert opened == [] and "camera" not in kwargs and kwargs["microphone"] == "default"
+    assert "camera off" in description
+    kwargs, _ = cli.source_kwargs(cli.build_parser().parse_args([]), ())
+    assert opened == [0] and kwargs["camera"] == 0  # without --privacy visual the camera is probed
+
+
+def test_asr_options_reach_the_engine_by_its_names():
+    from momke.realtime.cli import UsageProblem, build_parser, session_options
+
+    def options(*argv, accepted=("asr_language", "asr_timeout_factor"), source=None):
+        return session_options(build_parser().parse_args(list(argv)), source or {}, set(accepted))
+
+    assert options("--demo", source={"demo": True})["asr"] is None  # the transcript gives the words
+    assert "asr" not in options()  # live: the engine's default speech-to-text
+    live = options("--asr", "whisper-base", "--language", "de", "--asr-timeout-factor", "1.5")
+    assert live["asr"] == "whisper-base" and live["asr_language"] == "de" and live["asr_timeout_factor"] == 1.5
+    assert options("--asr", "none")["asr"] is None
+    assert "asr_language" not in options(accepted=())  # an engine without the option, left at its default
+    with pytest.raises(UsageProblem, match="--language is not supported"):
+        options("--language", "de", accepted=())
+
+
+def read_one_line_then_close(*args: str) -> subprocess.CompletedProcess:
+    """What `momke-live ... | head -1` does: read a line, then close the pipe."""
+    with cli_process(*args) as proc:
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.wait(timeout=120)
+    return subprocess.CompletedProcess(args, proc.returncode, first, err)
+
+
+@pytest.mark.parametrize("mode", ["--plain", "--json"])
+def test_a_closed_pipe_ends_quietly_with_exit_0(mode, checkpoint):
+    result = read_one_line_then_close("--demo", "--fast", mode, "--checkpoint", checkpoint, "--device", "cpu")
+    assert result.stdout.strip(), result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert "utterance(s) scored" in result.stderr  # the summary, on stderr once stdout is gone
+
+
+def test_readme_jq_example_runs_as_written(checkpoint):
+    import shutil
+
+    if shutil.which("jq") is None:
+        pytest.skip("jq is not installed")
+    line = next(line for line in (REPO / "README.md").read_text().splitlines() if "| jq" in line)
+    command = line.split("#")[0].strip().replace("momke-live", f"{sys.executable} -m momke.realtime.cli", 1)
+    command = command.replace("--json", f"--json --checkpoint {checkpoint}", 1)
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], check=False, capture_output=True, text=True, cwd=REPO,
+                            timeout=240)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(row) for row in result.stdout.splitlines()]
+    assert len(rows) == len(demo_transcript()) and all(set(row) == {"label", "modalities"} for row in rows)
+
+
+@pytest.mark.parametrize("when", ["at once", "while loading"])
+def test_ctrl_c_while_starting_exits_130_without_a_traceback(when, checkpoint):
+    with cli_process("--demo", "--json", "--checkpoint", checkpoint) as proc:
+        if when == "at once":
+            time.sleep(0.3)  # parsing is done; torch is being imported
+        else:
+            assert "loading the model" in proc.stderr.readline()
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_importing_the_front_ends_leaves_the_environment_alone():
+    """An embedding program's settings stay its own (issue: HF_HUB_OFFLINE, GRADIO_* were set at import)."""
+    probe = ("import os, sys\nbefore = dict(os.environ)\n"
+             "import momke.realtime.cli, momke.realtime.gradio_app, momke.realtime.gradio_views\n"
+             "import momke.realtime.terminal_view, momke.realtime.browser_source, momke.realtime.live_state\n"
+             "from momke.realtime.cli import build_parser\nbuild_parser().parse_args(['--demo'])\n"
+             "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
+             "print(changed)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}
+    result = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, cwd=REPO,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_ctrl_c_stops_the_gradio_server_with_exit_130():
+    with cli_process("--gradio", "--port", "0") as proc:
+        deadline = time.monotonic() + 120
+        line = ""
+        while "serving the demo on http://127.0.0.1:" not in line and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "the server never said where it serves"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

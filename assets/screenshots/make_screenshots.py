@@ -1,12 +1,14 @@
 """Remakes the README's screenshots from real runs of the bundled demo (no devices needed).
 
-    python assets/screenshots/make_screenshots.py [--checkpoint DIR]
+    python assets/screenshots/make_screenshots.py [--checkpoint DIR] [--out DIR]
 
 - terminal_view.png: the `momke-live --demo` view after the whole demo (the real LiveSession,
-  replayed fast), drawn by rich and photographed by headless chromium;
-- gradio_page.png: the Gradio page after the demo, visual switched off by its privacy switch
-  halfway through (real-time replay).
+  replayed fast) in an 80x24 terminal, drawn by rich and photographed by headless chromium;
+- gradio_page.png: the Gradio page at 1280x800 after the demo, visual switched off by its
+  privacy switch halfway through (real-time replay). The script checks that the page shows the
+  input (the demo video), each modality's reading and the fused label before photographing it.
 Needs Debian's chromium (/usr/bin/chromium) and the playwright pip package (test extras).
+tests/test_gradio_browser.py runs it (into a temporary folder).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def terminal_svg(checkpoint) -> str:
     with LiveSession.demo(realtime=False, asr=None, checkpoint=checkpoint) as session:
         for event in session.events():
             state.update(event)
-    console = Console(record=True, width=104, file=io.StringIO())
-    console.print(render(state.snapshot(), "momke-live · demo conversation (fast replay)"))
+    console = Console(record=True, width=80, height=24, file=io.StringIO())
+    console.print(render(state.snapshot(), "momke-live · demo conversation (fast replay)", height=24))
     return console.export_svg(title="momke-live --demo")
 
 
@@ -47,38 +49,55 @@ def trim(path: Path) -> None:
         image.crop(box).save(path, optimize=True)
 
 
+def check_page(page) -> None:
+    """What the README promises the page shows; raises (no picture) when it does not."""
+    if not page.locator("#mk-demo-video video").is_visible():
+        raise SystemExit("the page does not show its input (the demo video)")
+    if page.locator("#mk-current .mk-reading").count() != 3:
+        raise SystemExit("the page does not show each modality's reading")
+    fused = page.locator("#mk-current .mk-current").get_attribute("data-label")
+    if not fused or page.inner_text("#mk-current .mk-fused").strip() != fused:
+        raise SystemExit("the page does not show the fused label")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the two PNGs (default: beside this script)")
     args = parser.parse_args(argv)
-    from momke.realtime.gradio_app import launch
+    from momke.realtime.gradio_app import close, launch
     from playwright.sync_api import sync_playwright
 
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     svg = terminal_svg(args.checkpoint)
     app, url = launch(port=0, checkpoint=args.checkpoint, block=False)
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 900})
-        svg_path = Path(tmp) / "view.svg"
-        svg_path.write_text(svg)
-        page.goto(svg_path.as_uri())
-        page.locator("svg").screenshot(path=str(OUT / "terminal_view.png"))
-        trim(OUT / "terminal_view.png")
+    try:
+        with sync_playwright() as playwright, tempfile.TemporaryDirectory() as tmp:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1000, "height": 900})
+            svg_path = Path(tmp) / "view.svg"
+            svg_path.write_text(svg)
+            page.goto(svg_path.as_uri())
+            page.locator("svg").screenshot(path=str(out / "terminal_view.png"))
+            trim(out / "terminal_view.png")
 
-        page.set_viewport_size({"width": 1280, "height": 1000})
-        page.goto(url)
-        page.click("#mk-start")
-        page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 3", timeout=300_000)
-        page.click("#mk-use-visual input")
-        page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Finished')",
-                               timeout=300_000)
-        time.sleep(1.0)
-        page.screenshot(path=str(OUT / "gradio_page.png"), full_page=True)
-        browser.close()
-    app.live_demo.stop()
-    app.close()
+            page.set_viewport_size({"width": 1280, "height": 800})
+            page.goto(url)
+            page.click("#mk-start")
+            page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 3",
+                                   timeout=300_000)
+            page.click("#mk-use-visual input")
+            page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Finished')",
+                                   timeout=300_000)
+            time.sleep(1.0)
+            check_page(page)
+            page.screenshot(path=str(out / "gradio_page.png"), full_page=True)
+            browser.close()
+    finally:
+        close(app)
     for name in ("terminal_view.png", "gradio_page.png"):
-        print(name, (OUT / name).stat().st_size // 1024, "KiB")
+        print(name, (out / name).stat().st_size // 1024, "KiB")
     return 0
 
 
