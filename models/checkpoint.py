@@ -33,8 +33,8 @@ FORMAT_VERSION = 1
 # safetensors dtype names a weight may have.
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
-# The default checkpoint shipped with the package (lite feature profile, 4 IEMOCAP classes).
-DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-lite-4class"
+# The default checkpoint shipped with the package (whisper feature profile, 4 IEMOCAP classes).
+DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-whisper-4class"
 
 
 def save_checkpoint(model: MoMKE, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:

@@ -6,7 +6,8 @@ Stage 2 must see utterances with several modalities at once, or its head never l
 to trust each path (it learnt to follow whichever path was present, so with two present the
 most confident won). How items are drawn, for one split (train, valid or test; never mixed):
 
-- A conversation is one RAVDESS actor (one voice over time, as live), with `length` utterances
+- A conversation is one RAVDESS actor (one voice over time, as live; actors lacking a class are
+  left out, which only happens in a --limit slice), with `length` utterances
   (uniform in `length_range`, long enough to cover the live context). Each utterance gets a
   label drawn uniformly from the classes (independently: no label sequence to learn from the
   context), then one sample of that label from each modality's pool: a clip of the same actor,
@@ -62,14 +63,18 @@ def label_matched_conversations(
     low, high = length_range
     if not 1 <= low <= high:
         raise ValueError(f"length_range must be 1 <= low <= high, got {length_range}")
-    for modality in MODALITIES:
-        for group, by_label in pools[modality].items():
-            missing = set(range(num_classes)) - set(by_label)
-            if missing:
-                raise ValueError(f"{modality} pool {group!r} has no sample of classes {sorted(missing)}")
+    classes = set(range(num_classes))
+    for modality in ("text", "visual"):
+        missing = classes - set(pools[modality].get("all", {}))
+        if missing:
+            raise ValueError(f"{modality} pool has no sample of classes {sorted(missing)}")
+    # A speaker needs every class (all RAVDESS actors have them; a --limit slice may not).
+    speakers = sorted(g for g, by_label in pools["audio"].items() if classes <= set(by_label))
+    if not speakers:
+        raise ValueError(f"no speaker in the audio pool has a sample of every class {sorted(classes)}")
     rng = np.random.default_rng(seed)
     out = []
-    for speaker in sorted(pools["audio"]):
+    for speaker in speakers:
         for k in range(conversations_per_speaker):
             length = int(rng.integers(low, high + 1))
             labels = rng.integers(0, num_classes, length)

@@ -141,7 +141,7 @@ def test_weights_that_do_not_match_the_config(tmp_path):
 def test_default_checkpoint_lives_in_the_assets_package():
     import momke.assets
 
-    assert DEFAULT_CHECKPOINT == Path(momke.assets.__file__).resolve().parent / "checkpoints" / "momke-lite-4class"
+    assert DEFAULT_CHECKPOINT == Path(momke.assets.__file__).resolve().parent / "checkpoints" / "momke-whisper-4class"
     if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists():
         model = load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
         assert model.config.feature_profile == "lite" and len(model.config.labels) == 4

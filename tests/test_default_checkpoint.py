@@ -27,7 +27,7 @@ def model():
 def profile():
     from momke.extractors.profiles import load_profile
 
-    return load_profile("lite", device="cpu")
+    return load_profile("whisper", device="cpu")
 
 
 def predict_one(model, modality: str, vector: np.ndarray) -> str:
@@ -41,18 +41,22 @@ def predict_one(model, modality: str, vector: np.ndarray) -> str:
     return model.config.labels[int(logits.argmax())]
 
 
-def test_checkpoint_matches_its_recipe_and_the_lite_profile(model):
+def test_checkpoint_matches_its_recipe_and_the_whisper_profile(model):
     from momke.extractors.profiles import profile_dims
 
     recipe = load_recipe(DEFAULT_RECIPE)
     config = load_config(DEFAULT_CHECKPOINT)
-    assert config.feature_profile == "lite"
+    assert config.feature_profile == "whisper"
     assert list(config.labels) == recipe["labels"] == ["happy", "sad", "neutral", "angry"]
     assert config.context_mode == "causal"
     assert config.hidden_dim == recipe["model"]["hidden_dim"] and config.num_blocks == recipe["model"]["num_blocks"]
-    check_features(config, "lite", profile_dims("lite"))  # raises ValueError on any mismatch
+    check_features(config, "whisper", profile_dims("whisper"))  # raises ValueError on any mismatch
     with pytest.raises(ValueError):
-        check_features(config, "research", profile_dims("lite"))
+        check_features(config, "lite", profile_dims("lite"))
+    # It knows the context it was trained for and carries a temperature for every path and condition.
+    assert config.max_context == recipe["model"]["max_context"] == recipe["label_matched"]["length_range"][1]
+    assert set(config.calibration["modalities"]) == set(MODALITIES)
+    assert set(config.calibration["fused"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
     meta = config.metadata
     assert meta["protocol"] == "random" and meta["data"]["limit"] is None
     assert set(meta["data"]["sources"]) == {"ravdess", "meld", "emorynlp", "fer2013"}

@@ -50,9 +50,15 @@ def test_disagreements_swap_one_modality_at_the_drawn_rate(pools):
     assert np.bincount(labels, minlength=CLASSES).min() > 0.2 * len(labels)  # classes drawn uniformly
 
 
-def test_a_pool_missing_a_class_is_refused(pools):
+def test_a_pool_missing_a_class_is_refused_and_an_incomplete_speaker_left_out(pools):
+    del pools["audio"]["1"][2]
+    conversations = label_matched_conversations(pools, CLASSES, 2, (2, 3), 0.0, seed=0, split="test")
+    assert {c.session for c in conversations} == {"2"}
+    del pools["audio"]["2"][0]
+    with pytest.raises(ValueError, match="no speaker .* every class"):
+        label_matched_conversations(pools, CLASSES, 1, (2, 3), 0.0, seed=0, split="test")
     del pools["visual"]["all"][3]
-    with pytest.raises(ValueError, match="visual pool .* classes \\[3\\]"):
+    with pytest.raises(ValueError, match="visual pool has no sample of classes \\[3\\]"):
         label_matched_conversations(pools, CLASSES, 1, (2, 3), 0.0, seed=0, split="test")
 
 
