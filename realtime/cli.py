@@ -9,6 +9,7 @@ Exit codes (scripts may rely on them):
     0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
     1    runtime error (the engine failed, or a replay produced no utterance at all)
     2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
+    3    a replay was incomplete: damaged parts of the file were skipped (the rest was scored)
     130  stopped with Ctrl-C (after a clean shutdown and the summary; a second Ctrl-C during the
          shutdown exits at once, still 130)
 
@@ -26,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # models.config.MODALITIES, repeated here so parsing --privacy needs no torch (a test keeps them equal).
 MODALITIES = ("audio", "text", "visual")
@@ -75,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="momke-live",
         description="Live multimodal emotion recognition (MoMKE) from microphone, camera and speech-to-text.",
-        epilog="Exit codes: 0 finished, 1 runtime error, 2 usage error / no device, 130 Ctrl-C.",
+        epilog="Exit codes: 0 finished, 1 runtime error, 2 usage error / no device, 3 replay incomplete "
+               "(damaged file), 130 Ctrl-C.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction)
@@ -330,6 +332,11 @@ def run(session, args, description: str) -> int:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
     if reader_gone:
         return EXIT_OK
+    if getattr(session, "replay_complete", None) is False:  # engines that report decode damage
+        problems = "; ".join(getattr(session, "replay_problems", None) or []) or "damaged data"
+        print(f"momke-live: the replay was incomplete ({problems}); what could be decoded was scored",
+              file=sys.stderr)
+        return EXIT_INCOMPLETE
     if not session.live and summary["utterances"] == 0 and summary["dropped"] == 0:
         print("momke-live: the replay produced no utterance (no speech found, or the file could not be read)",
               file=sys.stderr)

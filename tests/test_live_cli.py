@@ -364,3 +364,18 @@ def test_ctrl_c_stops_the_gradio_server_with_exit_130():
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_a_damaged_replay_exits_3_and_says_so(checkpoint, tmp_path):
+    import importlib
+
+    from momke.realtime.session import LiveSession
+
+    damaged_copy = getattr(importlib.import_module("test_realtime_faults"), "damaged_copy", None)
+    if damaged_copy is None or not hasattr(LiveSession, "replay_complete"):
+        pytest.skip("this engine does not report damaged replays yet")
+    bad = damaged_copy(REPO / "assets" / "demo" / "conversation.mp4", tmp_path)
+    result = momke_live("--input", str(bad), "--fast", "--json", "--asr", "none", "--checkpoint", checkpoint)
+    assert result.returncode == 3, result.stderr
+    assert "the replay was incomplete" in result.stderr and "Traceback" not in result.stderr
+    assert any(e["type"] == "emotion" for e in parse_events(result.stdout))  # the rest was still scored

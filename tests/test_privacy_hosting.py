@@ -219,8 +219,9 @@ def test_browser_media_is_not_kept_and_a_switched_off_microphone_stops_streaming
 
         monkeypatch.setattr(cls, "push", counting)
     context, page = open_visitor(browser, url)
-    uploads = []
+    uploads, streamed = [], []
     page.on("request", lambda request: uploads.append(time.monotonic()) if "/upload" in request.url else None)
+    page.on("request", lambda request: streamed.append(time.monotonic()) if "/stream/" in request.url else None)
     try:
         page.get_by_label(SOURCE_BROWSER).check()
         page.wait_for_selector("#mk-mic", state="visible")
@@ -252,6 +253,14 @@ def test_browser_media_is_not_kept_and_a_switched_off_microphone_stops_streaming
         assert uploads and not [t for t in uploads if t > switched], "the browser kept uploading audio"
         with lock:
             assert pushed["visual"] > before["visual"]  # the webcam, still on, keeps streaming
+
+        # Visual off too: the webcam disappears and the browser streams nothing at all.
+        page.locator("#mk-use-visual input").uncheck()
+        page.wait_for_selector("#mk-webcam", state="hidden")
+        time.sleep(1.0)
+        switched = time.monotonic()
+        time.sleep(2.0)
+        assert streamed and not [t for t in streamed if t > switched], "the browser kept streaming media"
         page.click("#mk-stop")
         page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
         deadline = time.monotonic() + 5  # the sweeper's bound: chunks nobody read go within ~3 s
