@@ -1,6 +1,6 @@
 """The recipe of the default checkpoint: MoMKE trained from corpora that each carry one modality.
 
-    python -m momke.models.default_recipe                      # the shipped checkpoint
+    python -m momke.models.default_recipe --out assets/checkpoints/momke-whisper-4class   # the shipped checkpoint
     python -m momke.models.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
 
 Everything that shapes the run is in the recipe file (models/recipes/lite_4class.json): label
