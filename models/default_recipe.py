@@ -3,8 +3,9 @@
     python -m momke.models.default_recipe --out assets/checkpoints/momke-whisper-4class   # the shipped checkpoint
     python -m momke.models.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
 
-Everything that shapes the run is in the recipe file (models/recipes/lite_4class.json): label
-mapping, splits, pseudo-dialogues, model size, epochs. Sources and what they give:
+Everything that shapes the run is in the recipe file (models/recipes/whisper_4class.json; the
+earlier lite_4class.json still runs): label mapping, splits, pseudo-dialogues, label-matched
+conversations, text chains, model size, epochs. Sources and what they give:
 
 - RAVDESS speech (audio only): the clips of one actor, shuffled, grouped into pseudo-dialogues
   (one speaker over time, as in live use, so the causal context sees earlier clips of the same
@@ -18,9 +19,11 @@ mapping, splits, pseudo-dialogues, model size, epochs. Sources and what they giv
 
 Features are extracted once into a cache folder (default ~/.cache/momke/recipe, or --cache):
 per-utterance vectors through `momke extract`'s cache, per-corpus feature corpora beside it.
-Stage 1 trains each expert on its own modality's corpus (the only one where that modality is
-present); stage 2 mixes on all of them with the random protocol and causal context. Class
-imbalance: inverse-frequency class weights in the cross-entropy, on top of the balanced FER
+Stage 1 trains each expert on its own modality's corpus; stage 2 mixes on all of them plus
+label-matched tri-modal pseudo-conversations (models/label_matched.py; MELD/EmoryNLP dialogues
+chained back to back up to the context limit) with the random protocol and causal context, each
+modality's own head trained alongside; temperatures are then fitted on validation for every
+path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance: inverse-frequency class weights in the cross-entropy, on top of the balanced FER
 sample and the oversampled RAVDESS.
 """
 
