@@ -31,7 +31,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3,
 
 # models.config.MODALITIES, repeated here so parsing --privacy needs no torch (a test keeps them equal).
 MODALITIES = ("audio", "text", "visual")
-ASR_CHOICES = ("auto", "whisper-tiny", "whisper-base", "pocketsphinx", "none")
+ASR_CHOICES = ("auto", "whisper", "whisper-tiny", "whisper-base", "pocketsphinx", "none")
 
 NO_DEVICE_HELP = (
     "momke-live: {why}.\n"
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--asr", metavar="SPEC", default="auto",
                        help="speech-to-text: whisper-tiny, whisper-base, pocketsphinx, none, or whisper:DIR "
                             "(a local Whisper model); auto (default) = none when a transcript is given, "
-                            "else the built-in Whisper model")
+                            "else whisper (Whisper base on a CUDA GPU, tiny.en on a CPU)")
     model.add_argument("--language", metavar="CODE", default="en",
                        help="language spoken, for speech-to-text (default en)")
     model.add_argument("--asr-timeout-factor", metavar="X", type=_positive_float,

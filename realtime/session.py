@@ -61,7 +61,7 @@ class LiveSession:
         input_file=None,
         transcript=None,
         realtime: bool = True,
-        asr="whisper-base",
+        asr="whisper",
         checkpoint=None,
         device: str | None = None,
         disabled=(),
@@ -80,7 +80,7 @@ class LiveSession:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
         with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
-        fast as possible (realtime=False); asr: "whisper-base" (default) | "whisper-tiny" |
+        fast as possible (realtime=False); asr: "whisper" (default: Whisper base on CUDA, tiny.en on a CPU) | "whisper-base" | "whisper-tiny" |
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
         checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
         disabled: modalities off from the start; log_path: JSON-lines log of events;
