@@ -205,6 +205,11 @@ def _coverage(entry: dict) -> str:
     return f" (of {entry['of_set_clips']}{both})"
 
 
+def _load_range(report: dict) -> str:
+    loads = [r[k][0] for r in report["runs"] for k in ("load_average_before", "load_average_after")]
+    return f"{min(loads)}-{max(loads)}" if loads else "unknown"
+
+
 def _cell(report: dict, spec: str, set_name: str, field: str, group: str) -> str:
     entry = report["results"][spec][set_name][f"by_{field}"].get(group)
     return "-" if entry is None else f"{100 * entry['wer']:.1f}"
@@ -216,7 +221,8 @@ def markdown(report: dict) -> str:
         "# ASR word error rate and CPU real-time factor (issue 9)", "",
         f"Command: `{report['command']}`  ",
         (f"Machine: {report['machine']}, {report['cpu_count']} cores shared with other jobs, no GPU; "
-        f"load average {report['load_average_before'][0]} before, {report['load_average_after'][0]} after. "
+        f"1-min load average {_load_range(report)} at the start and end of the {len(report['runs'])} runs "
+        "that made these figures (listed in `wer.json`). "
         "CPU figures (process CPU time around `transcribe`, CTranslate2's threads included) are the steady "
         "ones; wall figures are inflated by the other jobs. Raw figures and per-set breakdowns: `wer.json`."), "",
         "Sets: " + "; ".join(f"{name} {info['clips']} clips, {info['audio_s']} s ({info['what']})"
