@@ -6,10 +6,10 @@ Stage 2 must see utterances with several modalities at once, or its head never l
 to trust each path (it learnt to follow whichever path was present, so with two present the
 most confident won). How items are drawn, for one split (train, valid or test; never mixed):
 
-- A conversation is one RAVDESS actor (one voice over time, as live; actors lacking a class are
-  left out, which only happens in a --limit slice), with `length` utterances
+- A conversation is one RAVDESS actor (one voice over time, as live), with `length` utterances
   (uniform in `length_range`, long enough to cover the live context). Each utterance gets a
-  label drawn uniformly from the classes (independently: no label sequence to learn from the
+  label drawn uniformly from the classes (those every pool has: all of them on the real corpora;
+  a --limit slice may lack some, and actors without one are left out) (independently: no label sequence to learn from the
   context), then one sample of that label from each modality's pool: a clip of the same actor,
   a face (any FER2013 person), a line of dialogue (any MELD/EmoryNLP speaker). Clips of the
   actor are reused when the conversation is longer than the actor's clips of that label.
@@ -63,28 +63,30 @@ def label_matched_conversations(
     low, high = length_range
     if not 1 <= low <= high:
         raise ValueError(f"length_range must be 1 <= low <= high, got {length_range}")
+    # Classes every modality can show (all of them on the real corpora; a --limit slice may lack
+    # some), and speakers with every one of those (all RAVDESS actors have them).
     classes = set(range(num_classes))
     for modality in ("text", "visual"):
-        missing = classes - set(pools[modality].get("all", {}))
-        if missing:
-            raise ValueError(f"{modality} pool has no sample of classes {sorted(missing)}")
-    # A speaker needs every class (all RAVDESS actors have them; a --limit slice may not).
-    speakers = sorted(g for g, by_label in pools["audio"].items() if classes <= set(by_label))
+        classes &= set(pools[modality].get("all", {}))
+    speakers = sorted(g for g, by_label in pools["audio"].items() if classes and classes <= set(by_label))
     if not speakers:
-        raise ValueError(f"no speaker in the audio pool has a sample of every class {sorted(classes)}")
+        raise ValueError(f"no class has samples in every modality's pool and a speaker with all of them "
+                         f"(classes in the text and visual pools: {sorted(classes)})")
+    drawable = np.array(sorted(classes))
     rng = np.random.default_rng(seed)
     out = []
     for speaker in speakers:
         for k in range(conversations_per_speaker):
             length = int(rng.integers(low, high + 1))
-            labels = rng.integers(0, num_classes, length)
+            labels = drawable[rng.integers(0, len(drawable), length)]
             drawn = {m: [] for m in MODALITIES}
             for label in labels:
                 conflict = MODALITIES[rng.integers(3)] if rng.random() < conflict_rate else None
                 for m in MODALITIES:
                     source = int(label)
-                    if m == conflict:
-                        source = int((label + rng.integers(1, num_classes)) % num_classes)
+                    if m == conflict and len(drawable) > 1:  # another class, uniformly
+                        position = int(np.searchsorted(drawable, label))
+                        source = int(drawable[(position + rng.integers(1, len(drawable))) % len(drawable)])
                     group = speaker if m == "audio" else "all"
                     pool = pools[m][group][source]
                     drawn[m].append(pool[rng.integers(len(pool))])

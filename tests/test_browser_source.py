@@ -134,7 +134,8 @@ def test_live_session_fed_by_pushes_like_a_browser(tmp_path_factory):
             time.sleep(0.25)
     emotions = [e for e in events if e.type == "emotion"]
     assert len(emotions) == len(lines), [(e.type, getattr(e, "reason", "")) for e in events]
-    for event, line in zip(emotions, lines):
-        assert {"audio", "visual"} <= set(event.modalities)
+    for index, (event, line) in enumerate(zip(emotions, lines)):
+        # the demo's face is on camera during its happy lines 2 and 7 only (assets/demo/SOURCE.md)
+        assert set(event.modalities) >= ({"audio", "visual"} if index in (1, 6) else {"audio"})
         assert abs(event.start - line["start"]) < 0.8 and abs(event.end - line["end"]) < 0.8
     assert any(e.transcript == lines[0]["text"] for e in emotions)

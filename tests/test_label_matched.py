@@ -50,15 +50,19 @@ def test_disagreements_swap_one_modality_at_the_drawn_rate(pools):
     assert np.bincount(labels, minlength=CLASSES).min() > 0.2 * len(labels)  # classes drawn uniformly
 
 
-def test_a_pool_missing_a_class_is_refused_and_an_incomplete_speaker_left_out(pools):
+def test_classes_missing_from_a_pool_are_not_drawn_and_an_incomplete_speaker_is_left_out(pools):
     del pools["audio"]["1"][2]
     conversations = label_matched_conversations(pools, CLASSES, 2, (2, 3), 0.0, seed=0, split="test")
     assert {c.session for c in conversations} == {"2"}
-    del pools["audio"]["2"][0]
-    with pytest.raises(ValueError, match="no speaker .* every class"):
-        label_matched_conversations(pools, CLASSES, 1, (2, 3), 0.0, seed=0, split="test")
-    del pools["visual"]["all"][3]
-    with pytest.raises(ValueError, match="visual pool has no sample of classes \\[3\\]"):
+    del pools["visual"]["all"][3]  # a --limit slice without class 3 faces
+    conversations = label_matched_conversations(pools, CLASSES, 20, (5, 5), 0.5, seed=0, split="train")
+    labels = np.concatenate([c.labels for c in conversations])
+    assert set(labels) == {0, 1, 2}
+    assert all(set((c.features[m][:, 0] % 10).astype(int)) <= {0, 1, 2} for c in conversations for m in ("text", "visual"))
+    for by_label in pools["audio"].values():
+        by_label.pop(0, None)
+    del pools["audio"]["2"]
+    with pytest.raises(ValueError, match="no class has samples in every modality's pool"):
         label_matched_conversations(pools, CLASSES, 1, (2, 3), 0.0, seed=0, split="test")
 
 

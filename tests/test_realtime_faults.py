@@ -299,6 +299,7 @@ def test_corrupt_mp4_is_decoded_past_the_damage_and_reported(tmp_path):
     # (lost audio was replaced by silence, so later times did not shift).
     emotions, good_emotions = by_type(events, EmotionEvent), by_type(good_events, EmotionEvent)
     assert emotions[-1].end > 30 and len(emotions) >= len(good_emotions) - 2
-    late = [e for e in emotions if e.start > 25]
+    # (Silence where audio was lost may split a line: a piece without its words is left out.)
+    late = [e for e in emotions if e.start > 25 and e.transcript]
     assert late and all(any(abs(e.start - g.start) < 0.5 for g in good_emotions) for e in late)
     assert all("visual" in e.modalities for e in late)  # the video track went on too

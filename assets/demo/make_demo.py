@@ -147,7 +147,11 @@ def frames(duration_s: float, face_spans: list[tuple[float, float]]):
     for i in range(n):
         t = i / FPS
         if not any(start <= t <= end for start, end in face_spans):
-            yield shared_screen
+            # A pointer moves over the slide, as on a shared screen: identical frames would read
+            # as a frozen camera.
+            frame = shared_screen.copy()
+            cv2.circle(frame, (int(60 + 100 * (1 + np.sin(t / 1.7))), int(120 + 40 * np.sin(t / 1.1))), 5, (220, 40, 40), -1)
+            yield frame
             continue
         zoom = 1.0 + 0.08 * np.sin(2 * np.pi * t / 9.0)
         w, h = 300.0 / zoom, 225.0 / zoom
