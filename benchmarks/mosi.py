@@ -11,7 +11,7 @@ Runs (5 seeds each, d = 128 as the paper's MOSI, Q = 4, H = 2, dropout 0.5):
   momke-random-late  random protocol, each modality's own head kept trained in stage 2
                      (unimodal_loss_weight 1), fused score = a least-squares combination of the
                      present modalities' own scores fitted per condition on the training videos
-                     (mosi_late_fusion.py; chosen on validation, benchmarks/README.md section 2b)
+                     (mosi_late_fusion.py; chosen on validation, benchmarks/README.md section 5)
 Every run scores all seven conditions and the average of the six incomplete ones: Acc2 / F1 on
 non-zero labels (the paper's rule), MAE and Pearson correlation. Reduced budget (to fit a
 2-core CPU): Adam lr 1e-3 instead of 1e-4, at most 10 + 10 epochs per stage with early stopping
