@@ -474,9 +474,9 @@ class UtteranceProcessor(_QueueWorker):
         return EmotionEvent(
             utterance_id=pending.id, start=pending.start, end=pending.end, label=prediction.label,
             probabilities=prediction.probabilities, modalities=prediction.modalities,
-            segmentation=pending.segmentation,
             transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},
             modality_probabilities=prediction.modality_probabilities,
+            segmentation=pending.segmentation,
         )

@@ -180,3 +180,17 @@ def test_fast_replay_with_a_slow_video_stream_never_deadlocks():
         thread.join(5)
     stop.set()
     assert not any(thread.is_alive() for thread in threads)
+
+
+def test_health_a_device_fault_wins_over_an_older_content_verdict():
+    events = []
+    health = HealthMonitor(events.append, lambda: 2.0)
+    health.report_data("visual")
+    health.report_missing("visual", "black frames (lens covered or camera dark)")
+    health.report_data("visual", by="content")  # an older utterance's face was fine
+    health.report_missing("visual", "black frames (lens covered or camera dark)")  # same cause: no event
+    assert health.state("visual") == "missing" and health.reason("visual").startswith("black frames")
+    health.report_missing("visual", "no face in view", by="content")
+    health.report_data("visual")  # the camera recovers, but the last verdict was "no face"
+    assert [(e.state, e.reason.split(" (")[0]) for e in events] == [
+        ("active", ""), ("missing", "black frames"), ("missing", "no face in view")]

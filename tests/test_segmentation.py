@@ -8,6 +8,9 @@ import torch
 from momke.realtime.segmentation import SpeechSegment, UtteranceSegmenter
 from synth_speech import SR, espeak, ravdess_clips, silence, with_pauses
 
+# The segmenter runs on one torch thread in the session (its ops are tiny); so do these tests.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SENTENCES = (
     "Hello there, how are you doing today",
     "I am feeling rather good, thank you",
