@@ -152,11 +152,20 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     page.locator("#mk-webcam button", has_text="Click to Access Webcam").click()
     page.locator("#mk-webcam button", has_text="Record").click()
     page.locator("#mk-mic button", has_text="Record").click()
-    for modality in ("audio", "visual"):
-        # (capture begins once the session's extractors are loaded: slow on a loaded 2-core CPU)
-        page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="active"]', timeout=180_000)
-    assert pushed["audio"] > 0 and pushed["visual"] > 0
-    assert only_visitor(app).session.status()["visual"] == "active"
+    # (capture begins once the session's extractors are loaded: slow on a loaded 2-core CPU)
+    page.wait_for_selector('#mk-status .mk-status[data-modality="audio"][data-state="active"]', timeout=180_000)
+    session = only_visitor(app).session
+
+    def camera_seen() -> bool:
+        # Chromium's fake webcam shows a test pattern, no face: once an utterance is judged, the
+        # camera's state is "missing: no face in view" (the device itself still works).
+        state, reason = session.status()["visual"], session.health.reason("visual") or ""
+        return pushed["visual"] > 0 and (state == "active" or "no face" in reason)
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not camera_seen():
+        time.sleep(0.5)
+    assert pushed["audio"] > 0 and camera_seen(), (pushed, session.status(), session.health.reason("visual"))
     page.click("#mk-stop")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
 

@@ -70,11 +70,13 @@ def test_evaluate_refuses_nan_weights(toy, toy_checkpoint, capsys):
 def test_a_huge_config_is_refused_without_allocating(toy, toy_checkpoint):
     """mlp_ratio 1e7 would need ~3 GB of weights at d = 8; the refusal must come first."""
     edit_config(toy_checkpoint, mlp_ratio=1e7)
+    # The child's own peak (VmHWM): ru_maxrss would carry the forking pytest's peak across exec.
     script = (
-        "import resource, sys\n"
+        "import re\n"
         "from momke.models.cli import main\n"
         f"code = main(['evaluate', {str(toy)!r}, '--checkpoint', {str(toy_checkpoint)!r}, '--device', 'cpu'])\n"
-        "print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(code, int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)\n"
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                          check=False)
