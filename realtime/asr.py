@@ -112,8 +112,8 @@ class WhisperASR(ASRBackend):
 
 # --asr values: the packaged models by name, PocketSphinx, none, or a local Whisper folder.
 ASR_CHOICES = ("whisper", "whisper-base", "whisper-tiny", "pocketsphinx", "none", "whisper:/local/folder")
-# "whisper": Whisper base on CUDA, tiny.en on a CPU. Measured on the 2-core CPU under load
-# (benchmarks/results/bench_live*.json): utterance end -> event median 1.4 s with tiny.en, 3.1 s
+# "whisper": Whisper base on CUDA, tiny.en on a CPU. Measured on the idle 2-core CPU
+# (benchmarks/results/bench_live.md): utterance end -> event median 0.74 s with tiny.en, 1.12 s
 # with base; word error rate 16 % vs 13 % on varied voices (both within the 20 % target).
 DEFAULT_ASR = "whisper"
 
