@@ -1,20 +1,25 @@
-"""MoMKE itself: the model, its two training stages, evaluation, metrics, data and checkpoints."""
+"""MoMKE itself: the model, its two training stages, evaluation, metrics, data and checkpoints.
 
-from .checkpoint import DEFAULT_CHECKPOINT, check_features, load_checkpoint, save_checkpoint
-from .config import MODALITIES, MoMKEConfig
-from .momke import MoMKE, MoMKEOutput
-from .streaming import EmptyUtteranceError, StepOutput, StreamingMoMKE
+Names are imported on first use: importing a submodule (or `momke --help`) does not pay for
+torch until something that needs it is asked for.
+"""
 
-__all__ = [
-    "DEFAULT_CHECKPOINT",
-    "MODALITIES",
-    "EmptyUtteranceError",
-    "MoMKE",
-    "MoMKEConfig",
-    "MoMKEOutput",
-    "StepOutput",
-    "StreamingMoMKE",
-    "check_features",
-    "load_checkpoint",
-    "save_checkpoint",
+import importlib
+
+_HOMES = {
+    "DEFAULT_CHECKPOINT": "checkpoint", "check_features": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint", "MODALITIES": "config", "MoMKEConfig": "config", "MoMKE": "momke",
+    "MoMKEOutput": "momke", "EmptyUtteranceError": "streaming", "StepOutput": "streaming", "StreamingMoMKE": "streaming",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [  # names provided by __getattr__
+    "DEFAULT_CHECKPOINT", "MODALITIES", "EmptyUtteranceError", "MoMKE", "MoMKEConfig", "MoMKEOutput", "StepOutput",
+    "StreamingMoMKE", "check_features", "load_checkpoint", "save_checkpoint",
 ]
