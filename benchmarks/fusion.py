@@ -81,17 +81,10 @@ def conditions_and_conflicts(model, conversations: list[Conversation]) -> dict:
 
 def stream_accuracy(model, conversations: list[Conversation], modality: str) -> dict[str, float]:
     """Accuracy by position, streamed one utterance at a time with the checkpoint's context limit."""
-    limit = model.config.max_context
     hits: dict[int, list[bool]] = {}
-    for conversation in conversations:
-        stream = StreamingMoMKE(model, max_context=limit)
-        index = MODALITIES.index(modality)
-        for i in range(len(conversation)):
-            if not conversation.present[i, index]:
-                continue
-            output = stream.step({modality: conversation.features[modality][i]})
-            if conversation.labels[i] >= 0:
-                hits.setdefault(i + 1, []).append(int(np.argmax(output.probabilities)) == int(conversation.labels[i]))
+    for conversation in conversations:  # each conversation its own session
+        for position, hit in stream_hits(model, [conversation], modality):
+            hits.setdefault(position, []).append(hit)
     result = {}
     for low, high in BUCKETS:
         values = [h for p in range(low, high + 1) for h in hits.get(p, [])]
@@ -113,13 +106,14 @@ def same_dialogues_late(model, dialogues: list[Conversation], offset: int = 84, 
             "filler", [c.utterance_ids[i] for c, i in filler_rows], [c.speakers[i] for c, i in filler_rows],
             {"text": np.stack([c.features["text"][i] for c, i in filler_rows])},
             np.array([[False, True, False]] * offset), np.full(offset, -1))
-        early += stream_hits(model, [dialogue], "text")
-        late += stream_hits(model, [filler, dialogue], "text")[-int((dialogue.labels >= 0).sum()):] if (dialogue.labels >= 0).any() else []
+        early += [hit for _, hit in stream_hits(model, [dialogue], "text")]
+        late += [hit for _, hit in stream_hits(model, [filler, dialogue], "text")]  # the filler is unlabelled
     return {"positions_from_1": float(np.mean(early)), f"positions_from_{offset + 1}": float(np.mean(late)), "n": len(early)}
 
 
-def stream_hits(model, conversations: list[Conversation], modality: str) -> list[bool]:
-    """Right/wrong per labelled utterance, streaming the conversations back to back in one session."""
+def stream_hits(model, conversations: list[Conversation], modality: str) -> list[tuple[int, bool]]:
+    """(position in its conversation from 1, right or wrong) per labelled utterance, streaming the
+    conversations back to back in one session with the checkpoint's context limit."""
     stream = StreamingMoMKE(model, max_context=model.config.max_context)
     index = MODALITIES.index(modality)
     hits = []
@@ -128,7 +122,7 @@ def stream_hits(model, conversations: list[Conversation], modality: str) -> list
             if conversation.present[i, index]:
                 output = stream.step({modality: conversation.features[modality][i]})
                 if conversation.labels[i] >= 0:
-                    hits.append(int(np.argmax(output.probabilities)) == int(conversation.labels[i]))
+                    hits.append((i + 1, int(np.argmax(output.probabilities)) == int(conversation.labels[i])))
     return hits
 
 
