@@ -16,6 +16,21 @@ from typing import Any
 
 import tomllib
 
+from .cli_common import (
+    OneLineErrorParser,
+    UsageProblem,
+    VersionAction,
+    check_file,
+    check_folder,
+    check_output_file,
+    check_output_folder,
+    discard_stdout,
+    say,
+)
+
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+CORPUS_FOLDER = "a feature corpus folder (holds corpus.json)"
+
 EPILOG_TRAIN = """\
 examples:
   momke make-toy-corpus toy                      # a tiny SYNTHETIC corpus to try things on
@@ -39,7 +54,8 @@ EXIT_NOT_LEARNT = 3
 EPILOG_EVALUATE = """\
 examples:
   momke evaluate toy --checkpoint runs/toy-model           # score a checkpoint on the test split
-  momke evaluate toy --epochs 20 --hidden-dim 32 --seeds 0 1 2 --json results.json
+  momke evaluate toy --epochs 20 --hidden-dim 32 --seeds 0 1 2 --report results.json
+  momke evaluate toy --checkpoint runs/toy-model --json | jq .summary   # results as JSON on stdout
   momke evaluate features/iemocap --scheme sessions --protocol fixed   # the paper's Table 2
 
 Without --checkpoint, models are trained and tested: one per condition ({a}, {t}, {v}, {a,v},
@@ -54,61 +70,64 @@ uses the corpus's train/test split. Results of all folds and seeds are averaged.
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="JSON or TOML file with any of these options")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="JSON or TOML file with any of these options")
     protocol = parser.add_argument_group("protocol")
     protocol.add_argument("--protocol", choices=("random", "fixed"), default="random",
                           help="random: one model for every modality condition (default); "
                                "fixed: the paper's, one model per condition")
-    protocol.add_argument("--condition", default="atv",
+    protocol.add_argument("--condition", default="atv", metavar="MODS",
                           help="fixed protocol with `train`: the modalities present, e.g. a, t, at, atv (default atv)")
-    protocol.add_argument("--drop-rate", type=float, default=0.3, dest="utterance_drop_rate",
+    protocol.add_argument("--drop-rate", type=float, default=0.3, dest="utterance_drop_rate", metavar="RATE",
                           help="random protocol: probability an utterance gets its own random modality subset (0.3)")
     model = parser.add_argument_group("model (paper defaults)")
     model.add_argument("--context-mode", choices=("bidirectional", "causal"), default="bidirectional",
                        help="bidirectional (the paper) or causal (live use: only past utterances)")
-    model.add_argument("--hidden-dim", type=int, default=256, help="expert width d (256; the paper uses 128 for MOSI)")
-    model.add_argument("--num-blocks", type=int, default=4, help="transformer blocks per expert Q (4)")
-    model.add_argument("--num-heads", type=int, default=2, help="attention heads H (2)")
-    model.add_argument("--mlp-ratio", type=float, default=4.0,
+    model.add_argument("--hidden-dim", type=int, default=256, metavar="D", help="expert width d (256; the paper uses 128 for MOSI)")
+    model.add_argument("--num-blocks", type=int, default=4, metavar="N", help="transformer blocks per expert Q (4)")
+    model.add_argument("--num-heads", type=int, default=2, metavar="N", help="attention heads H (2)")
+    model.add_argument("--mlp-ratio", type=float, default=4.0, metavar="X",
                        help="feed-forward width of each expert block, in multiples of d (4; the paper does not say, "
                             "the authors' code uses 1, which trains about 2x faster: benchmarks/bench_training.py)")
-    model.add_argument("--dropout", type=float, default=0.5, help="dropout (0.5)")
+    model.add_argument("--dropout", type=float, default=0.5, metavar="RATE", help="dropout (0.5)")
     ablation = parser.add_argument_group("ablations")
     ablation.add_argument("--no-stage1", action="store_true", dest="skip_stage1", help="skip unimodal expert training")
     ablation.add_argument("--no-mixing", action="store_true", help="each modality through its own expert only")
     ablation.add_argument("--no-router", action="store_true", help="equal expert weights instead of the Soft Router")
-    ablation.add_argument("--experts", default="atv", help="which modality experts exist, e.g. at (default atv)")
+    ablation.add_argument("--experts", default="atv", metavar="MODS", help="which modality experts exist, e.g. at (default atv)")
     optimisation = parser.add_argument_group("optimisation")
-    optimisation.add_argument("--epochs", type=int, help="epochs of both stages (sets --stage1-epochs and --stage2-epochs)")
-    optimisation.add_argument("--stage1-epochs", type=int, default=100, help="unimodal expert training epochs (100)")
-    optimisation.add_argument("--stage2-epochs", type=int, default=100, help="experts mixing epochs (100; the paper uses 50 for MOSEI)")
-    optimisation.add_argument("--patience", type=int, default=20,
+    optimisation.add_argument("--epochs", type=int, metavar="N", help="epochs of both stages (sets --stage1-epochs and --stage2-epochs)")
+    optimisation.add_argument("--stage1-epochs", type=int, default=100, metavar="N", help="unimodal expert training epochs (100)")
+    optimisation.add_argument("--stage2-epochs", type=int, default=100, metavar="N", help="experts mixing epochs (100; the paper uses 50 for MOSEI)")
+    optimisation.add_argument("--patience", type=int, default=20, metavar="N",
                               help="stop a stage after this many epochs without validation improvement, counted "
                                    "from the first epoch better than a constant predictor (20; 0 = never)")
-    optimisation.add_argument("--batch-size", type=int, default=32, help="conversations per batch (32)")
+    optimisation.add_argument("--batch-size", type=int, default=32, metavar="N", help="conversations per batch (32)")
     optimisation.add_argument("--bucket-by-length", action="store_true",
                               help="batch dialogues of similar length together: less padding, faster epochs")
-    optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", help="Adam learning rate (1e-4)")
-    optimisation.add_argument("--weight-decay", type=float, default=1e-5, help="L2 weight decay (1e-5)")
-    optimisation.add_argument("--select-on", dest="selection_metric",
+    optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", metavar="RATE", help="Adam learning rate (1e-4)")
+    optimisation.add_argument("--weight-decay", type=float, default=1e-5, metavar="X", help="L2 weight decay (1e-5)")
+    optimisation.add_argument("--select-on", dest="selection_metric", metavar="METRIC",
                               choices=("wa", "ua", "f1", "acc2_nonzero", "f1_nonzero", "mae", "corr", "acc7"),
-                              help="validation metric that picks each stage's epoch (default: wa, or mae for sentiment)")
+                              help="validation metric that picks each stage's epoch: wa, ua, f1, acc2_nonzero, f1_nonzero, "
+                                   "mae, corr or acc7 (default: wa, or mae for sentiment)")
     optimisation.add_argument("--class-weights", action="store_true", help="weight classes by inverse frequency")
-    optimisation.add_argument("--valid-fraction", type=float, default=0.1,
+    optimisation.add_argument("--valid-fraction", type=float, default=0.1, metavar="SHARE",
                               help="share of training dialogues held out for validation when the corpus has no valid split (0.1)")
-    optimisation.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same run (0)")
-    optimisation.add_argument("--device", help="cuda, cuda:1 or cpu (default: CUDA when present, else CPU)")
+    optimisation.add_argument("--seed", type=int, default=0, metavar="N", help="random seed: the same seed gives the same run (0)")
+    optimisation.add_argument("--device", metavar="DEVICE", help="cuda, cuda:1 or cpu (default: CUDA when present, else CPU)")
     optimisation.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
     """Load --config FILE (if given) as parser defaults, so command-line flags still win."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = OneLineErrorParser(prog=parser.prog, add_help=False)
     pre.add_argument("--config", type=Path)
     known, _ = pre.parse_known_args(argv)
     if known.config is None:
         return
     path: Path = known.config
+    if path.is_dir():
+        parser.error(f"--config: {path} is a directory; give a JSON or TOML file")
     if not path.is_file():
         parser.error(f"config file {path} not found")
     try:
@@ -220,13 +239,15 @@ def _data_description(corpus_dir: Path, corpus) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # Paths are checked first: a mistake is found now, not after hours of training.
+    check_folder("", args.corpus, CORPUS_FOLDER)
+    check_output_folder("--out", args.out, args.overwrite)
+
     from .checkpoint import save_checkpoint
     from .data import load_corpus
     from .evaluation import evaluate_model, nan_to_none
     from .training import condition_name, model_config_for, split_for_training, train_momke
 
-    if args.out.exists() and not args.out.is_dir():  # found now, not after hours of training
-        raise ValueError(f"--out {args.out} is a file, not a checkpoint folder")
     corpus = load_corpus(args.corpus)
     settings, overrides = _settings_and_model(args)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, settings.seed)
@@ -252,9 +273,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if test:
         report = evaluate_model(result.model, test, protocol=settings.protocol, description="test split")
         metadata["test_metrics"] = report.runs[0]["metrics"]
-        print(report.format_table())
+        say(report.format_table())
     directory = save_checkpoint(result.model, args.out, metadata=nan_to_none(metadata))
-    print(f"checkpoint written to {directory}")
+    say(f"checkpoint written to {directory}")
     if not result.learnt:
         constant = "the majority class" if config.task == "classification" else "the mean score"
         print(f"momke train: the kept model is no better on validation than always predicting {constant} of "
@@ -269,8 +290,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    check_folder("", args.corpus, CORPUS_FOLDER)
+    if args.checkpoint is not None:
+        check_folder("--checkpoint", args.checkpoint, "a checkpoint folder (holds config.json and model.safetensors)")
+    if args.report is not None:
+        check_output_file("--report", args.report, "results.json", overwrite=args.overwrite)
+
     from .data import load_corpus
-    from .evaluation import evaluate_model, run_evaluation
+    from .evaluation import evaluate_model, nan_to_none, run_evaluation
     from .training import parse_condition, split_for_training
 
     corpus = load_corpus(args.corpus)
@@ -288,9 +315,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         conditions = [parse_condition(c) for c in args.conditions] if args.conditions else None
         seeds = args.seeds or [args.seed]
         report = run_evaluation(corpus, settings, overrides, scheme=args.scheme, seeds=seeds, conditions=conditions)
-    print(report.format_table())
-    if args.json is not None:
-        print(f"results written to {report.write_json(args.json)}")
+    # --json: one JSON document on stdout and nothing else there (NaN written as null).
+    say(json.dumps(nan_to_none(report.to_dict())) if args.json else report.format_table())
+    if args.report is not None:
+        message = f"results written to {report.write_json(args.report)}"
+        if args.json:
+            print(message, file=sys.stderr)
+        else:
+            say(message)
     return 0
 
 
@@ -304,16 +336,24 @@ def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def cmd_make_toy_corpus(args: argparse.Namespace) -> int:
+    check_output_folder("", args.directory, args.overwrite)
+
     from .data import save_corpus
     from .toy_corpus import make_toy_corpus
 
     corpus = make_toy_corpus(num_dialogues=args.dialogues, seed=args.seed)
     save_corpus(corpus, args.directory, overwrite=args.overwrite)
-    print(f"wrote a SYNTHETIC toy corpus ({len(corpus)} dialogues, {corpus.num_utterances} utterances) to {args.directory}")
+    say(f"wrote a SYNTHETIC toy corpus ({len(corpus)} dialogues, {corpus.num_utterances} utterances) to {args.directory}")
     return 0
 
 
 def cmd_import_paper(args: argparse.Namespace) -> int:
+    check_file("", args.labels, "the label pickle (.pkl)")
+    for flag, folder in (("--audio", args.audio), ("--text", args.text), ("--visual", args.visual)):
+        if folder is not None:
+            check_folder(flag, folder, "a folder of .npy feature files")
+    check_output_folder("--out", args.out, args.overwrite)
+
     from .data import save_corpus
     from .paper_layout import read_paper_layout
 
@@ -322,7 +362,7 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
         task=args.task, label_names=args.label_names, feature_profile=args.profile,
     )
     save_corpus(corpus, args.out, overwrite=args.overwrite)
-    print(f"wrote {len(corpus)} dialogues ({corpus.num_utterances} utterances) to {args.out}")
+    say(f"wrote {len(corpus)} dialogues ({corpus.num_utterances} utterances) to {args.out}")
     return 0
 
 
@@ -330,19 +370,22 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="momke",
         description="MoMKE research tools: turn recordings into features (extract), train the "
                     "two-stage model (train) and score it under every missing-modality condition (evaluate).",
         epilog="Start with: momke make-toy-corpus toy && momke train toy --out runs/toy --epochs 20 --hidden-dim 32",
     )
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train MoMKE (stage 1 + stage 2) and save a checkpoint",
                                 description="Train MoMKE on a feature corpus and save a checkpoint.",
                                 epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
-    train.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    train.add_argument("corpus", type=Path, help="feature corpus folder (holds corpus.json)")
+    train.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="checkpoint folder to write (new or empty, unless --overwrite)")
+    train.add_argument("--overwrite", action="store_true", help="replace the checkpoint already in --out")
     train.add_argument("--allow-constant-model", action="store_true",
                        help=f"exit 0 even when the kept model is no better on validation than a constant "
                             f"predictor (otherwise: exit {EXIT_NOT_LEARNT}; the checkpoint is written either way)")
@@ -353,14 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="score under every modality condition (the paper's Table 2)",
                                    description="Score MoMKE under every modality condition.",
                                    epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    evaluate.add_argument("corpus", type=Path, help="feature corpus directory (holds corpus.json)")
-    evaluate.add_argument("--checkpoint", type=Path, help="score this checkpoint on the test split instead of training")
+    evaluate.add_argument("corpus", type=Path, help="feature corpus folder (holds corpus.json)")
+    evaluate.add_argument("--checkpoint", type=Path, metavar="DIR",
+                          help="score this checkpoint on the test split instead of training")
     evaluate.add_argument("--scheme", choices=("split", "sessions"), default="split",
                           help="split: the corpus's train/test split; sessions: leave-one-session-out folds")
-    evaluate.add_argument("--seeds", type=int, nargs="+", help="seeds to average over (default: just --seed)")
-    evaluate.add_argument("--conditions", nargs="+",
+    evaluate.add_argument("--seeds", type=int, nargs="+", metavar="N", help="seeds to average over (default: just --seed)")
+    evaluate.add_argument("--conditions", nargs="+", metavar="MODS",
                           help="only these conditions, e.g. t at atv (default: every condition the data has)")
-    evaluate.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    evaluate.add_argument("--json", action="store_true",
+                          help="the results as one JSON document on stdout instead of the table (nothing else on stdout)")
+    evaluate.add_argument("--report", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an existing --report file")
     _add_training_options(evaluate)
 
     commands.add_parser("extract", help="extract utterance features from recordings into a corpus "
@@ -369,10 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     toy = commands.add_parser("make-toy-corpus", help="write a tiny SYNTHETIC corpus to try the commands on",
                               description="Write a tiny SYNTHETIC feature corpus (not real data): four classes, "
                                           "audio and text each carry half of the label, video a weak copy of it.")
-    toy.add_argument("directory", type=Path)
-    toy.add_argument("--dialogues", type=int, default=48, help="number of dialogues (48)")
-    toy.add_argument("--seed", type=int, default=0)
-    toy.add_argument("--overwrite", action="store_true", help="replace a corpus already in the directory")
+    toy.add_argument("directory", type=Path, metavar="DIR", help="corpus folder to write (new or empty)")
+    toy.add_argument("--dialogues", type=int, default=48, metavar="N", help="number of dialogues (48)")
+    toy.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (0)")
+    toy.add_argument("--overwrite", action="store_true", help="replace what DIR holds")
 
     paper = commands.add_parser(
         "import-paper", help="convert the MoMKE/GCNet authors' feature layout into a corpus",
@@ -380,44 +427,66 @@ def build_parser() -> argparse.ArgumentParser:
                     "and <dir>/<utterance_id>.npy feature files per modality (the layout of the MoMKE and GCNet "
                     "repositories) into a feature corpus. The pickle is read with a restricted unpickler.",
     )
-    paper.add_argument("labels", type=Path, help="the label pickle, e.g. IEMOCAP_features_raw_4way.pkl")
-    paper.add_argument("--audio", type=Path, help="directory of audio .npy features")
-    paper.add_argument("--text", type=Path, help="directory of text .npy features")
-    paper.add_argument("--visual", type=Path, help="directory of visual .npy features (or per-utterance face folders)")
-    paper.add_argument("--out", type=Path, required=True, help="corpus directory to write")
+    paper.add_argument("labels", type=Path, metavar="LABELS.pkl",
+                       help="the label pickle, e.g. IEMOCAP_features_raw_4way.pkl")
+    paper.add_argument("--audio", type=Path, metavar="DIR", help="folder of audio .npy features")
+    paper.add_argument("--text", type=Path, metavar="DIR", help="folder of text .npy features")
+    paper.add_argument("--visual", type=Path, metavar="DIR",
+                       help="folder of visual .npy features (or per-utterance face folders)")
+    paper.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="corpus folder to write (new or empty, unless --overwrite)")
     paper.add_argument("--task", choices=("classification", "regression"),
                        help="default: regression when labels are fractional, else classification")
-    paper.add_argument("--label-names", nargs="+", help="class names in index order (default for 4 classes: "
-                                                        "happy sad neutral angry)")
-    paper.add_argument("--profile", default="paper", help="feature profile name to record (default: paper)")
-    paper.add_argument("--overwrite", action="store_true")
-    parser.training_commands = {"train": train, "evaluate": evaluate}  # for --config FILE
+    paper.add_argument("--label-names", nargs="+", metavar="NAME", help="class names in index order (default for "
+                                                                        "4 classes: happy sad neutral angry)")
+    paper.add_argument("--profile", default="paper", metavar="NAME",
+                       help="feature profile name to record (default: paper)")
+    paper.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    parser.commands = {"train": train, "evaluate": evaluate, "make-toy-corpus": toy, "import-paper": paper}
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input (one line on stderr), 3 `train` learnt nothing, 130 Ctrl-C.
+    A reader that closes the pipe (`momke evaluate ... | head -1`) ends nothing early: 0."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = f"momke {argv[0]}" if argv and not argv[0].startswith("-") else "momke"
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        return code
+    except BrokenPipeError:
+        discard_stdout()
+        return 0
+    except (UsageProblem, ValueError, OSError) as error:
+        # Bad input (a corpus, checkpoint, pickle or folder): one line, exit 2, no traceback.
+        print(f"{command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        resume = "; run the same command again to resume" if command == "momke extract" else ""
+        print(f"{command}: stopped (Ctrl-C){resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "extract":
         return cmd_extract(argparse.Namespace(), argv[1:])
     if argv and argv[0] in ("train", "evaluate"):
-        _apply_config_file(parser.training_commands[argv[0]], argv[1:])
-    args = parser.parse_args(argv)
+        _apply_config_file(parser.commands[argv[0]], argv[1:])
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand, whose --help lists its options
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     handlers = {
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "make-toy-corpus": cmd_make_toy_corpus,
         "import-paper": cmd_import_paper,
     }
-    try:
-        return handlers[args.command](args)
-    except (ValueError, OSError) as error:
-        # Bad input (a corpus, checkpoint, pickle or folder): one line, exit 2, no traceback.
-        print(f"momke {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+    return handlers[args.command](args)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,15 @@ import threading
 import time
 from pathlib import Path
 
+from ..models.cli_common import (  # shared with `momke`; standard library only
+    OneLineErrorParser,
+    UsageProblem,
+    VersionAction,
+    check_file,
+    check_output_file,
+    discard_stdout,
+)
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 # models.config.MODALITIES, repeated here so parsing --privacy needs no torch (a test keeps them equal).
@@ -41,46 +50,15 @@ NO_DEVICE_HELP = (
 )
 
 
-class UsageProblem(Exception):
-    """A problem the user fixes by changing the command line (exit code 2)."""
-
-
-def version() -> str:
-    """The installed distribution's version, else the source checkout's pyproject.toml."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("momke-live")
-    except metadata.PackageNotFoundError:
-        import tomllib
-
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-        try:
-            return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
-            return "unknown"
-
-
-class _VersionAction(argparse.Action):
-    """--version, looked up only when asked for (reading package metadata costs start-up time)."""
-
-    def __init__(self, option_strings, dest, **kwargs) -> None:
-        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"momke-live {version()}")
-        parser.exit()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="momke-live",
         description="Live multimodal emotion recognition (MoMKE) from microphone, camera and speech-to-text.",
         epilog="Exit codes: 0 finished, 1 runtime error, 2 usage error / no device, 3 replay incomplete "
                "(damaged file), 130 Ctrl-C.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--version", action=VersionAction)
     src = parser.add_argument_group("input (default: the attached microphone and camera)")
     src.add_argument("--demo", action="store_true", help="replay the bundled demo conversation (no devices needed)")
     src.add_argument("--input", metavar="FILE", type=Path, help="replay a video (with audio) or audio file as if live")
@@ -142,25 +120,11 @@ def parse_privacy(value: str) -> tuple[str, ...]:
     return names
 
 
-def check_file(flag: str, path: Path, what: str) -> None:
-    if path.is_dir():
-        raise UsageProblem(f"{flag}: {path} is a directory; give {what}")
-    if not path.is_file():
-        raise UsageProblem(f"{flag}: {path} does not exist")
-
-
 def check_log(path: Path | None) -> None:
     """--log is a file to append to: refuse a directory (or a file in place of its folder) now,
     before minutes of model loading."""
-    if path is None:
-        return
-    if path.is_dir():
-        raise UsageProblem(f"--log: {path} is a directory; give a file name, e.g. {path / 'events.jsonl'}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageProblem(f"--log: {parent} is a file, not a folder")
-            break
+    if path is not None:
+        check_output_file("--log", path, "events.jsonl")
 
 
 def check_asr(spec: str) -> None:
@@ -324,7 +288,7 @@ def run(session, args, description: str) -> int:
         if json_out is not None:
             json_out.close()
         if reader_gone:
-            _discard_stdout()
+            discard_stdout()
     summary = state.summary(wall_s=time.monotonic() - began)
     summary["fast_replay"] = bool(args.fast)
     _print_quietly(format_summary(summary), sys.stderr if args.json or reader_gone else sys.stdout)
@@ -364,22 +328,12 @@ def show_events(session, state, args, description: str, json_out: _JsonOut | Non
             print(event_line(event), flush=True)
 
 
-def _discard_stdout() -> None:
-    """The reader closed stdout: send what is left (and Python's flush at exit) to /dev/null."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):  # no real stdout (embedded, tests)
-        pass
-
-
 def _print_quietly(text: str, stream) -> None:
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
         if stream is sys.stdout:
-            _discard_stdout()
+            discard_stdout()
 
 
 class _interrupts_exit_at_once:

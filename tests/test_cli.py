@@ -1,6 +1,8 @@
 """`momke` end to end on the synthetic toy corpus: make-toy-corpus, train, evaluate, extract."""
 
 import json
+import re
+import shlex
 import sys
 import types
 
@@ -44,7 +46,7 @@ def test_train_then_evaluate_checkpoint(toy, tmp_path, capsys):
     assert test_metrics["atv"]["wa"] > 0.6  # chance is 0.25
 
     results = tmp_path / "checkpoint.json"
-    assert main(["evaluate", str(toy), "--checkpoint", str(out), "--json", str(results)]) == 0
+    assert main(["evaluate", str(toy), "--checkpoint", str(out), "--report", str(results)]) == 0
     report = json.loads(results.read_text())
     assert report["summary"]["atv"]["wa"]["mean"] == pytest.approx(test_metrics["atv"]["wa"])
 
@@ -52,7 +54,7 @@ def test_train_then_evaluate_checkpoint(toy, tmp_path, capsys):
 def test_evaluate_fixed_protocol_leave_one_session_out(toy, tmp_path, capsys):
     results = tmp_path / "fixed.json"
     code = main(["evaluate", str(toy), "--protocol", "fixed", "--scheme", "sessions", "--epochs", "1", "--conditions", "a", "t", "atv",
-                 "--json", str(results), *FAST])
+                 "--report", str(results), *FAST])
     assert code == 0
     report = json.loads(results.read_text())
     assert report["protocol"] == "fixed" and report["scheme"] == "sessions"
@@ -73,7 +75,7 @@ def test_help_and_errors(toy, tmp_path, capsys):
         assert words in help_text
     assert main([]) == 2
     assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "m")]) == 2
-    assert "not a feature corpus" in capsys.readouterr().err
+    assert "missing does not exist" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"no-such-option": 1}')
     with pytest.raises(SystemExit):
@@ -113,3 +115,19 @@ def test_import_paper_layout_command(tmp_path, capsys):
     corpus = load_corpus(out)
     assert corpus.metadata.labels == ("neg", "pos") and corpus.sessions() == [1, 2]
     assert [c.split for c in corpus.conversations] == ["train", "test"]
+
+
+def test_readme_momke_commands_use_the_current_flags():
+    """Every `momke` command in the README's bash blocks parses (a renamed flag fails here)."""
+    from pathlib import Path
+
+    from momke.extractors.corpus import build_parser as extract_parser
+    from momke.models.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\\\n", " ")
+    commands = [shlex.split(line.split("  #")[0]) for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)
+                for line in block.splitlines() if re.match(r"(\.venv/bin/)?momke ", line)]
+    assert len(commands) >= 6 and any("--report" in words for words in commands)
+    for _, command, *args in commands:
+        parser = extract_parser() if command == "extract" else build_parser()
+        parser.parse_args(args if command == "extract" else [command, *args])  # SystemExit(2) on a stale flag

@@ -10,6 +10,7 @@ torch; the other installed packages are reused as they are.
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,24 @@ def test_momke_live_runs_the_demo_from_the_build(built, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     emotions = [line for line in run.stdout.splitlines() if '"type": "emotion"' in line]
     assert len(emotions) >= 3, run.stdout[-2000:]
+
+
+def test_momke_answers_version_and_help_from_the_build(built, tmp_path):
+    """No installed metadata and no pyproject.toml beside the build: --version still answers."""
+    site = _site_packages_without_momke(tmp_path)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, function = scripts["momke"].split(":")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    for argv, expected in ((["--version"], r"momke \S+\n"), (["--help"], r"usage: momke [\s\S]*make-toy-corpus[\s\S]*")):
+        program = (
+            "import importlib, site, sys\n"
+            f"site.addsitedir({str(site)!r})\n"
+            f"sys.path.insert(0, {str(built)!r})\n"
+            f"entry = getattr(importlib.import_module({module!r}), {function!r})\n"
+            f"assert entry.__module__ == {module!r} and sys.modules[{module!r}].__file__.startswith({str(built)!r})\n"
+            f"sys.argv = ['momke', *{argv!r}]\n"
+            "sys.exit(entry())\n"
+        )
+        run = subprocess.run([sys.executable, "-S", "-c", program], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert run.returncode == 0 and re.fullmatch(expected, run.stdout), run.stderr[-3000:]

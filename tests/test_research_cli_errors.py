@@ -1,12 +1,19 @@
-"""`momke` refuses bad input with exit 2 and one clear line on stderr, never a traceback."""
+"""`momke` refuses bad input with exit 2 and one clear line on stderr, never a traceback; and its
+manners: --help, --version and usage errors before torch loads, --overwrite before anything is
+replaced, --json on stdout, a closed pipe and Ctrl-C ending quietly."""
 
 import json
+import os
 import pickle
+import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from momke.models import MoMKE
 from momke.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from momke.models.cli import main
@@ -106,12 +113,12 @@ def test_train_refuses_a_missing_corpus(tmp_path, capsys):
 
 def test_train_refuses_an_out_path_that_is_a_file_before_training(toy, tmp_path, capsys):
     (tmp_path / "file").write_text("keep me")
-    refused(capsys, ["train", str(toy), "--out", str(tmp_path / "file")], "is a file, not a checkpoint folder")
+    refused(capsys, ["train", str(toy), "--out", str(tmp_path / "file")], "--out: ", "is a file, not a folder")
     assert (tmp_path / "file").read_text() == "keep me"
 
 
 def test_toy_corpus_refuses_to_overwrite(toy, capsys):
-    refused(capsys, ["make-toy-corpus", str(toy)], "momke make-toy-corpus: error:")
+    refused(capsys, ["make-toy-corpus", str(toy)], "momke make-toy-corpus: error:", "add --overwrite")
 
 
 def write_layout(tmp_path, labels_object):
@@ -144,7 +151,7 @@ def test_import_paper_refuses_unreadable_files(tmp_path, capsys):
     refused(capsys, argv, "d1_0.npy is not a readable .npy array")
     (tmp_path / "labels.pkl").write_bytes(b"\x80\x04garbage")
     refused(capsys, argv, "cannot read the label pickle")
-    refused(capsys, [*argv[:1], str(tmp_path / "missing.pkl"), *argv[2:]], "not found")
+    refused(capsys, [*argv[:1], str(tmp_path / "missing.pkl"), *argv[2:]], "missing.pkl does not exist")
 
 
 def test_default_recipe_needs_an_out_folder(capsys):
@@ -175,3 +182,179 @@ def test_train_refuses_a_corpus_without_test_dialogues(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
     assert main([*argv, "--no-test", "--allow-constant-model"]) == 0
     assert (tmp_path / "m" / CONFIG_FILE).is_file()
+
+
+# ------------------------------------------------------------------------------ CLI manners
+REPO = Path(__file__).resolve().parents[1]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.mark.parametrize(("args", "code", "where", "text"), [
+    (["--help"], 0, "out", "make-toy-corpus"),
+    (["--version"], 0, "out", "momke "),
+    (["train", "--help"], 0, "out", "--overwrite"),
+    (["evaluate", "--help"], 0, "out", "--report FILE"),
+    (["train"], 2, "err", "the following arguments are required: corpus, --out"),
+    (["evaluate", "{toy}", "--bogus"], 2, "err", "momke evaluate: error: unrecognized arguments: --bogus"),
+    (["train", "{toy}", "--out", "{toy}"], 2, "err", "already exists and is not empty"),
+    (["evaluate", "{toy}", "--report", "{toy}"], 2, "err", "--report: {toy} is a directory"),
+    (["evaluate", "{toy}", "--config", "{toy}"], 2, "err", "--config: {toy} is a directory"),
+])
+def test_help_version_and_usage_errors_answer_without_loading_torch(toy, args, code, where, text):
+    """Answered before anything heavy is imported: under a second even on a busy CPU; an error
+    is one line (the usage block is for --help)."""
+    probe = ("import sys, time\n"
+             "began = time.monotonic()\n"
+             "from momke.models.cli import main\n"
+             "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit_:\n    code = exit_.code\n"
+             "print('torch' in sys.modules, round(time.monotonic() - began, 3), code, file=sys.stderr)\n")
+    args = [arg.replace("{toy}", str(toy)) for arg in args]
+    result = subprocess.run([sys.executable, "-c", probe, *args], check=False, capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    *said, last = result.stderr.strip().splitlines()
+    torch_loaded, seconds, exit_code = last.split()
+    assert torch_loaded == "False" and int(exit_code) == code, result.stderr
+    assert float(seconds) < 1.0
+    assert text.replace("{toy}", str(toy)) in (result.stdout if where == "out" else result.stderr)
+    assert len(said) == (1 if code else 0) and "Traceback" not in result.stderr, result.stderr
+
+
+def test_version_is_the_same_in_both_commands():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    for module, name in (("momke.models.cli", "momke"), ("momke.realtime.cli", "momke-live")):
+        result = subprocess.run([sys.executable, "-m", module, "--version"], check=False, capture_output=True,
+                                text=True, cwd=REPO, timeout=60)
+        assert (result.returncode, result.stdout) == (0, f"{name} {project}\n"), result.stderr
+
+
+def test_help_shows_no_internal_names():
+    from momke.models.cli import build_parser
+
+    parser = build_parser()
+    for command in (parser, *parser.commands.values()):
+        text = command.format_help()
+        assert not re.search(r"\b[A-Z]+_[A-Z_]+\b", text), text  # argparse's dest-derived metavars
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "{file}", "--out", "{tmp}/m"], "{file} is a file; give a feature corpus folder"),
+    (["evaluate", "{toy}", "--checkpoint", "{file}"], "--checkpoint: {file} is a file; give a checkpoint folder"),
+    (["evaluate", "{toy}", "--checkpoint", "{tmp}/nowhere"], "--checkpoint: {tmp}/nowhere does not exist"),
+    (["evaluate", "{toy}", "--report", "{file}/r.json"], "--report: {file} is a file, not a folder"),
+    (["make-toy-corpus", "{file}"], "{file} is a file, not a folder"),
+    (["import-paper", "{tmp}", "--text", "{tmp}", "--out", "{tmp}/c"], "{tmp} is a directory; give the label pickle"),
+    (["import-paper", "{file}", "--text", "{file}", "--out", "{tmp}/c"], "--text: {file} is a file; give a folder"),
+])
+def test_a_file_or_folder_in_the_wrong_place_is_named(toy, tmp_path, capsys, args, message):
+    (tmp_path / "a_file").write_text("keep me")
+
+    def fill(text):
+        return text.replace("{file}", str(tmp_path / "a_file")).replace("{tmp}", str(tmp_path)).replace("{toy}", str(toy))
+
+    refused(capsys, [fill(arg) for arg in args], fill(message))
+    assert [path.name for path in tmp_path.iterdir()] == ["a_file"]  # nothing written
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+TINY_TRAINING = ["--epochs", "1", "--hidden-dim", "8", "--num-blocks", "1", "--quiet", "--allow-constant-model",
+                 "--device", "cpu"]
+
+
+def test_train_replaces_a_checkpoint_only_with_overwrite(toy, tmp_path, capsys):
+    out = tmp_path / "model"
+    argv = ["train", str(toy), "--out", str(out), *TINY_TRAINING]
+    assert main(argv) == 0
+    capsys.readouterr()
+    before = (out / WEIGHTS_FILE).read_bytes()
+    refused(capsys, argv, "--out: ", "already exists and is not empty", "add --overwrite")
+    assert (out / WEIGHTS_FILE).read_bytes() == before
+    assert main([*argv, "--seed", "1", "--overwrite"]) == 0
+    assert (out / WEIGHTS_FILE).read_bytes() != before
+
+
+def test_corpora_are_replaced_only_with_overwrite(tmp_path, capsys):
+    from momke.models.data import load_corpus
+
+    toy = tmp_path / "toy"
+    assert main(["make-toy-corpus", str(toy), "--dialogues", "4"]) == 0
+    capsys.readouterr()
+    refused(capsys, ["make-toy-corpus", str(toy), "--dialogues", "6"], "add --overwrite")
+    assert len(load_corpus(toy)) == 4
+    assert main(["make-toy-corpus", str(toy), "--dialogues", "6", "--overwrite"]) == 0
+    assert len(load_corpus(toy)) == 6
+
+    argv = [*write_layout(tmp_path, [{"d1": ["d1_0"]}, {"d1": [0]}, {"d1": ["F"]}, {}, ["d1"], []]),
+            "--label-names", "happy", "sad"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    refused(capsys, argv, "--out: ", "add --overwrite")
+    assert main([*argv, "--overwrite"]) == 0
+    assert len(load_corpus(tmp_path / "corpus")) == 1
+
+
+def test_evaluate_json_is_one_document_on_stdout_and_report_writes_a_file(toy, toy_checkpoint, tmp_path, capsys):
+    report = tmp_path / "results.json"
+    argv = ["evaluate", str(toy), "--checkpoint", str(toy_checkpoint), "--device", "cpu", "--json", "--report",
+            str(report)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.out.splitlines()  # nothing but the JSON on stdout
+    assert json.loads(line) == json.loads(report.read_text())
+    assert "{a,t,v}" not in captured.out and f"results written to {report}" in captured.err
+    refused(capsys, argv, "--report: ", "already exists; add --overwrite")
+    report.write_text("an old report")
+    assert main([*argv, "--overwrite"]) == 0
+    assert json.loads(report.read_text())["protocol"] == f"checkpoint {toy_checkpoint}"
+
+
+def run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess:
+    """`momke ... | head -0`: the reader is gone before the first line is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "momke.models.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=ONE_THREAD)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    return subprocess.CompletedProcess(args, proc.returncode, "", err)
+
+
+@pytest.mark.parametrize("mode", ["train", "evaluate", "evaluate --json"])
+def test_a_closed_pipe_loses_nothing_and_exits_0(mode, toy, toy_checkpoint, tmp_path):
+    if mode == "train":
+        args, written = ["train", str(toy), "--out", str(tmp_path / "m"), *TINY_TRAINING], tmp_path / "m" / WEIGHTS_FILE
+    else:
+        written = tmp_path / "results.json"
+        args = ["evaluate", str(toy), "--checkpoint", str(toy_checkpoint), "--device", "cpu", "--report", str(written),
+                *mode.split()[1:]]
+    result = run_with_stdout_closed(*args)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "broken" not in result.stderr.lower(), result.stderr
+    assert written.is_file()  # the checkpoint or report is written all the same
+
+
+@pytest.mark.parametrize("when", ["while importing torch", "while training"])
+def test_ctrl_c_exits_130_with_one_line(when, toy, tmp_path):
+    out = tmp_path / "m"
+    argv = ["train", str(toy), "--out", str(out), "--epochs", "100000", "--patience", "0", "--hidden-dim", "8",
+            "--num-blocks", "1", "--quiet"]
+    # "started" is said inside main(), just before the command runs (and imports torch).
+    program = ("import sys\nfrom momke.models import cli\nrun = cli._run\n"
+               "def started(argv):\n    print('started', file=sys.stderr, flush=True)\n    return run(argv)\n"
+               "cli._run = started\nsys.exit(cli.main(sys.argv[1:]))\n")
+    wait_for = "started" if when == "while importing torch" else "training on"
+    proc = subprocess.Popen([sys.executable, "-c", program, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO, env=ONE_THREAD)
+    try:
+        lines = [proc.stderr.readline()]
+        while lines[-1] and wait_for not in lines[-1]:
+            lines.append(proc.stderr.readline())
+        assert wait_for in lines[-1], "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "momke train: stopped (Ctrl-C)", err
+    assert not out.exists()

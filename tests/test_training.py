@@ -226,7 +226,7 @@ def test_momke_train_fails_when_the_model_learnt_nothing(tmp_path, capsys):
     assert set(config.metadata["validation"]) == {"stage1", "stage2"}
 
     code = main(["train", str(tmp_path / "noise"), "--out", str(tmp_path / "model"), "--allow-constant-model",
-                 *options])
+                 "--overwrite", *options])
     assert code == 0 and "Kept anyway" in capsys.readouterr().err
 
 
