@@ -26,7 +26,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -42,13 +41,13 @@ from ..models.config import MODALITIES
 from ..models.data import Conversation, CorpusMetadata, CorpusWriter
 from .base import FeatureProfile, Utterance
 from .corpora import (
-    FORMATS,
     DialogueSource,
     UtteranceSource,
     map_labels,
     parse_label_map,
     read_corpus,
 )
+from .extract_options import build_parser, check_paths
 from .media import load_audio, load_video_frames
 
 REPORT_FILE = "extract_report.json"
@@ -367,41 +366,6 @@ def _write_report(out_dir: Path, report: ExtractionReport) -> None:
     os.replace(temporary, out_dir / REPORT_FILE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="momke extract", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", help="manifest (.csv/.jsonl), IEMOCAP jsonl, or a MELD/EmoryNLP/RAVDESS folder")
-    parser.add_argument("--out", required=True, help="output feature-corpus folder (resumes if it exists)")
-    parser.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
-    parser.add_argument("--profile", default="lite", choices=("lite", "research"))
-    parser.add_argument("--modalities", help="e.g. 'a,t' or 'text' (default: all the source has)")
-    parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"),
-                        help="classification (labels are class names) or regression (labels are numeric scores, "
-                             "e.g. sentiment in [-3, 3]); auto (default): regression when every label is a number "
-                             "and some are fractional or negative, with a message saying so")
-    parser.add_argument("--labels", help="class names in order, comma-separated (default: sorted labels found)")
-    parser.add_argument("--label-map", help="source=target pairs, comma-separated, or a .json file")
-    parser.add_argument("--cache", type=Path, help="feature cache folder (default $MOMKE_CACHE_DIR or "
-                                                   "~/.cache/momke/features)")
-    parser.add_argument("--no-cache", action="store_true")
-    parser.add_argument("--device", help="cpu, cuda, ... (default: CUDA when present)")
-    parser.add_argument("--limit", type=int, help="only the first N dialogues (a quick look)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--description", default="")
-    research = parser.add_argument_group("research profile")
-    research.add_argument("--audio-path", help="local wav2vec 2.0 / HuBERT checkpoint folder")
-    research.add_argument("--text-path", help="local DeBERTa (or other encoder) checkpoint folder")
-    research.add_argument("--audio-layer", default="-1", help="hidden-state index or 'features' (default -1)")
-    research.add_argument("--audio-pooling", default="mean", choices=("mean", "mean_std"))
-    research.add_argument("--text-layers", default="-4,-3,-2,-1", help="hidden states to average (default last 4)")
-    research.add_argument("--text-pooling", default="mean", choices=("mean", "cls"))
-    ravdess = parser.add_argument_group("RAVDESS")
-    ravdess.add_argument("--ravdess-group", default="clip", choices=("clip", "actor"),
-                         help="one dialogue per clip (default) or per actor")
-    ravdess.add_argument("--with-transcripts", action="store_true", help="add RAVDESS's fixed sentence as text")
-    return parser
-
-
 def _profile_options(args) -> dict:
     if args.profile == "lite":
         return {}
@@ -418,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        check_paths(args)
         format = detect_format(args.source) if args.format == "auto" else args.format
         reader_options = {"group": args.ravdess_group, "with_transcripts": args.with_transcripts} \
             if format == "ravdess" else {}

@@ -18,7 +18,6 @@ import tomllib
 
 from .cli_common import (
     OneLineErrorParser,
-    UsageProblem,
     VersionAction,
     check_file,
     check_folder,
@@ -327,6 +326,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
+    from ..extractors.extract_options import build_parser as extract_parser
+    from ..extractors.extract_options import check_paths
+
+    # --help, usage errors and wrong paths now, before torch and the extractors load.
+    check_paths(extract_parser().parse_args(rest))
     try:
         module = importlib.import_module("momke.extractors.corpus")
     except ImportError as error:
@@ -458,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         discard_stdout()
         return 0
-    except (UsageProblem, ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # UsageProblem is a ValueError
         # Bad input (a corpus, checkpoint, pickle or folder): one line, exit 2, no traceback.
         print(f"{command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USAGE

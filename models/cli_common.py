@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-class UsageProblem(Exception):
+class UsageProblem(ValueError):
     """A problem the user fixes by changing the command line (exit code 2)."""
 
 
@@ -109,7 +109,8 @@ def check_output_file(flag: str, path: Path, example: str, overwrite: bool | Non
 
 
 def check_output_folder(flag: str, path: Path, overwrite: bool) -> None:
-    """A folder to write: not a file, and (unless --overwrite) new or empty, so nothing is replaced."""
+    """A folder to write: not a file, and (unless --overwrite, or a command that resumes what is
+    there) new or empty, so nothing is replaced."""
     if path.exists() and not path.is_dir():
         raise UsageProblem(f"{_named(flag, path)} is a file, not a folder")
     _check_parents(flag, path)
