@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models.config import MODALITIES
-from ..models.data import Conversation, CorpusMetadata, CorpusWriter
+from ..models.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
 from .base import FeatureProfile, Utterance
 from .corpora import (
     DialogueSource,
@@ -178,11 +178,13 @@ def extract_corpus(
     extra: dict | None = None,
     progress: bool = True,
     task: str = "classification",
+    overwrite: bool = False,
 ) -> ExtractionReport:
     """Extract every dialogue not yet in `out_dir` and write it there (see the module docstring).
 
     task: "classification" (labels are class names) or "regression" (labels are numeric scores,
-    e.g. sentiment in [-3, 3]; `labels` must then be None).
+    e.g. sentiment in [-3, 3]; `labels` must then be None). overwrite: remove the corpus already
+    in `out_dir` and start over, instead of resuming it.
     """
     from tqdm.auto import tqdm
 
@@ -199,6 +201,8 @@ def extract_corpus(
         labels = sorted({u.label for d in dialogues for u in d.utterances if u.label is not None})
     metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), task, description,
                               {**(extra or {}), "modalities": modalities})
+    if overwrite:  # only now, after every check of the input: a mistake there loses nothing
+        remove_corpus(out_dir)
     writer = CorpusWriter(out_dir, metadata)
     cache = cache or _NoCache()
     report = ExtractionReport()
@@ -402,6 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             labels=args.labels.split(",") if args.labels else None, cache=cache,
             description=args.description or f"{format} corpus {args.source}",
             extra={"source": str(args.source), "format": format}, progress=not args.quiet, task=task,
+            overwrite=args.overwrite,
         )
     except (ValueError, OSError) as error:  # bad input: one line, exit 2, no traceback
         print(f"momke extract: error: {' '.join(str(error).split())}", file=sys.stderr)

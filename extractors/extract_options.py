@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", metavar="SOURCE",
                         help="manifest (.csv/.jsonl), IEMOCAP jsonl, or a MELD/EmoryNLP/RAVDESS folder")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output feature-corpus folder (resumes if it exists)")
+                        help="output feature-corpus folder (resumes the corpus in it, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over: remove the feature corpus already in --out instead of resuming it")
     parser.add_argument("--format", default="auto", choices=("auto",) + FORMATS,
                         help="layout of SOURCE (default auto: found from SOURCE)")
     parser.add_argument("--profile", default="lite", choices=("lite", "research"),

@@ -292,7 +292,8 @@ class CorpusWriter:
             if _identity(CorpusMetadata.from_dict(existing)) != _identity(metadata):
                 raise ValueError(
                     f"{index_path} already holds a corpus with different metadata "
-                    "(feature profile, dims, labels or task); write to a new directory"
+                    "(feature profile, dims, labels or task); write to a new directory, or remove it first "
+                    "(`momke extract --overwrite`)"
                 )
             self._entries = {entry["id"]: entry for entry in existing["dialogues"]}
         else:
@@ -353,17 +354,23 @@ def write_conversation(directory: str | os.PathLike, conversation: Conversation)
 def save_corpus(corpus: FeatureCorpus, directory: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a whole corpus. Refuses a directory that already holds one unless overwrite=True."""
     directory = Path(directory)
-    index_path = directory / INDEX_FILE
-    if index_path.exists():
+    if (directory / INDEX_FILE).exists():
         if not overwrite:
             raise ValueError(f"{directory} already holds a corpus; pass overwrite=True to replace it")
-        for entry in _read_index(directory)["dialogues"]:
-            (directory / entry["file"]).unlink(missing_ok=True)
-        index_path.unlink()
+        remove_corpus(directory)
     writer = CorpusWriter(directory, corpus.metadata)
     for conversation in corpus.conversations:
         writer.write(conversation)
     return directory
+
+
+def remove_corpus(directory: str | os.PathLike) -> None:
+    """Delete the corpus in directory (its index and dialogue files; nothing else there), if any."""
+    directory = Path(directory)
+    if (directory / INDEX_FILE).exists():
+        for entry in _read_index(directory)["dialogues"]:
+            (directory / entry["file"]).unlink(missing_ok=True)
+        (directory / INDEX_FILE).unlink()
 
 
 def _read_index(directory: Path) -> dict[str, Any]:

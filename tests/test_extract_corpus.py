@@ -275,3 +275,18 @@ def test_a_json_manifest_is_a_list_of_rows(tmp_path):
     path.write_text(json.dumps({"dialogue": "d"}))
     with pytest.raises(ValueError, match="a list of rows.*--format manifest"):
         read_corpus(path)
+
+
+@needs_espeak
+def test_overwrite_starts_over_where_resuming_is_refused(manifest, tmp_path, capsys):
+    out = tmp_path / "features"
+    argv = [str(manifest), "--out", str(out), "--modalities", "a", "--limit", "1", "--no-cache", "--quiet"]
+    assert main([*argv, "--labels", "happy,sad,neutral,angry"]) == 0
+    kept = sorted(path.name for path in out.iterdir())
+    capsys.readouterr()
+    assert main([*argv, "--labels", "angry,happy,neutral,sad"]) == 2  # other classes: not a resume
+    err = capsys.readouterr().err
+    assert "different metadata" in err and "--overwrite" in err and sorted(p.name for p in out.iterdir()) == kept
+    assert main([*argv, "--labels", "angry,happy,neutral,sad", "--overwrite"]) == 0
+    assert load_corpus(out).metadata.labels == ("angry", "happy", "neutral", "sad")
+    assert [c.dialogue_id for c in load_corpus(out).conversations] == ["d1"]
