@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import assets
+from ..extractors.runtime import pick_device
 from .config import MODALITIES, MoMKEConfig
 from .momke import MoMKE
 
@@ -101,9 +102,7 @@ def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: s
                          "the checkpoint is corrupt or its training diverged")
     model = MoMKE(config)
     model.load_state_dict(tensors)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval()
+    return model.to(pick_device(device)).eval()
 
 
 def weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -36,6 +36,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from ..extractors.runtime import pick_device
 from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 from .metrics import (
@@ -157,12 +158,6 @@ class TrainingResult:
         """Whether the kept model scores better on validation than a constant predictor."""
         metric, kept = self.settings.metric_for(self.config.task), self.best["stage2"]["valid"]
         return beats_constant(metric, kept[metric], kept["constant"], kept["scored"])
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def model_config_for(metadata: CorpusMetadata, **overrides: Any) -> MoMKEConfig:
