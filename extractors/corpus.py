@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from .corpora import (
     read_corpus,
 )
 from .media import load_audio, load_video_frames
+from .runtime import atomic_write, write_text_atomic
 
 REPORT_FILE = "extract_report.json"
 
@@ -83,12 +83,9 @@ class FeatureCache:
 
     def put(self, modality: str, key: str, vector: np.ndarray | None) -> None:
         path = self._path(modality, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(path.with_suffix(".npy" if vector is not None else ".none")) as stream:
             if vector is not None:
                 np.save(stream, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-        os.replace(temporary, path.with_suffix(".npy" if vector is not None else ".none"))
 
 
 class _NoCache(FeatureCache):
@@ -360,11 +357,7 @@ def _media_utterance(modality: str, source: UtteranceSource, extractor, media: _
 
 
 def _write_report(out_dir: Path, report: ExtractionReport) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=".tmp-")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(report.to_dict(), stream, indent=1)
-    os.replace(temporary, out_dir / REPORT_FILE)
+    write_text_atomic(out_dir / REPORT_FILE, json.dumps(report.to_dict(), indent=1))
 
 
 def build_parser() -> argparse.ArgumentParser:
