@@ -18,13 +18,15 @@ stamp is the block's end time, the same convention the capture thread uses for l
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from .buffers import ChunkQueue
 from .sources.devices import ReadTimeout
+
+_CLOSED = object()  # queued by close(): wakes a waiting read()
 
 
 def to_float_mono(samples: np.ndarray) -> np.ndarray:
@@ -48,7 +50,7 @@ class PushedMicrophone:
         self.read_timeout_s = read_timeout_s
         self.resync_s = resync_s
         self.sample_rate = 16_000  # updated from each block: a block carries its own rate
-        self._blocks: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self._blocks = ChunkQueue(maxsize=max_blocks)  # the session behind: the oldest block goes
         self._open = False
         self._now: Callable[[], float] | None = None
         self._timeline: float | None = None  # end time of the last block pushed
@@ -58,7 +60,7 @@ class PushedMicrophone:
         self._now = now
 
     def open(self) -> None:
-        self._blocks = queue.Queue(maxsize=self._blocks.maxsize)
+        self._blocks.clear()
         self._timeline = None
         self._open = True
 
@@ -81,36 +83,21 @@ class PushedMicrophone:
         if block.size == 0:
             return
         item = (int(sample_rate), block, self._stamp(len(block), int(sample_rate)))
-        try:
-            self._blocks.put_nowait(item)
-        except queue.Full:  # the session is behind: drop the oldest block, keep the stream live
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                pass
-            self._blocks.put_nowait(item)
+        self._blocks.put(item)
 
     def read(self):
-        try:
-            item = self._blocks.get(timeout=self.read_timeout_s)
-        except queue.Empty:
-            raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s") from None
+        item = self._blocks.get(timeout=self.read_timeout_s)
         if item is None:
+            raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s")
+        if item is _CLOSED:
             raise RuntimeError("browser microphone closed")
         self.sample_rate, block, t_end = item
         return block, t_end
 
     def close(self) -> None:
         self._open = False
-        while True:  # forget what was pushed, then wake a waiting read()
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                break
-        try:
-            self._blocks.put_nowait(None)
-        except queue.Full:
-            pass
+        self._blocks.clear()  # forget what was pushed, then wake a waiting read()
+        self._blocks.put(_CLOSED)
 
 
 class PushedCamera:

@@ -81,9 +81,7 @@ class ChunkQueue:
     def get(self, timeout: float):
         """The oldest item, or None after `timeout` seconds with nothing to give."""
         with self._condition:
-            if not self._items:
-                self._condition.wait(timeout)
-            if not self._items:
+            if not self._condition.wait_for(lambda: self._items, timeout):
                 return None
             item = self._items.popleft()
             self._condition.notify_all()
