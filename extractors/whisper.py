@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from .base import ModalityExtractor, Utterance
-from .media import TARGET_RATE, resample_to_target, to_mono_float
+from .media import SAMPLE_RATE, resample_to_target, to_mono_float
 from .runtime import pick_device
 from .whisper_weights import ALIASES, PACKAGED, WhisperWeightsError, model_dir
 
 ENCODER_WIDTH = {"tiny.en": 384, "base": 512}
-WINDOW_SAMPLES = 30 * TARGET_RATE  # Whisper's window: 30 s, 3000 mel frames, 1500 encoder states
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window: 30 s, 3000 mel frames, 1500 encoder states
 _SILENT_PEAK = 1e-4  # -80 dBFS: digital silence, nothing to hear
 
 
@@ -120,7 +120,7 @@ class WhisperEngine:
                 prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
                 # A bound on tokens per second of audio stops a decoder that loops (it happens
                 # on noise or in a wrong language) from running to Whisper's 448-token limit.
-                max_tokens = min(224, 16 + int(12 * len(piece) / TARGET_RATE))
+                max_tokens = min(224, 16 + int(12 * len(piece) / SAMPLE_RATE))
                 result = self._model.generate(encoded, [prompt], beam_size=beam_size, max_length=max_tokens)
                 texts.append(tokenizer.decode(result[0].sequences_ids[0]).strip())
         return " ".join(" ".join(texts).split())
@@ -176,7 +176,7 @@ class WhisperAudioExtractor(ModalityExtractor):
         if utterance.audio is None:
             return None
         samples = resample_to_target(to_mono_float(utterance.audio), utterance.sample_rate).numpy()
-        if len(samples) < TARGET_RATE // 50 or np.max(np.abs(samples)) < _SILENT_PEAK:
+        if len(samples) < SAMPLE_RATE // 50 or np.max(np.abs(samples)) < _SILENT_PEAK:
             return None  # under 20 ms or digital silence
         states = self.engine.encode(samples)
         if len(states) == 0:

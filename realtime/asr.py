@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extractors.media import SAMPLE_RATE
 from .segmentation import check_mono_audio
 
-SAMPLE_RATE = 16000
 _SILENT = 1e-3  # peak below -60 dBFS: nothing to recognise
 log = logging.getLogger(__name__)
 

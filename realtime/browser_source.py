@@ -23,22 +23,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..extractors.media import SAMPLE_RATE, to_mono_float
 from .buffers import ChunkQueue
 from .sources.devices import ReadTimeout
 
 _CLOSED = object()  # queued by close(): wakes a waiting read()
-
-
-def to_float_mono(samples: np.ndarray) -> np.ndarray:
-    """int16 / int32 / float samples, [n] or [n, channels] -> float32 mono in [-1, 1]."""
-    samples = np.asarray(samples)
-    if samples.ndim not in (1, 2):
-        raise ValueError(f"audio must be [n] or [n, channels], got shape {samples.shape}")
-    if np.issubdtype(samples.dtype, np.integer):  # scale before mixing, while the dtype is known
-        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    return samples.astype(np.float32, copy=False)
 
 
 class PushedMicrophone:
@@ -49,7 +38,7 @@ class PushedMicrophone:
     def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64, resync_s: float = 1.0) -> None:
         self.read_timeout_s = read_timeout_s
         self.resync_s = resync_s
-        self.sample_rate = 16_000  # updated from each block: a block carries its own rate
+        self.sample_rate = SAMPLE_RATE  # updated from each block: a block carries its own rate
         self._blocks = ChunkQueue(maxsize=max_blocks)  # the session behind: the oldest block goes
         self._open = False
         self._now: Callable[[], float] | None = None
@@ -79,7 +68,7 @@ class PushedMicrophone:
             return
         if int(sample_rate) <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        block = to_float_mono(samples)
+        block = to_mono_float(samples)
         if block.size == 0:
             return
         item = (int(sample_rate), block, self._stamp(len(block), int(sample_rate)))

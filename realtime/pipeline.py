@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..extractors.base import FeatureProfile, Utterance
+from ..extractors.media import SAMPLE_RATE
 from ..models.config import MODALITIES
 from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent
 from .health import HealthMonitor
-from .sources import END_OF_STREAM, TARGET_RATE
+from .sources import END_OF_STREAM
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class SegmentationLoop(_QueueWorker):
             self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
             return False
         if item is not None:
-            self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
+            self._now = max(self._now, item.start + len(item.samples) / SAMPLE_RATE)
             segments = []
             with self.lock:  # the privacy switch resets the segmenter under this lock
                 if len(item.samples) and self.health.enabled("audio"):
@@ -363,8 +364,8 @@ class UtteranceProcessor(_QueueWorker):
         the stop flag is checked between extractors."""
         rng = np.random.default_rng(0)
         dummy = Utterance(
-            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(TARGET_RATE)).astype(np.float32),
-            sample_rate=TARGET_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
+            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
+            sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
             transcript="hello", id="warm-up",
         )
         for m in modalities:
@@ -418,7 +419,7 @@ class UtteranceProcessor(_QueueWorker):
                 pending.forget(m)
         reasons: dict[str, str] = {}
         utterance = Utterance(
-            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=TARGET_RATE,
+            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=SAMPLE_RATE,
             frames=pending.frames, frame_times=pending.frame_times, transcript=pending.transcript, id=str(pending.id),
         )
         # Audio and visual features are computed on the pool while ASR runs here; text follows

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from momke.extractors.media import SAMPLE_RATE as RATE
 
 DATA_DIR = Path(os.environ.get("MOMKE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RAVDESS = DATA_DIR / "ravdess_speech_16k"
 SENTENCES = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
-RATE = 16_000
 
 
 def ravdess_clips(count: int) -> list[Path]:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-SR = 16000
+from momke.extractors.media import SAMPLE_RATE as SR
 
 
 def data_dir() -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...extractors.media import SAMPLE_RATE
 from ..buffers import ChunkQueue
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class MicrophoneDevice:
         self.device = None if device in (None, "default") else device
         self.block_s = block_s
         self.read_timeout_s = read_timeout_s
-        self.sample_rate = 16_000
+        self.sample_rate = SAMPLE_RATE
         self._stream = None
         self._blocks = ChunkQueue(maxsize=256)  # the capture thread behind: the oldest block goes
         self._error: str | None = None
@@ -151,7 +152,7 @@ class FileAudioDevice:
     def __init__(self, path: str | Path, chunk_s: float = 0.064) -> None:
         self.path = Path(path)
         self.chunk_s = chunk_s
-        self.sample_rate = 16_000
+        self.sample_rate = SAMPLE_RATE
         self._reader = None
         self._position = 0  # samples delivered so far
         self._decode_errors = 0  # kept after close
