@@ -183,12 +183,6 @@ class TextBuffer:
             self._items = collections.deque((i for i in self._items if id(i) not in taken), maxlen=self._items.maxlen)
             return ready
 
-    def take_all(self) -> list[TextItem]:
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            return items
-
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

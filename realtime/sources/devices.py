@@ -17,7 +17,6 @@ file are skipped and counted (`decode_errors`), as ffmpeg does, so the rest stil
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +104,6 @@ class CameraDevice:
     def __init__(self, source=0) -> None:
         self.source = source
         self._capture = None
-        self._lock = threading.Lock()
 
     def open(self) -> None:
         import cv2
