@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.config import MODALITIES
 from ..models.data import Conversation, CorpusMetadata, CorpusWriter
 from .base import FeatureProfile, Utterance
 from .corpora import (
@@ -49,6 +48,7 @@ from .corpora import (
     read_corpus,
 )
 from .media import load_audio, load_video_frames
+from .modalities import MODALITIES, parse_condition
 from .runtime import atomic_write, write_text_atomic
 
 REPORT_FILE = "extract_report.json"
@@ -405,7 +405,6 @@ def _profile_options(args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..models.training import parse_condition
     from .corpora import detect_format
     from .profiles import load_profile
 
