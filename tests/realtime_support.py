@@ -255,3 +255,16 @@ class CountingCamera:
 
     def close(self):
         pass
+
+
+def replay_session(conversation: dict, profile: FeatureProfile | None = None, read_transcript: bool = False,
+                   **options):
+    """A LiveSession replaying `conversation` as fast as it can on the spy model and profile, with no
+    ASR unless `asr` is given. read_transcript: its transcript file gives the words said."""
+    from momke.realtime import LiveSession
+
+    options.setdefault("asr", "none")
+    if read_transcript:
+        options.setdefault("transcript", conversation["transcript"])
+    return LiveSession(input_file=conversation["path"], realtime=False, checkpoint=spy_model(),
+                       profile=profile or spy_profile(), **options)
