@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from momke.extractors.media import SAMPLE_RATE as SR
 
-SR = 16000
 SENTENCES = (
     "I really did not expect to see you here today, but I am glad that you came.",
     "She went to the market yesterday and bought some fresh bread.",

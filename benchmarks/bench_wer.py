@@ -119,6 +119,7 @@ def read_clip(path: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------- running
 def run_backend(spec: str, sets: dict[str, list[dict]], cache: Path, done: dict) -> dict:
+    from momke.extractors.media import SAMPLE_RATE
     from momke.realtime.asr import make_asr
 
     wall0 = time.perf_counter()
@@ -135,7 +136,7 @@ def run_backend(spec: str, sets: dict[str, list[dict]], cache: Path, done: dict)
             cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
             text = asr.transcribe(samples)
             row = {"backend": spec, "set": set_name, "id": clip["id"], "hypothesis": text,
-                   "audio_s": len(samples) / 16000, "cpu_s": time.process_time() - cpu0,
+                   "audio_s": len(samples) / SAMPLE_RATE, "cpu_s": time.process_time() - cpu0,
                    "thread_cpu_s": time.thread_time() - thread0, "wall_s": time.perf_counter() - wall0}
             done[key] = row
             with open(cache, "a") as handle:

@@ -57,7 +57,7 @@ import torch
 import torchaudio.functional as AF
 
 from .base import ModalityExtractor, Utterance
-from .media import MIN_SAMPLES_16K, SILENCE_DBFS, TARGET_RATE, resample_to_target, to_mono_float
+from .media import MIN_SAMPLES_16K, SAMPLE_RATE, SILENCE_DBFS, resample_to_target, to_mono_float
 
 HOP = 160  # 10 ms
 WINDOW = 400  # 25 ms
@@ -73,8 +73,8 @@ MIN_PAUSE_FRAMES = 10  # 100 ms
 # Frames processed per batch, so a minutes-long input never builds one huge FFT matrix.
 FRAME_BATCH = 3000
 
-_LAG_MIN = int(TARGET_RATE // F0_MAX)
-_LAG_MAX = int(np.ceil(TARGET_RATE / F0_MIN))
+_LAG_MIN = int(SAMPLE_RATE // F0_MAX)
+_LAG_MAX = int(np.ceil(SAMPLE_RATE / F0_MIN))
 _PITCH_FRAME = WINDOW + _LAG_MAX + 1
 _PITCH_FFT = 1024
 _EPS = 1e-10
@@ -106,9 +106,9 @@ class _Constants:
         n_freqs = N_FFT // 2 + 1
         self.window = torch.hann_window(WINDOW, periodic=True)
         self.window_energy = float((self.window**2).sum())
-        self.mel = AF.melscale_fbanks(n_freqs, 20.0, TARGET_RATE / 2, N_MELS, TARGET_RATE, norm=None, mel_scale="htk")
+        self.mel = AF.melscale_fbanks(n_freqs, 20.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE, norm=None, mel_scale="htk")
         self.dct = AF.create_dct(N_MFCC + 1, N_MELS, norm="ortho")[:, 1:]  # drop c0: energy has its own stats
-        self.freqs_khz = torch.linspace(0, TARGET_RATE / 2000, n_freqs)
+        self.freqs_khz = torch.linspace(0, SAMPLE_RATE / 2000, n_freqs)
 
 
 _constants: _Constants | None = None
@@ -160,7 +160,7 @@ def _yin(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     hi = cmnd.gather(1, (lag + 1).clamp_max(_LAG_MAX).unsqueeze(1)).squeeze(1)
     curvature = lo - 2 * mid + hi
     shift = torch.where(curvature.abs() > _EPS, 0.5 * (lo - hi) / curvature, torch.zeros_like(mid)).clamp(-0.5, 0.5)
-    f0 = TARGET_RATE / (lag.float() + shift)
+    f0 = SAMPLE_RATE / (lag.float() + shift)
     strength = (1 - mid).clamp(0, 1)
     return torch.where(found, f0, torch.full_like(f0, float("nan"))), torch.where(found, strength, torch.zeros_like(f0))
 
@@ -214,7 +214,7 @@ def _level_stats(values: torch.Tensor) -> list[float]:
 def _slope_per_second(values: torch.Tensor, frame_index: torch.Tensor) -> float:
     if values.numel() < 2:
         return 0.0
-    seconds = frame_index.double() * HOP / TARGET_RATE
+    seconds = frame_index.double() * HOP / SAMPLE_RATE
     seconds = seconds - seconds.mean()
     denominator = float((seconds**2).sum())
     return float((seconds * (values.double() - values.double().mean())).sum() / denominator) if denominator > 0 else 0.0
@@ -283,7 +283,7 @@ def functionals(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
     span_start = active_runs[0][0]
     span_end = active_runs[-1][0] + active_runs[-1][1]
     span = active[span_start:span_end]
-    span_seconds = span.numel() * HOP / TARGET_RATE
+    span_seconds = span.numel() * HOP / SAMPLE_RATE
     pauses = [r for r in _runs(~span) if r[1] >= MIN_PAUSE_FRAMES]
     onsets = len(_runs(voiced[span_start:span_end]))
     features += [1.0 - float(span.float().mean()), len(pauses) / span_seconds, onsets / span_seconds]

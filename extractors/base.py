@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..models.config import MODALITIES
+from .modalities import MODALITIES
 
 
 @dataclass

@@ -30,14 +30,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..models.config import MODALITIES
 from ..models.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
 from .base import FeatureProfile, Utterance
 from .corpora import (
@@ -49,6 +47,8 @@ from .corpora import (
 )
 from .extract_options import build_parser, check_paths
 from .media import load_audio, load_video_frames
+from .modalities import MODALITIES, parse_condition
+from .runtime import atomic_write, write_text_atomic
 
 REPORT_FILE = "extract_report.json"
 
@@ -82,12 +82,9 @@ class FeatureCache:
 
     def put(self, modality: str, key: str, vector: np.ndarray | None) -> None:
         path = self._path(modality, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_write(path.with_suffix(".npy" if vector is not None else ".none")) as stream:
             if vector is not None:
                 np.save(stream, np.asarray(vector, dtype=np.float32), allow_pickle=False)
-        os.replace(temporary, path.with_suffix(".npy" if vector is not None else ".none"))
 
 
 class _NoCache(FeatureCache):
@@ -363,11 +360,7 @@ def _media_utterance(modality: str, source: UtteranceSource, extractor, media: _
 
 
 def _write_report(out_dir: Path, report: ExtractionReport) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=".tmp-")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(report.to_dict(), stream, indent=1)
-    os.replace(temporary, out_dir / REPORT_FILE)
+    write_text_atomic(out_dir / REPORT_FILE, json.dumps(report.to_dict(), indent=1))
 
 
 def _profile_options(args) -> dict:
@@ -380,7 +373,6 @@ def _profile_options(args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from ..models.training import parse_condition
     from .corpora import detect_format
     from .profiles import load_profile
 

@@ -1,7 +1,7 @@
 """Audio samples in, 16 kHz mono float32 out: decoding files and normalising arrays.
 
 Every audio extractor reads the same thing, whatever the source gave (any rate, any channel
-count, int or float samples): a 1-D float32 torch tensor at `TARGET_RATE`. Files are decoded
+count, int or float samples): a 1-D float32 torch tensor at `SAMPLE_RATE`. Files are decoded
 with soundfile (wav, flac, ogg...); anything soundfile cannot read (mp4, mkv, mp3 on old
 libsndfile) goes through the `ffmpeg` command line, which also extracts audio from video.
 """
@@ -11,16 +11,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchaudio.functional as AF
 
-TARGET_RATE = 16_000
+if TYPE_CHECKING:
+    import torch
+
+SAMPLE_RATE = 16_000
 # An utterance whose loudest 25 ms frame stays under this level is silence (missing audio).
 SILENCE_DBFS = -50.0
 # Under 10 ms there is nothing to measure: such audio counts as missing.
-MIN_SAMPLES_16K = TARGET_RATE // 100
+MIN_SAMPLES_16K = SAMPLE_RATE // 100
 # More channels than this in the second axis almost surely means [channels, samples] was passed.
 _MAX_CHANNELS = 16
 
@@ -53,12 +55,15 @@ def to_mono_float(audio: np.ndarray) -> np.ndarray:
 
 
 def resample_to_target(samples: np.ndarray, sample_rate: int) -> torch.Tensor:
-    """Mono float32 [n] at `sample_rate` -> torch float32 [m] at TARGET_RATE."""
+    """Mono float32 [n] at `sample_rate` -> torch float32 [m] at SAMPLE_RATE."""
     if sample_rate is None or int(sample_rate) <= 0:
         raise ValueError(f"a positive sample_rate is needed with audio, got {sample_rate!r}")
+    import torch  # here: the live sources read this module's conversion without loading torch
+    import torchaudio.functional as AF
+
     wave = torch.from_numpy(np.ascontiguousarray(samples))
-    if int(sample_rate) != TARGET_RATE and wave.numel() > 0:
-        wave = AF.resample(wave, int(sample_rate), TARGET_RATE)
+    if int(sample_rate) != SAMPLE_RATE and wave.numel() > 0:
+        wave = AF.resample(wave, int(sample_rate), SAMPLE_RATE)
     return wave
 
 
@@ -75,11 +80,11 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     except (RuntimeError, ValueError, OSError) as soundfile_error:  # soundfile.LibsndfileError is a RuntimeError
         if shutil.which("ffmpeg") is None:
             raise ValueError(f"cannot decode {path}: {soundfile_error} (and ffmpeg is not installed)") from None
-        return _load_with_ffmpeg(path), TARGET_RATE
+        return _load_with_ffmpeg(path), SAMPLE_RATE
 
 
 def _load_with_ffmpeg(path: Path) -> np.ndarray:
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(TARGET_RATE),
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
                "-f", "f32le", "-"]
     result = subprocess.run(command, capture_output=True, timeout=600, check=False)
     if result.returncode != 0:
@@ -93,6 +98,8 @@ def _load_with_ffmpeg(path: Path) -> np.ndarray:
 
 def peak_frame_dbfs(wave: torch.Tensor, frame: int = 400, hop: int = 160) -> float:
     """Level of the loudest `frame`-sample frame of a 1-D wave, in dBFS (RMS 1 = 0 dB)."""
+    import torch
+
     if wave.numel() < frame:
         wave = torch.nn.functional.pad(wave, (0, frame - wave.numel()))
     rms = wave.unfold(0, frame, hop).pow(2).mean(dim=1).sqrt().max()

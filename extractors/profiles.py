@@ -45,10 +45,7 @@ def _lite_visual(device, options: dict) -> ModalityExtractor:
     except ImportError as error:
         # Audio and text still work; only extracting visual features raises, saying why.
         return UnavailableExtractor("visual", LITE_VISUAL_DIM, f"momke.extractors.visual cannot be imported ({error})")
-    for name in ("VisualExtractor", "LiteVisualExtractor"):
-        if hasattr(module, name):
-            return getattr(module, name)(device=device, **options)
-    raise ImportError("momke.extractors.visual defines no VisualExtractor class")
+    return module.VisualExtractor(device=device, **options)
 
 
 def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:

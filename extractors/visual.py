@@ -29,6 +29,7 @@ import torch
 
 from .base import ModalityExtractor, Utterance
 from .mini_xception import FEATURE_DIM, FER2013_CLASSES, load_mini_xception, to_model_input
+from .runtime import pick_device
 
 FACE_SIZE = 48  # FER2013's image size: live crops are made like its images
 FACE_CHOICES = ("largest_central", "largest", "central")
@@ -82,14 +83,14 @@ class VisualExtractor(ModalityExtractor):
         self.align = align
         self.weights_path = weights_path
         self.batch_size = batch_size
-        self.device = torch.device(device) if device is not None else _default_device()
+        self.device = pick_device(device)
         self._classifier = None  # loaded on first use
         self._detector = None
 
     # ---- networks, loaded lazily ----
 
     def to(self, device) -> VisualExtractor:
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         if self._classifier is not None:
             self._classifier.to(self.device)
         self._detector = None  # MTCNN keeps its device as an attribute: rebuild on next use
@@ -280,7 +281,3 @@ def _check_frame(frame, index: int, utterance_id: str) -> None:
         raise ValueError(
             f"utterance {utterance_id!r}: frame {index} must be an RGB uint8 image [H, W, 3], got {desc}"
         )
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

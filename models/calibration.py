@@ -21,7 +21,8 @@ from collections.abc import Iterable
 import numpy as np
 from torch import Tensor
 
-from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
+from ..extractors.modalities import condition_name
+from .config import MODALITIES, MoMKEConfig
 
 
 def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
@@ -43,8 +44,7 @@ def fused_temperature(config: MoMKEConfig, present_modalities: Iterable[str]) ->
     present = set(present_modalities)
     if not present or not present <= set(MODALITIES):
         raise ValueError(f"present_modalities must be a non-empty subset of {MODALITIES}, got {sorted(present)}")
-    condition = "".join(SHORT_NAMES[m] for m in MODALITIES if m in present)  # as training.condition_name
-    return float(config.calibration.get("fused", {}).get(condition, 1.0))
+    return float(config.calibration.get("fused", {}).get(condition_name(present), 1.0))
 
 
 # ----------------------------------------------------------------------------------------------

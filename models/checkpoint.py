@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .. import assets
+from ..extractors.runtime import atomic_path, pick_device, write_text_atomic
 from .config import MODALITIES, MoMKEConfig
 from .momke import MoMKE
 
@@ -53,8 +53,9 @@ def save_checkpoint(model: MoMKE, directory: str | os.PathLike, metadata: Mappin
         raise ValueError(f"checkpoint metadata must be JSON-serialisable: {error}") from error
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda path: save_file(tensors, str(path)))
-    _atomic_write(directory / CONFIG_FILE, lambda path: Path(path).write_text(config_text + "\n", encoding="utf-8"))
+    with atomic_path(directory / WEIGHTS_FILE) as temporary:
+        save_file(tensors, str(temporary))
+    write_text_atomic(directory / CONFIG_FILE, config_text + "\n")
     return directory
 
 
@@ -101,9 +102,7 @@ def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: s
                          "the checkpoint is corrupt or its training diverged")
     model = MoMKE(config)
     model.load_state_dict(tensors)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval()
+    return model.to(pick_device(device)).eval()
 
 
 def weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -170,15 +169,3 @@ def _existing_directory(directory: str | os.PathLike) -> Path:
     return directory
 
 
-def _atomic_write(target: Path, write) -> None:
-    """write(temporary path) in target's directory, then rename it over target."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        # Readable by all, like any data file: safetensors writes 0600, which would leave a
-        # checkpoint other users (or an installed package) cannot read.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

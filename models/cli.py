@@ -8,7 +8,6 @@ TOML file (--config FILE): keys are the long option names (``stage1-epochs`` or
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -331,12 +330,9 @@ def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
 
     # --help, usage errors and wrong paths now, before torch and the extractors load.
     check_paths(extract_parser().parse_args(rest))
-    try:
-        module = importlib.import_module("momke.extractors.corpus")
-    except ImportError as error:
-        print(f"momke extract is not available: momke.extractors.corpus cannot be imported ({error})", file=sys.stderr)
-        return 2
-    return int(module.main(rest) or 0)
+    from ..extractors.corpus import main as extract  # loaded only for this command
+
+    return int(extract(rest) or 0)
 
 
 def cmd_make_toy_corpus(args: argparse.Namespace) -> int:

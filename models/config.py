@@ -13,9 +13,9 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-# Modality order used by every tensor in the project: masks are [..., 3] in this order.
-MODALITIES: tuple[str, str, str] = ("audio", "text", "visual")
-SHORT_NAMES: dict[str, str] = {"audio": "a", "text": "t", "visual": "v"}
+# Modality order used by every tensor in the project (masks are [..., 3] in this order), kept at
+# the bottom of the import graph so the extractors share it without importing the model.
+from ..extractors.modalities import MODALITIES, SHORT_NAMES  # noqa: F401 - SHORT_NAMES re-exported
 
 CONTEXT_MODES = ("bidirectional", "causal")
 # Modality conditions by short name, as models.training.condition_name writes them: "a" .. "atv".

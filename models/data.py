@@ -41,7 +41,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..extractors.runtime import atomic_write, write_text_atomic
 from .config import MODALITIES, TASKS
 
 FORMAT_NAME = "momke-feature-corpus"
@@ -254,20 +254,6 @@ def _file_name(dialogue_id: str) -> str:
     return f"{DIALOGUE_DIR}/{safe}-{digest}.npz"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write to a temporary file next to `path`, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def _identity(metadata: CorpusMetadata) -> tuple:
     """What must match for two writes to belong to one corpus (provenance text may differ)."""
     return (metadata.feature_profile, metadata.feature_dims, metadata.labels, metadata.task)
@@ -330,7 +316,8 @@ class CorpusWriter:
             if x is not None:
                 # Missing rows are stored as zeros: NaN on disk would only invite mistakes.
                 arrays[modality] = np.where(conversation.present[:, index, None], x, 0.0).astype(np.float32)
-        _atomic_write(self.directory / entry["file"], lambda stream: np.savez(stream, **arrays))
+        with atomic_write(self.directory / entry["file"]) as stream:
+            np.savez(stream, **arrays)
         self._entries[conversation.dialogue_id] = entry
         self._write_index()
 
@@ -341,8 +328,7 @@ class CorpusWriter:
             **self.metadata.to_dict(),
             "dialogues": list(self._entries.values()),
         }
-        text = json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8")
-        _atomic_write(self.directory / INDEX_FILE, lambda stream: stream.write(text))
+        write_text_atomic(self.directory / INDEX_FILE, json.dumps(index, indent=1, ensure_ascii=False))
 
 
 def write_conversation(directory: str | os.PathLike, conversation: Conversation) -> None:

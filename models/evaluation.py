@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ..extractors.runtime import write_text_atomic
 from .config import MODALITIES, MoMKEConfig
 from .data import Conversation, FeatureCorpus
 from .metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
@@ -127,10 +128,8 @@ class EvaluationReport:
 
     def write_json(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # NaN (an undefined correlation) is written as null, keeping the file strict JSON.
-        text = json.dumps(nan_to_none(self.to_dict()), indent=2)
-        path.write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps(nan_to_none(self.to_dict()), indent=2) + "\n")
         return path
 
     def format_table(self) -> str:

@@ -36,7 +36,10 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import MODALITIES, SHORT_NAMES, MoMKEConfig
+# Conditions are named where the modalities are (extractors/modalities.py); callers import them here too.
+from ..extractors.modalities import condition_name, parse_condition
+from ..extractors.runtime import pick_device
+from .config import MODALITIES, MoMKEConfig
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 from .metrics import (
     CLASSIFICATION_METRICS,
@@ -60,31 +63,6 @@ CONDITIONS: tuple[tuple[str, ...], ...] = (
     ("text", "visual"),
     ("audio", "text", "visual"),
 )
-
-
-def condition_name(condition: Sequence[str]) -> str:
-    """("audio", "text") -> "at" (the paper's {a, t})."""
-    return "".join(SHORT_NAMES[m] for m in MODALITIES if m in condition)
-
-
-def parse_condition(text: str | Sequence[str]) -> tuple[str, ...]:
-    """"at", "a,t" or ["audio", "text"] -> ("audio", "text") in MODALITIES order."""
-    if isinstance(text, str):
-        parts = [p for p in text.replace(",", " ").split()]
-        if len(parts) == 1 and parts[0] not in MODALITIES:
-            parts = list(parts[0])
-    else:
-        parts = list(text)
-    by_short = {short: name for name, short in SHORT_NAMES.items()}
-    chosen = set()
-    for part in parts:
-        name = by_short.get(part, part)
-        if name not in MODALITIES:
-            raise ValueError(f"unknown modality {part!r} in condition {text!r}; use a, t, v (audio, text, visual)")
-        chosen.add(name)
-    if not chosen:
-        raise ValueError("a condition needs at least one modality")
-    return tuple(m for m in MODALITIES if m in chosen)
 
 
 @dataclass
@@ -157,12 +135,6 @@ class TrainingResult:
         """Whether the kept model scores better on validation than a constant predictor."""
         metric, kept = self.settings.metric_for(self.config.task), self.best["stage2"]["valid"]
         return beats_constant(metric, kept[metric], kept["constant"], kept["scored"])
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def model_config_for(metadata: CorpusMetadata, **overrides: Any) -> MoMKEConfig:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extractors.media import SAMPLE_RATE
 from .segmentation import check_mono_audio
 
-SAMPLE_RATE = 16000
 _SILENT = 1e-3  # peak below -60 dBFS: nothing to recognise
 log = logging.getLogger(__name__)
 
@@ -135,9 +135,9 @@ def make_asr(spec, language: str | None = "en", device: str | None = None) -> AS
     if lowered == "pocketsphinx":
         return PocketSphinxASR()
     if lowered == "whisper":  # the default: base where it is cheap (CUDA), tiny.en on a CPU
-        from ..extractors.whisper import pick_device
+        from ..extractors.runtime import pick_device
 
-        lowered = "whisper-base" if pick_device(device) == "cuda" else "whisper-tiny"
+        lowered = "whisper-base" if pick_device(device).type == "cuda" else "whisper-tiny"
     if lowered in ("whisper-base", "whisper-tiny", "whisper-tiny.en"):
         return WhisperASR("base" if lowered == "whisper-base" else "tiny.en", device, language)
     if lowered.startswith("whisper:"):

@@ -18,25 +18,16 @@ stamp is the block's end time, the same convention the capture thread uses for l
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from ..extractors.media import SAMPLE_RATE, to_mono_float
+from .buffers import ChunkQueue
 from .sources.devices import ReadTimeout
 
-
-def to_float_mono(samples: np.ndarray) -> np.ndarray:
-    """int16 / int32 / float samples, [n] or [n, channels] -> float32 mono in [-1, 1]."""
-    samples = np.asarray(samples)
-    if samples.ndim not in (1, 2):
-        raise ValueError(f"audio must be [n] or [n, channels], got shape {samples.shape}")
-    if np.issubdtype(samples.dtype, np.integer):  # scale before mixing, while the dtype is known
-        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    return samples.astype(np.float32, copy=False)
+_CLOSED = object()  # queued by close(): wakes a waiting read()
 
 
 class PushedMicrophone:
@@ -47,8 +38,8 @@ class PushedMicrophone:
     def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64, resync_s: float = 1.0) -> None:
         self.read_timeout_s = read_timeout_s
         self.resync_s = resync_s
-        self.sample_rate = 16_000  # updated from each block: a block carries its own rate
-        self._blocks: queue.Queue = queue.Queue(maxsize=max_blocks)
+        self.sample_rate = SAMPLE_RATE  # updated from each block: a block carries its own rate
+        self._blocks = ChunkQueue(maxsize=max_blocks)  # the session behind: the oldest block goes
         self._open = False
         self._now: Callable[[], float] | None = None
         self._timeline: float | None = None  # end time of the last block pushed
@@ -58,7 +49,7 @@ class PushedMicrophone:
         self._now = now
 
     def open(self) -> None:
-        self._blocks = queue.Queue(maxsize=self._blocks.maxsize)
+        self._blocks.clear()
         self._timeline = None
         self._open = True
 
@@ -77,40 +68,25 @@ class PushedMicrophone:
             return
         if int(sample_rate) <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        block = to_float_mono(samples)
+        block = to_mono_float(samples)
         if block.size == 0:
             return
         item = (int(sample_rate), block, self._stamp(len(block), int(sample_rate)))
-        try:
-            self._blocks.put_nowait(item)
-        except queue.Full:  # the session is behind: drop the oldest block, keep the stream live
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                pass
-            self._blocks.put_nowait(item)
+        self._blocks.put(item)
 
     def read(self):
-        try:
-            item = self._blocks.get(timeout=self.read_timeout_s)
-        except queue.Empty:
-            raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s") from None
+        item = self._blocks.get(timeout=self.read_timeout_s)
         if item is None:
+            raise ReadTimeout(f"the browser sent no audio for {self.read_timeout_s:g} s")
+        if item is _CLOSED:
             raise RuntimeError("browser microphone closed")
         self.sample_rate, block, t_end = item
         return block, t_end
 
     def close(self) -> None:
         self._open = False
-        while True:  # forget what was pushed, then wake a waiting read()
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                break
-        try:
-            self._blocks.put_nowait(None)
-        except queue.Full:
-            pass
+        self._blocks.clear()  # forget what was pushed, then wake a waiting read()
+        self._blocks.put(_CLOSED)
 
 
 class PushedCamera:

@@ -81,9 +81,7 @@ class ChunkQueue:
     def get(self, timeout: float):
         """The oldest item, or None after `timeout` seconds with nothing to give."""
         with self._condition:
-            if not self._items:
-                self._condition.wait(timeout)
-            if not self._items:
+            if not self._condition.wait_for(lambda: self._items, timeout):
                 return None
             item = self._items.popleft()
             self._condition.notify_all()
@@ -184,12 +182,6 @@ class TextBuffer:
             taken = {id(i) for i in ready}
             self._items = collections.deque((i for i in self._items if id(i) not in taken), maxlen=self._items.maxlen)
             return ready
-
-    def take_all(self) -> list[TextItem]:
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            return items
 
     def clear(self) -> None:
         with self._lock:

@@ -187,11 +187,12 @@ def source_kwargs(args, disabled: tuple[str, ...] = ()) -> tuple[dict, str]:
 
 
 def check_device(device: str) -> None:
-    if device == "cuda":
-        import torch
+    from ..extractors.runtime import pick_device
 
-        if not torch.cuda.is_available():
-            raise UsageProblem("--device cuda: no CUDA device is available here (use --device cpu, or auto)")
+    try:
+        pick_device(device)
+    except ValueError as error:
+        raise UsageProblem(f"--device {device}: {error}") from error
 
 
 def session_options(args, source: dict, accepted) -> dict:

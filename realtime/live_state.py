@@ -109,11 +109,6 @@ class LiveState:
         with self._lock:
             return self._emotions
 
-    @property
-    def dropped_count(self) -> int:
-        with self._lock:
-            return len(self._dropped)
-
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(

@@ -19,17 +19,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..extractors.base import FeatureProfile, Utterance
+from ..extractors.media import SAMPLE_RATE
 from ..models.config import MODALITIES
 from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent
 from .health import HealthMonitor
-from .sources import END_OF_STREAM, TARGET_RATE
+from .sources import END_OF_STREAM
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +38,16 @@ END_OF_UTTERANCES = object()
 
 
 @dataclass
-class PendingUtterance:
-    """An utterance found by segmentation, waiting for extraction. closed_at: perf_counter()
-    when its end became known (the start of its latency)."""
+class PendingUtterance(Utterance):
+    """An utterance found by segmentation, waiting for extraction: the extractors read it as it
+    is (one type on the live path, never copied), plus what the pipeline needs to report it.
 
-    id: int
-    start: float
-    end: float
-    closed_at: float
-    audio: np.ndarray | None = None
-    frames: list = field(default_factory=list)
-    frame_times: list = field(default_factory=list)
-    transcript: str | None = None
+    id: its number in the session (events carry it); closed_at: perf_counter() when its end
+    became known (the start of its latency)."""
+
+    id: int = 0
+    sample_rate: int | None = SAMPLE_RATE  # the segmenter's audio
+    closed_at: float = 0.0
     endpoint_ms: float | None = None  # live only: how long after its end the VAD closed it
     segmentation: str = "speech"  # what cut it: "speech", "text" or "window" (camera only)
 
@@ -178,7 +177,7 @@ class SegmentationLoop(_QueueWorker):
             self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
             return False
         if item is not None:
-            self._now = max(self._now, item.start + len(item.samples) / TARGET_RATE)
+            self._now = max(self._now, item.start + len(item.samples) / SAMPLE_RATE)
             segments = []
             with self.lock:  # the privacy switch resets the segmenter under this lock
                 if len(item.samples) and self.health.enabled("audio"):
@@ -251,7 +250,7 @@ class SegmentationLoop(_QueueWorker):
                 self._enqueue(start, end, None, None, None, "window")
 
     def _enqueue(self, start: float, end: float, audio, transcript, endpoint_ms, segmentation: str) -> None:
-        pending = PendingUtterance(self._next_id, round(start, 3), round(end, 3), time.perf_counter(),
+        pending = PendingUtterance(id=self._next_id, start=round(start, 3), end=round(end, 3), closed_at=time.perf_counter(),
                                    endpoint_ms=endpoint_ms, segmentation=segmentation)
         self._next_id += 1
         self._last_end = max(self._last_end, end)
@@ -363,8 +362,8 @@ class UtteranceProcessor(_QueueWorker):
         the stop flag is checked between extractors."""
         rng = np.random.default_rng(0)
         dummy = Utterance(
-            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(TARGET_RATE)).astype(np.float32),
-            sample_rate=TARGET_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
+            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
+            sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
             transcript="hello", id="warm-up",
         )
         for m in modalities:
@@ -409,18 +408,14 @@ class UtteranceProcessor(_QueueWorker):
             return None, f"{m} features were not finite (NaN/inf)", ms
         return vector, None, ms
 
-    def process(self, pending: PendingUtterance):
+    def process(self, utterance: PendingUtterance):
         began = time.perf_counter()
-        latency = {"queue": (began - pending.closed_at) * 1000}
+        latency = {"queue": (began - utterance.closed_at) * 1000}
         enabled = {m: self.health.enabled(m) for m in MODALITIES}
         for m in MODALITIES:
             if not enabled[m]:
-                pending.forget(m)
+                utterance.forget(m)
         reasons: dict[str, str] = {}
-        utterance = Utterance(
-            start=pending.start, end=pending.end, audio=pending.audio, sample_rate=TARGET_RATE,
-            frames=pending.frames, frame_times=pending.frame_times, transcript=pending.transcript, id=str(pending.id),
-        )
         # Audio and visual features are computed on the pool while ASR runs here; text follows
         # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
         jobs = {m: self.pool.submit(self._extract, m, utterance)
@@ -458,25 +453,25 @@ class UtteranceProcessor(_QueueWorker):
         used = [m for m in MODALITIES if features[m] is not None]
         if not used:
             why = "; ".join(f"{m}: {reasons.get(m, 'missing')}" for m in MODALITIES)
-            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"no modality available ({why})",
-                                         segmentation=pending.segmentation)
+            return DroppedUtteranceEvent(utterance.id, utterance.start, utterance.end, f"no modality available ({why})",
+                                         segmentation=utterance.segmentation)
         t0 = time.perf_counter()
         try:
             prediction = self.context.step(features)
         except (EmptyUtteranceError, NonFiniteOutputError) as error:
-            return DroppedUtteranceEvent(pending.id, pending.start, pending.end, f"model: {error}",
-                                         segmentation=pending.segmentation)
+            return DroppedUtteranceEvent(utterance.id, utterance.start, utterance.end, f"model: {error}",
+                                         segmentation=utterance.segmentation)
         latency["model"] = (time.perf_counter() - t0) * 1000
         latency["processing"] = (time.perf_counter() - began) * 1000
-        latency["total"] = (time.perf_counter() - pending.closed_at) * 1000
-        if pending.endpoint_ms is not None:
-            latency["endpoint"] = pending.endpoint_ms
+        latency["total"] = (time.perf_counter() - utterance.closed_at) * 1000
+        if utterance.endpoint_ms is not None:
+            latency["endpoint"] = utterance.endpoint_ms
         return EmotionEvent(
-            utterance_id=pending.id, start=pending.start, end=pending.end, label=prediction.label,
+            utterance_id=utterance.id, start=utterance.start, end=utterance.end, label=prediction.label,
             probabilities=prediction.probabilities, modalities=prediction.modalities,
             transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},
             modality_probabilities=prediction.modality_probabilities,
-            segmentation=pending.segmentation,
+            segmentation=utterance.segmentation,
         )

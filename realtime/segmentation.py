@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16000
+from ..extractors.media import SAMPLE_RATE
+
 WINDOW = 512  # silero-vad's fixed window at 16 kHz (32 ms)
 _NEG_THRESHOLD_GAP = 0.15  # hysteresis below `threshold`, as silero-vad's own iterator uses
 _CUT_SEARCH_S = 1.0  # a too-long utterance is cut at the weakest window of its last second

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..extractors.base import FeatureProfile
+from ..extractors.runtime import pick_device
 from ..models.config import MODALITIES
 from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
@@ -108,7 +109,7 @@ class LiveSession:
             raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
         if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
-        self.device = device or _auto_device()
+        self.device = str(pick_device(device))
         self.realtime = bool(realtime)
         self.input_file = Path(input_file) if input_file is not None else None
         self._transcript = load_transcript(transcript) if transcript is not None else []
@@ -467,12 +468,6 @@ def _version() -> str:
         return version("momke-live")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _auto_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _load_profile(profile, device: str) -> FeatureProfile:

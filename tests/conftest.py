@@ -13,3 +13,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def recorded_conversation(tmp_path_factory):
+    """recorded_conversation(n): n RAVDESS clips joined by pauses, with a face video and a transcript
+    (realtime_support.make_conversation), made once per test run for each n and shared: the test
+    modules only read it."""
+    from realtime_support import make_conversation
+    from synth_speech import ravdess_clips
+
+    made = {}
+
+    def conversation(count: int) -> dict:
+        if count not in made:
+            made[count] = make_conversation(tmp_path_factory.mktemp(f"conversation{count}"), ravdess_clips(count))
+        return made[count]
+
+    return conversation

@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-DATA_DIR = Path(os.environ.get("MOMKE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-RAVDESS = DATA_DIR / "ravdess_speech_16k"
-SENTENCES = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
-RATE = 16_000
-
-
-def ravdess_clips(count: int) -> list[Path]:
-    if not RAVDESS.is_dir():
-        pytest.skip(f"RAVDESS speech not found at {RAVDESS} (set MOMKE_DATA_DIR)")
-    # Different actors, emotions and both sentences: a small, varied conversation.
-    names = ["03-01-03-02-01-01-01", "03-01-04-01-02-01-02", "03-01-05-02-01-02-03",
-             "03-01-01-01-02-02-04", "03-01-08-02-01-01-05", "03-01-06-01-02-01-06"]
-    clips = [RAVDESS / f"Actor_{n[-2:]}" / f"{n}.flac" for n in names[:count]]
-    missing = [c for c in clips if not c.is_file()]
-    if missing:
-        pytest.skip(f"RAVDESS clips missing: {missing[0]}")
-    return clips
+from momke.extractors.media import SAMPLE_RATE as RATE
+from synth_speech import RAVDESS_SENTENCES, ravdess_clips  # noqa: F401 - ravdess_clips re-exported
 
 
 def speech_bounds(audio: np.ndarray, threshold_db: float = -35.0) -> tuple[float, float]:
@@ -55,7 +37,7 @@ def make_conversation(directory: Path, clips: list[Path], pause_s: float = 1.5, 
         audio, rate = sf.read(str(clip), dtype="float32")
         assert rate == RATE
         start, end = speech_bounds(audio)
-        text = SENTENCES[clip.stem.split("-")[4]]
+        text = RAVDESS_SENTENCES[clip.stem.split("-")[4]]
         utterances.append((t + start, t + end, text))
         pieces += [audio, np.zeros(int(pause_s * RATE), np.float32)]
         t += (len(audio) + int(pause_s * RATE)) / RATE
@@ -273,3 +255,16 @@ class CountingCamera:
 
     def close(self):
         pass
+
+
+def replay_session(conversation: dict, profile: FeatureProfile | None = None, read_transcript: bool = False,
+                   **options):
+    """A LiveSession replaying `conversation` as fast as it can on the spy model and profile, with no
+    ASR unless `asr` is given. read_transcript: its transcript file gives the words said."""
+    from momke.realtime import LiveSession
+
+    options.setdefault("asr", "none")
+    if read_transcript:
+        options.setdefault("transcript", conversation["transcript"])
+    return LiveSession(input_file=conversation["path"], realtime=False, checkpoint=spy_model(),
+                       profile=profile or spy_profile(), **options)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-SR = 16000
+from momke.extractors.media import SAMPLE_RATE as SR
 
 
 def data_dir() -> Path:
@@ -50,15 +49,33 @@ def espeak(text: str, voice: str = "en-us", speed: int = 150, trim: bool = True)
     return audio
 
 
-def ravdess_clips(n: int, actor: str = "Actor_01") -> list[np.ndarray]:
-    """n real RAVDESS speech clips (16 kHz FLAC in the shared data folder), or skip."""
+RAVDESS_SENTENCES = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+# Different actors, emotions and both sentences: a small, varied conversation.
+_VARIED = ["03-01-03-02-01-01-01", "03-01-04-01-02-01-02", "03-01-05-02-01-02-03",
+           "03-01-01-01-02-02-04", "03-01-08-02-01-01-05", "03-01-06-01-02-01-06"]
+
+
+def ravdess_clips(count: int, actor: str | None = None) -> list[Path]:
+    """`count` real RAVDESS speech files (16 kHz FLAC in the shared data folder), or skip the test.
+
+    actor None: a varied set (different actors and emotions, both sentences); "Actor_01": that
+    actor's first files by name (statements 01, 01, 02, 02 ...). Read them with `read_clips`."""
+    folder = data_dir() / "ravdess_speech_16k"
+    if actor is None:
+        clips = [folder / f"Actor_{n[-2:]}" / f"{n}.flac" for n in _VARIED[:count]]
+    else:
+        clips = sorted((folder / actor).glob("*.flac"))[:count]
+    missing = [c for c in clips if not c.is_file()]
+    if len(clips) < count or missing:
+        pytest.skip(f"RAVDESS clips not found in {folder} (set MOMKE_DATA_DIR)")
+    return clips
+
+
+def read_clips(paths: list[Path]) -> list[np.ndarray]:
+    """Each file's samples, float32 mono (the RAVDESS copies are 16 kHz already)."""
     import soundfile as sf
 
-    folder = data_dir() / "ravdess_speech_16k" / actor
-    files = sorted(folder.glob("*.flac"))[:n]
-    if len(files) < n:
-        pytest.skip(f"RAVDESS clips not found in {folder} (set MOMKE_DATA_DIR)")
-    return [sf.read(f, dtype="float32")[0] for f in files]
+    return [sf.read(str(path), dtype="float32")[0] for path in paths]
 
 
 def speech_extent(audio: np.ndarray, rel: float = 0.03, frame: int = 320) -> tuple[int, int]:

@@ -9,17 +9,24 @@ import time
 import numpy as np
 import pytest
 from frontend_support import DEMO_DIR, demo_transcript, frontend_checkpoint
-from momke.realtime.browser_source import PushedCamera, PushedMicrophone, to_float_mono
+from momke.extractors.media import to_mono_float
+from momke.realtime.browser_source import PushedCamera, PushedMicrophone
 from momke.realtime.sources.devices import ReadTimeout
 
 
-def test_int16_stereo_becomes_float_mono():
-    block = np.array([[32767, 32767], [-32767, 0], [0, 0]], dtype=np.int16)
-    out = to_float_mono(block)
-    assert out.dtype == np.float32 and out.shape == (3,)
-    assert out == pytest.approx([1.0, -0.5, 0.0])
+def test_pushed_int_audio_is_scaled_like_every_other_audio_input():
+    """One convention (extractors/media.to_mono_float): int16 / 32768, int32 / 2**31, uint8 centred."""
+    block = np.array([[-32768, -32768], [16384, 0], [0, 0]], dtype=np.int16)
+    assert to_mono_float(block).tolist() == [-1.0, 0.25, 0.0]
+    assert to_mono_float(np.array([-(2**31), 2**30], np.int32)).tolist() == [-1.0, 0.5]
+    assert to_mono_float(np.array([0, 128, 192], np.uint8)).tolist() == [-1.0, 0.0, 0.5]
     with pytest.raises(ValueError):
-        to_float_mono(np.zeros((2, 2, 2)))
+        to_mono_float(np.zeros((2, 2, 2)))
+    mic = PushedMicrophone(read_timeout_s=0.5)
+    mic.open()
+    mic.push(16000, block)
+    samples, _ = mic.read()
+    assert samples.dtype == np.float32 and samples.tolist() == [-1.0, 0.25, 0.0]
 
 
 def test_microphone_keeps_nothing_while_closed_and_reads_with_its_rate():

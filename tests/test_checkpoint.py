@@ -1,11 +1,14 @@
 """Checkpoints: round trip, self-description, and clear errors for everything that can be wrong."""
 
+import functools
 import json
 from pathlib import Path
 
+import model_support
 import pytest
 import torch
-from momke.models import MODALITIES, MoMKE, MoMKEConfig
+from model_support import DIMS
+from momke.models import MODALITIES, MoMKE
 from momke.models.checkpoint import (
     CONFIG_FILE,
     DEFAULT_CHECKPOINT,
@@ -17,16 +20,10 @@ from momke.models.checkpoint import (
 )
 from safetensors.torch import load_file, save_file
 
-DIMS = (6, 5, 4)
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_model(**overrides) -> MoMKE:
-    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 1, "num_heads": 2, "router_hidden_dim": 8, "feature_profile": "lite"}
-    settings.update(overrides)
-    torch.manual_seed(0)
-    return MoMKE(MoMKEConfig(**settings))
+tiny_model = functools.partial(model_support.tiny_model, num_blocks=1, feature_profile="lite")
 
 
 def test_round_trip_gives_identical_outputs_and_config(tmp_path):

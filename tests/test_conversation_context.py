@@ -158,7 +158,8 @@ def run_processor(context, pendings: list[PendingUtterance]) -> tuple[list, Utte
 
 def pending(index: int, text: str | None = None) -> PendingUtterance:
     audio = np.sin(np.linspace(0, 40 * (index + 1), 16_000)).astype(np.float32)
-    return PendingUtterance(index, float(index), index + 1.0, time.perf_counter(), audio=audio, transcript=text)
+    return PendingUtterance(id=index, start=float(index), end=index + 1.0, closed_at=time.perf_counter(), audio=audio,
+                            transcript=text)
 
 
 def test_non_finite_model_output_becomes_a_dropped_utterance_and_the_context_is_unchanged():

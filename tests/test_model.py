@@ -2,22 +2,10 @@
 
 import pytest
 import torch
-from momke.models import MODALITIES, MoMKE, MoMKEConfig
-
-DIMS = (6, 5, 4)
+from model_support import DIMS, tiny_config, tiny_model
+from momke.models import MODALITIES, MoMKEConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def tiny_config(**overrides) -> MoMKEConfig:
-    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 2, "num_heads": 2, "router_hidden_dim": 8, "dropout": 0.5}
-    settings.update(overrides)
-    return MoMKEConfig(**settings)
-
-
-def tiny_model(seed: int = 0, **overrides) -> MoMKE:
-    torch.manual_seed(seed)
-    return MoMKE(tiny_config(**overrides)).eval()
 
 
 def random_features(batch: int, length: int, seed: int = 1) -> dict[str, torch.Tensor]:

@@ -19,8 +19,8 @@ DEMO_FACE_LINES = {1, 6}  # lines 2 and 7 of the bundled demo show the smiling f
 
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory):
-    return make_conversation(tmp_path_factory.mktemp("conversation"), ravdess_clips(4))
+def conversation(recorded_conversation):
+    return recorded_conversation(4)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,18 @@ from momke.realtime.asr import ASRBackend
 from momke.realtime.sources import FileVideoDevice
 from realtime_support import (
     FakeMicrophone,
-    make_conversation,
     ravdess_clips,
     session_threads,
     spy_model,
     spy_profile,
     wait_for,
 )
+from realtime_support import replay_session as replay  # words from ASR only: no transcript
 
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory):
-    return make_conversation(tmp_path_factory.mktemp("faults"), ravdess_clips(4), transcript=False)
+def conversation(recorded_conversation):
+    return recorded_conversation(4)
 
 
 def run(session):
@@ -44,12 +44,6 @@ def accounted(events, expected: int) -> list:
     assert len(outcomes) == expected, [(type(e).__name__, e.start, e.end) for e in outcomes]
     assert [e.utterance_id for e in outcomes] == list(range(expected))
     return outcomes
-
-
-def replay(conversation, **kwargs):
-    kwargs.setdefault("asr", "none")
-    return LiveSession(input_file=conversation["path"], realtime=False, checkpoint=spy_model(),
-                       profile=kwargs.pop("profile", None) or spy_profile(), **kwargs)
 
 
 def test_camera_dying_mid_utterance_drops_visual_from_then_on(conversation, monkeypatch):

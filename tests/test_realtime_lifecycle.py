@@ -10,20 +10,12 @@ import time
 
 import pytest
 from momke.realtime import EmotionEvent, LiveSession, ReadyEvent, StatusEvent
-from realtime_support import (
-    FakeMicrophone,
-    make_conversation,
-    ravdess_clips,
-    session_threads,
-    spy_model,
-    spy_profile,
-    wait_for,
-)
+from realtime_support import FakeMicrophone, session_threads, spy_model, spy_profile, wait_for
 
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory):
-    return make_conversation(tmp_path_factory.mktemp("lifecycle"), ravdess_clips(2))
+def conversation(recorded_conversation):
+    return recorded_conversation(2)
 
 
 def chat_session(profile, **kwargs):

@@ -10,12 +10,12 @@ import json
 import pytest
 from momke.realtime import EmotionEvent, LiveSession
 from momke.realtime.session import DEMO_DIR
-from realtime_support import make_conversation, ravdess_clips, spy_model, spy_profile, wait_for
+from realtime_support import spy_model, spy_profile, wait_for
 
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory):
-    return make_conversation(tmp_path_factory.mktemp("modes"), ravdess_clips(2))
+def conversation(recorded_conversation):
+    return recorded_conversation(2)
 
 
 def emotions_of(session) -> list[EmotionEvent]:

@@ -3,6 +3,7 @@ of it is held in buffers, in the conversation context, in events or in the JSON-
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 
@@ -11,23 +12,19 @@ from momke.realtime import EmotionEvent, LiveSession, StatusEvent
 from momke.realtime.asr import ASRBackend
 from realtime_support import (
     CountingCamera,
-    make_conversation,
-    ravdess_clips,
+    replay_session,
     session_threads,
     spy_model,
     spy_profile,
     wait_for,
 )
 
+replay = functools.partial(replay_session, read_transcript=True)
+
 
 @pytest.fixture(scope="module")
-def conversation(tmp_path_factory):
-    return make_conversation(tmp_path_factory.mktemp("privacy"), ravdess_clips(4))
-
-
-def replay(conversation, profile, **kwargs):
-    return LiveSession(input_file=conversation["path"], transcript=conversation["transcript"], realtime=False,
-                       asr="none", checkpoint=spy_model(), profile=profile, **kwargs)
+def conversation(recorded_conversation):
+    return recorded_conversation(4)
 
 
 def test_disabled_from_the_start_never_captured_nor_extracted(conversation, tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from momke.realtime import EmotionEvent, LiveSession
 from realtime_support import RATE, ravdess_clips, session_threads, spy_model, spy_profile, wait_for
+from synth_speech import read_clips
 
 
 def rss_mb() -> float:
@@ -20,7 +21,7 @@ def long_recording(path, minutes: float):
     """RAVDESS clips, each followed by a pause, repeated to `minutes` of audio (16-bit wav)."""
     import soundfile as sf
 
-    clips = [sf.read(str(c), dtype="float32")[0] for c in ravdess_clips(6)]
+    clips = read_clips(ravdess_clips(6))
     pause = np.zeros(int(1.2 * RATE), np.float32)
     count = 0
     with sf.SoundFile(str(path), "w", samplerate=RATE, channels=1, subtype="PCM_16") as out:

@@ -1,21 +1,19 @@
 """StreamingMoMKE: one utterance at a time gives what forward() gives on the context."""
 
+import functools
+
+import model_support
 import numpy as np
 import pytest
 import torch
-from momke.models import MODALITIES, MoMKE, MoMKEConfig
+from model_support import DIMS
+from momke.models import MODALITIES
 from momke.models.streaming import EmptyUtteranceError, NonFiniteOutputError, StreamingMoMKE
-
-DIMS = (6, 5, 4)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def tiny_model(seed: int = 0, **overrides) -> MoMKE:
-    settings = {"feature_dims": DIMS, "hidden_dim": 8, "num_blocks": 2, "num_heads": 2, "router_hidden_dim": 8, "context_mode": "causal"}
-    settings.update(overrides)
-    torch.manual_seed(seed)
-    return MoMKE(MoMKEConfig(**settings))
+tiny_model = functools.partial(model_support.tiny_model, context_mode="causal")
 
 
 def conversation(length: int, seed: int = 1):

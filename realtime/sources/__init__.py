@@ -11,11 +11,10 @@ from .devices import (
     has_video_track,
 )
 from .replay import ReplayPacer, load_transcript
-from .resample import TARGET_RATE, StreamResampler
+from .resample import StreamResampler
 
 __all__ = [
     "END_OF_STREAM",
-    "TARGET_RATE",
     "AudioCapture",
     "CameraDevice",
     "CaptureThread",

@@ -19,12 +19,13 @@ import threading
 
 import numpy as np
 
+from ...extractors.media import SAMPLE_RATE
 from ..buffers import AudioChunk, ChunkQueue, FrameBuffer
 from ..clock import SessionClock
 from ..health import HealthMonitor
 from .devices import ReadTimeout
 from .replay import ReplayPacer
-from .resample import TARGET_RATE, StreamResampler
+from .resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class AudioCapture(CaptureThread):
             return
         rate = self.device.sample_rate
         if self._resampler is None or self._resampler.in_rate != rate:
-            self._resampler = StreamResampler(rate, TARGET_RATE)
+            self._resampler = StreamResampler(rate, SAMPLE_RATE)
         duration = len(samples) / rate
         if self.device.live:
             t -= duration  # a live block is delivered when its last sample was captured

@@ -17,11 +17,12 @@ file are skipped and counted (`decode_errors`), as ffmpeg does, so the rest stil
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from pathlib import Path
 
 import numpy as np
+
+from ...extractors.media import SAMPLE_RATE
+from ..buffers import ChunkQueue
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class MicrophoneDevice:
         self.device = None if device in (None, "default") else device
         self.block_s = block_s
         self.read_timeout_s = read_timeout_s
-        self.sample_rate = 16_000
+        self.sample_rate = SAMPLE_RATE
         self._stream = None
-        self._blocks: queue.Queue = queue.Queue(maxsize=256)
+        self._blocks = ChunkQueue(maxsize=256)  # the capture thread behind: the oldest block goes
         self._error: str | None = None
 
     def open(self) -> None:
@@ -54,7 +55,7 @@ class MicrophoneDevice:
 
         info = sd.query_devices(self.device, kind="input")
         self.sample_rate = int(info["default_samplerate"])
-        self._blocks = queue.Queue(maxsize=256)
+        self._blocks.clear()
         self._error = None
         stream = sd.InputStream(
             device=self.device, channels=1, samplerate=self.sample_rate, dtype="float32",
@@ -65,14 +66,7 @@ class MicrophoneDevice:
         self._stream = stream
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        try:
-            self._blocks.put_nowait(indata[:, 0].copy())
-        except queue.Full:  # the capture thread is behind: drop the oldest, never block audio I/O
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                pass
-            self._blocks.put_nowait(indata[:, 0].copy())
+        self._blocks.put(indata[:, 0].copy())  # never blocks audio I/O
 
     def _finished(self) -> None:
         if self._stream is not None:
@@ -80,21 +74,16 @@ class MicrophoneDevice:
 
     def forget(self) -> None:
         """Privacy: drop the blocks captured but not read yet."""
-        while True:
-            try:
-                self._blocks.get_nowait()
-            except queue.Empty:
-                return
+        self._blocks.clear()
 
     def read(self):
         if self._stream is None:
             raise RuntimeError("microphone is not open")
-        try:
-            block = self._blocks.get(timeout=self.read_timeout_s)
-        except queue.Empty:
+        block = self._blocks.get(timeout=self.read_timeout_s)
+        if block is None:
             if self._error:
-                raise RuntimeError(self._error) from None
-            raise ReadTimeout(f"no audio for {self.read_timeout_s:g} s") from None
+                raise RuntimeError(self._error)
+            raise ReadTimeout(f"no audio for {self.read_timeout_s:g} s")
         return block, None
 
     def close(self) -> None:
@@ -115,7 +104,6 @@ class CameraDevice:
     def __init__(self, source=0) -> None:
         self.source = source
         self._capture = None
-        self._lock = threading.Lock()
 
     def open(self) -> None:
         import cv2
@@ -162,7 +150,7 @@ class FileAudioDevice:
     def __init__(self, path: str | Path, chunk_s: float = 0.064) -> None:
         self.path = Path(path)
         self.chunk_s = chunk_s
-        self.sample_rate = 16_000
+        self.sample_rate = SAMPLE_RATE
         self._reader = None
         self._position = 0  # samples delivered so far
         self._decode_errors = 0  # kept after close

@@ -10,16 +10,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-TARGET_RATE = 16_000
-
-
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    array = np.asarray(samples, dtype=np.float32)
-    return array.mean(axis=1) if array.ndim == 2 else array.reshape(-1)
+from ...extractors.media import SAMPLE_RATE, to_mono_float
 
 
 class StreamResampler:
-    def __init__(self, in_rate: int, out_rate: int = TARGET_RATE) -> None:
+    def __init__(self, in_rate: int, out_rate: int = SAMPLE_RATE) -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise ValueError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
         self.in_rate, self.out_rate = int(in_rate), int(out_rate)
@@ -35,7 +30,7 @@ class StreamResampler:
         self._previous = 0.0  # the last input sample, for interpolating across the boundary
 
     def process(self, samples: np.ndarray) -> np.ndarray:
-        x = to_mono(samples)
+        x = to_mono_float(samples)
         if self.in_rate == self.out_rate or len(x) == 0:
             return x.astype(np.float32, copy=False)
         if self._taps is not None:
