@@ -19,7 +19,6 @@ it: nothing of it is received (and anything still in flight is deleted unread).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import threading
@@ -515,12 +514,15 @@ def close(app) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`momke-demo`: the Gradio demo on its own."""
-    parser = argparse.ArgumentParser(prog="momke-demo", description="The momke-live Gradio demo.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default: this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 = any free port)")
-    parser.add_argument("--checkpoint", type=Path, help="an extra checkpoint directory to offer")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--max-sessions", type=int, default=4, help="visitors' sessions running at once (default 4)")
+    from ..models.cli_common import OneLineErrorParser, VersionAction
+
+    parser = OneLineErrorParser(prog="momke-demo", description="The momke-live Gradio demo.")
+    parser.add_argument("--version", action=VersionAction)
+    parser.add_argument("--host", default="127.0.0.1", metavar="ADDRESS", help="address to serve on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, metavar="N", help="port (default 7860; 0 = any free port)")
+    parser.add_argument("--checkpoint", type=Path, metavar="DIR", help="an extra checkpoint directory to offer")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
+    parser.add_argument("--max-sessions", type=int, default=4, metavar="N", help="visitors' sessions running at once (default 4)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:

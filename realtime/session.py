@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..extractors.base import FeatureProfile
 from ..extractors.runtime import pick_device
+from ..models.cli_common import version
 from ..models.config import MODALITIES
 from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
@@ -356,7 +357,7 @@ class LiveSession:
     def _log_header(self) -> dict:
         return {
             "type": "session", "session": self.session_id, "wall_time": _iso(time.time()),
-            "version": _version(), "input": str(self.input_file) if self.input_file is not None else "live",
+            "version": version(), "input": str(self.input_file) if self.input_file is not None else "live",
             "disabled": [m for m in MODALITIES if not self.health.enabled(m)],
         }
 
@@ -461,13 +462,6 @@ def _iso(wall_time: float) -> str:
     return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("momke-live")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _load_profile(profile, device: str) -> FeatureProfile:

@@ -223,12 +223,22 @@ def test_help_version_and_usage_errors_answer_without_loading_torch(toy, args, c
     assert len(said) == (1 if code else 0) and "Traceback" not in result.stderr, result.stderr
 
 
-def test_version_is_the_same_in_both_commands():
+def test_version_is_the_same_in_every_command():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    for module, name in (("momke.models.cli", "momke"), ("momke.realtime.cli", "momke-live")):
+    for module, name in (("momke.models.cli", "momke"), ("momke.realtime.cli", "momke-live"),
+                         ("momke.realtime.gradio_app", "momke-demo")):
         result = subprocess.run([sys.executable, "-m", module, "--version"], check=False, capture_output=True,
                                 text=True, cwd=REPO, timeout=60)
         assert (result.returncode, result.stdout) == (0, f"{name} {project}\n"), result.stderr
+
+
+def test_demo_usage_error_is_one_line_with_readable_help():
+    result = subprocess.run([sys.executable, "-m", "momke.realtime.gradio_app", "--port", "x"], check=False,
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "momke-demo: error:" in result.stderr
+    shown = subprocess.run([sys.executable, "-m", "momke.realtime.gradio_app", "--help"], check=True,
+                           capture_output=True, text=True, cwd=REPO, timeout=60).stdout
+    assert "--max-sessions N" in shown and "MAX_SESSIONS" not in shown and "CHECKPOINT" not in shown
 
 
 def test_help_shows_no_internal_names():
