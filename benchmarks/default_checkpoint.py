@@ -1,11 +1,11 @@
-"""The shipped checkpoint (assets/checkpoints/momke-lite-4class), per modality, on held-out data.
+"""The shipped checkpoint (assets/checkpoints/momke-whisper-4class), per modality, on held-out data.
 
     python benchmarks/default_checkpoint.py [--cache DIR] [--checkpoint DIR]
 
 - RAVDESS actors 17-20, audio only ({a}); target >= 65 % UA (4 classes).
 - MELD test, text only ({t}), the 4-class subset: WA / UA / weighted F1. EmoryNLP test likewise.
-- FER2013 public test, visual only ({v}), the 4-class subset; target >= 70 % WA. Scored in the
-  recipe's pseudo-dialogues of 8 faces (causal context over earlier random faces) and one face
+- FER2013 public test (the half the recipe keeps for testing), visual only ({v}), 4 classes;
+  target >= 70 % WA. Scored in the recipe's pseudo-dialogues of 8 faces (causal context over earlier random faces) and one face
   at a time.
 - Cross-corpus text: the IEMOCAP transcripts (never seen in training), all 5 sessions, {t}.
 Features come from the recipe's cache (extracted when absent, which takes a while on a CPU).
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     model = load_checkpoint(args.checkpoint, device="cpu")
     meta = model.config.metadata
-    recipe = load_recipe(RECIPES / meta.get("recipe_file", "lite_4class.json"))
+    recipe = load_recipe(RECIPES / meta.get("recipe_file", "whisper_4class.json"))
     if list(recipe["labels"]) != list(model.config.labels):
         raise SystemExit(f"recipe labels {recipe['labels']} differ from the checkpoint's {model.config.labels}")
     corpora = build_corpora(recipe, args.data, args.cache, progress=False)

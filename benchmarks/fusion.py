@@ -3,7 +3,8 @@
     python benchmarks/fusion.py [--checkpoint DIR] [--cache DIR] [--seeds 0 1 2]
 
 Test items are label-matched tri-modal pseudo-conversations built from the held-out parts only
-(RAVDESS actors 17-20 + FER2013 public test faces + MELD/EmoryNLP test lines; drawn as in
+(RAVDESS actors 17-20 + the FER2013 public-test half kept for testing (the other half validates:
+see the recipe) + MELD/EmoryNLP test lines; drawn as in
 training, models/label_matched.py, without swapped modalities), several seeds. Reports:
 - the seven conditions, WA / UA (targets: {a,t,v} >= 85 WA and >= best single path + 10; no
   condition below its best member);
@@ -14,7 +15,7 @@ training, models/label_matched.py, without swapped modalities), several seeds. R
 - accuracy by position in a conversation (1-110) for text (MELD/EmoryNLP test dialogues back to
   back) and audio (one unseen actor talking on), streamed as live with the checkpoint's context
   limit (target: positions 60-110 within 2 points of 1-10);
-- FER2013 public test, 4 classes: MoMKE {v} on shuffled pseudo-dialogues against the
+- FER2013 public test (its test half), 4 classes: MoMKE {v} on shuffled pseudo-dialogues against the
   mini-Xception's own 4-class argmax (the last 7 visual features are its probabilities).
 Features come from the recipe's cache. Writes results/fusion.{txt,json}.
 """
@@ -234,7 +235,7 @@ def summary(report: dict) -> str:
         lines.append(f"{modality:<6} " + "  ".join(f"{b[0]}-{b[1]}: {100 * result[f'{b[0]}-{b[1]}']:5.1f} (n {result[f'n {b[0]}-{b[1]}']})"
                                                    for b in BUCKETS))
     fer = report["fer2013"]
-    lines += ["", (f"FER2013 public test, 4 classes (n {fer['n']}): MoMKE {{v}} WA {100 * fer['momke_v']['wa']:.2f} UA "
+    lines += ["", (f"FER2013 public test (test half), 4 classes (n {fer['n']}): MoMKE {{v}} WA {100 * fer['momke_v']['wa']:.2f} UA "
               f"{100 * fer['momke_v']['ua']:.2f}; mini-Xception argmax WA {100 * fer['mini_xception_4class']['wa']:.2f} "
               f"UA {100 * fer['mini_xception_4class']['ua']:.2f}")]
     return "\n".join(lines)

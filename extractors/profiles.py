@@ -5,7 +5,8 @@
   visual = MTCNN faces + mini-Xception features (extractors/visual.py).
 - "whisper": the live app's default since the Whisper issue: audio = the mean of Whisper base's
   encoder states over the utterance (whisper.py, 512-d; the same packaged model is the live
-  ASR), text and visual as in lite.
+  ASR), text as in lite, visual = the mini-Xception's 7 expression log-probabilities alone
+  (visual.py says why its pooled features are left out).
 - "research": the paper's kind of encoders from local checkpoint folders (research.py):
   `audio_path` (wav2vec 2.0 / HuBERT) and `text_path` (DeBERTa or another encoder), with
   `audio_layer`, `audio_pooling`, `text_layers`, `text_pooling`; visual = the lite one unless
@@ -26,6 +27,7 @@ from .base import FeatureProfile, ModalityExtractor, Utterance
 PROFILES = ("lite", "whisper", "research")
 # mini-Xception's pooled last-block features (128) + the 7 FER2013 expression probabilities.
 LITE_VISUAL_DIM = 135
+EXPRESSION_DIM = 7  # the whisper profile's visual features: log-probabilities only
 
 
 class UnavailableExtractor(ModalityExtractor):
@@ -44,7 +46,8 @@ def _lite_visual(device, options: dict) -> ModalityExtractor:
         module = importlib.import_module(f"{__package__}.visual")
     except ImportError as error:
         # Audio and text still work; only extracting visual features raises, saying why.
-        return UnavailableExtractor("visual", LITE_VISUAL_DIM, f"momke.extractors.visual cannot be imported ({error})")
+        dim = EXPRESSION_DIM if options.get("expression_only") else LITE_VISUAL_DIM
+        return UnavailableExtractor("visual", dim, f"momke.extractors.visual cannot be imported ({error})")
     return module.VisualExtractor(device=device, **options)
 
 
@@ -70,6 +73,7 @@ def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
             from .whisper import WhisperAudioExtractor
 
             audio = WhisperAudioExtractor(device=device, **_take(options, {"whisper_model": "model"}))
+            visual_options.setdefault("expression_only", True)
         else:
             audio = LiteAudioExtractor()
         _refuse_unknown(name, options)

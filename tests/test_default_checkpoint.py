@@ -79,7 +79,7 @@ def test_strongly_angry_ravdess_clip_is_angry(model, profile):
 @needs_data
 def test_happy_fer2013_face_is_happy(model, profile):
     arrays = np.load(DATA / "fer2013_48x48.npz", allow_pickle=False)
-    happy = np.flatnonzero(arrays["public_test_labels"] == 3)  # class 3 = happy; public_test is held out
+    happy = np.flatnonzero(arrays["public_test_labels"] == 3)  # class 3 = happy; never trained on (public_test validates or tests)
     face = arrays["public_test_images"][happy[:1]]
     features = profile.extractor("visual").features_from_faces(face)[0]
     assert predict_one(model, "visual", features) == "happy"

@@ -52,6 +52,18 @@ def test_astronaut_face_is_found_and_called_happy(extractor, astronaut):
     assert crop.gray.shape == (48, 48) and crop.gray.dtype == np.uint8
 
 
+def test_expression_only_gives_the_classifiers_log_probabilities(extractor, astronaut):
+    only = VisualExtractor(expression_only=True)
+    only._classifier, only._detector = extractor.classifier, extractor.detector  # same networks, loaded once
+    assert only.dim == 7 and VisualExtractor.dim == 135
+    features = only.extract(utterance([astronaut], [0.5]))
+    assert features.shape == (7,) and np.all(np.isfinite(features))
+    full = extractor.extract(utterance([astronaut], [0.5]))
+    # one face: the log of the same probabilities the full layout carries (floored at 1e-4)
+    np.testing.assert_allclose(features, np.log(np.maximum(full[-7:], 1e-4)), rtol=1e-4, atol=1e-4)
+    assert int(np.argmax(features)) == HAPPY
+
+
 def test_live_faces_and_fer2013_faces_share_one_path(extractor, astronaut):
     (crop,) = extractor.faces_in(utterance([astronaut], [0.5]))
     per_face = extractor.features_from_faces(crop.gray[None])

@@ -176,7 +176,7 @@ def test_whisper_profile_features_and_quiet_speech():
 
 def test_a_checkpoint_records_the_whisper_profile_and_refuses_other_features(tmp_path):
     dims = profile_dims("whisper")
-    assert dims == (512, 384, 135)
+    assert dims == (512, 384, 7)  # visual: the mini-Xception's log-probabilities only
     config = MoMKEConfig(feature_dims=dims, hidden_dim=8, num_blocks=1, router_hidden_dim=8, feature_profile="whisper")
     save_checkpoint(MoMKE(config), tmp_path / "ckpt")
     loaded = load_checkpoint(tmp_path / "ckpt")

@@ -4,9 +4,10 @@
 
 - terminal_view.png: the `momke-live --demo` view after the whole demo (the real LiveSession,
   replayed fast) in an 80x24 terminal, drawn by rich and photographed by headless chromium;
-- gradio_page.png: the Gradio page at 1280x800 after the demo, visual switched off by its
-  privacy switch halfway through (real-time replay). The script checks that the page shows the
-  input (the demo video), each modality's reading and the fused label before photographing it.
+- gradio_page.png: the Gradio page at 1280x800 after the demo (real-time replay), audio
+  switched off by its privacy switch halfway through (the demo's synthetic voice is its least
+  trustworthy path). The script checks that the page shows the input (the demo video), each
+  modality's reading and the fused label before photographing it.
 Needs Debian's chromium (/usr/bin/chromium) and the playwright pip package (test extras).
 tests/test_gradio_browser.py runs it (into a temporary folder).
 """
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
             page.click("#mk-start")
             page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 3",
                                    timeout=300_000)
-            page.click("#mk-use-visual input")
+            page.click("#mk-use-audio input")
             page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Finished')",
                                    timeout=300_000)
             time.sleep(1.0)
