@@ -1,7 +1,17 @@
 """Fixtures shared by the test modules."""
 
+import signal
+
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    """Tests send Ctrl-C to the commands they start. A shell starts background jobs with Ctrl-C
+    ignored, and an ignored signal stays ignored in every child: give this run the default
+    handler, so that the children get Ctrl-C as from a terminal, however the run was started."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="module")
