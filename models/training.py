@@ -439,8 +439,9 @@ class _Trainer:
         for batch in self._batches(stage):
             optimizer.zero_grad()
             loss = step(batch)
-            loss.backward()
-            optimizer.step()
+            if loss.requires_grad:  # False when no expert had a present utterance in this batch
+                loss.backward()
+                optimizer.step()
             losses.append(float(loss.detach()))
         return losses
 
