@@ -266,7 +266,9 @@ class MoMKE(nn.Module):
     def _prepare(
         self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None
     ) -> tuple[dict[str, Tensor], Tensor]:
-        """Zero what is missing, check what is present, and combine padding into the mask."""
+        """Check the inputs; return each modality's present utterances, rows [n_m, d_m] (mask's
+        True places, row by row; missing ones are never read, so they may hold anything), and the
+        mask with padding combined into it."""
         unknown = set(features) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modalities {sorted(unknown)}; expected keys among {MODALITIES}")
@@ -279,27 +281,25 @@ class MoMKE(nn.Module):
                 raise ValueError(f"utterance_mask must be [batch, utterances] = {(batch, length)}, got {tuple(utterance_mask.shape)}")
             mask = mask & utterance_mask.bool().unsqueeze(-1)
         dtype = self.head.mlp[0].weight.dtype
-        prepared = {}
+        rows = {}
         for index, (name, dim) in enumerate(zip(MODALITIES, self.config.feature_dims)):
             x = features.get(name)
             present = mask[..., index]
             if x is None:
                 if present.any():
                     raise ValueError(f"modality_mask marks {name} present but no {name} features were given")
-                x = torch.zeros(batch, length, dim, device=modality_mask.device, dtype=dtype)
+                rows[name] = torch.zeros(0, dim, device=modality_mask.device, dtype=dtype)
+                continue
             if x.shape != (batch, length, dim):
                 raise ValueError(
                     f"{name} features must be [batch, utterances, {dim}] = {(batch, length, dim)}, "
                     f"got {tuple(x.shape)}: a checkpoint only reads the feature profile it was trained on "
                     f"({self.config.feature_profile!r})"
                 )
-            x = x.to(dtype)  # float64 features (numpy's default) would not meet float32 weights
-            present_values = x[present]
-            if not torch.isfinite(present_values).all():
+            rows[name] = x[present].to(dtype)  # float64 features (numpy's default) would not meet float32 weights
+            if not torch.isfinite(rows[name]).all():
                 raise ValueError(f"{name} features contain NaN or inf in utterances marked present")
-            # torch.where, not multiplication: NaN * 0 is NaN, and missing rows may hold anything.
-            prepared[name] = torch.where(present.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return prepared, mask
+        return rows, mask
 
     def attention_mask(self, key_present: Tensor, past: int = 0) -> Tensor:
         """bool [B, U, past + U]: which utterances (keys) each of the newest U utterances (queries)
@@ -346,12 +346,12 @@ class MoMKE(nn.Module):
         batch, length = present.shape
         mask = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=present.device)
         mask[..., MODALITIES.index(modality)] = present.bool()
-        prepared, mask = self._prepare({modality: features}, mask, utterance_mask)
+        rows, mask = self._prepare({modality: features}, mask, utterance_mask)
         keep = mask[..., MODALITIES.index(modality)]
         if not keep.any():
-            return prepared[modality].new_zeros(batch, length, self.config.num_outputs)
+            return rows[modality].new_zeros(batch, length, self.config.num_outputs)
         packing = Packing(keep, self.config.context_mode == "causal")
-        embedded = self.embed_rows(modality, prepared[modality][keep], packing.utterance, length)
+        embedded = self.embed_rows(modality, rows[modality], packing.utterance, length)
         hidden = self.experts[modality](embedded, packing.allowed, packing=packing)
         return scatter_rows(self.unimodal_heads[modality](hidden), keep)
 
@@ -371,15 +371,16 @@ class MoMKE(nn.Module):
 
         cache (causal models only): the KVCache of the utterances before these ones, extended
         here; the outputs are those of the whole conversation so far, for the new utterances."""
-        prepared, mask = self._prepare(features, modality_mask, utterance_mask)
+        rows, mask = self._prepare(features, modality_mask, utterance_mask)
         if cache is None:
-            weights, mixed, own = self.mix_packed(prepared, mask)
+            weights, mixed, own = self.mix_packed(rows, mask)
             logits = self.head(torch.cat(mixed, dim=-1))
             return MoMKEOutput(
                 logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
             )
         batch, length, _ = mask.shape
         expert_names = list(self.config.experts)
+        prepared = {m: scatter_rows(rows[m], mask[..., i]) for i, m in enumerate(MODALITIES)}  # 0 where missing
         weights = torch.stack([self.route(m, prepared[m]) for m in MODALITIES], dim=2)
         weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
         if self.config.context_mode != "causal":
@@ -411,13 +412,13 @@ class MoMKE(nn.Module):
         )
 
     def mix_packed(
-        self, prepared: dict[str, Tensor], mask: Tensor
+        self, present_rows: dict[str, Tensor], mask: Tensor
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """forward() without a cache: (w [B, U, 3, E], R^m [B, U, d] per modality, each modality's
         own logits [B, U, C]), computed on the present utterances only (see Packing)."""
         batch, length, _ = mask.shape
         expert_names = list(self.config.experts)
-        dtype = prepared[MODALITIES[0]].dtype
+        dtype = present_rows[MODALITIES[0]].dtype
         weights = mask.new_zeros(batch, length, len(MODALITIES), len(expert_names), dtype=dtype)
         mixed = [weights.new_zeros(batch, length, self.config.hidden_dim) for _ in MODALITIES]
         own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
@@ -427,7 +428,7 @@ class MoMKE(nn.Module):
         # Every used modality goes through every expert; modalities are stacked along the batch
         # so each expert runs once per forward pass.
         packing = Packing(torch.cat([mask[..., i] for i in used]), self.config.context_mode == "causal")
-        rows = [prepared[MODALITIES[i]][mask[..., i]] for i in used]
+        rows = [present_rows[MODALITIES[i]] for i in used]
         counts = [len(x) for x in rows]
         embedded = torch.cat([
             self.embed_rows(MODALITIES[i], x, utterance, length)

@@ -14,7 +14,8 @@ def padded_forward(model, features, modality_mask, utterance_mask):
     """The forward pass as section 3 draws it, on the padded grid: every modality's every
     utterance (padding and missing ones included) through every expert, attention limited to
     present utterances, the mixture zeroed where the modality is missing."""
-    prepared, mask = model._prepare(features, modality_mask, utterance_mask)
+    mask = modality_mask & utterance_mask.unsqueeze(-1)
+    prepared = {m: torch.where(mask[..., i, None], features[m], 0.0) for i, m in enumerate(MODALITIES)}
     weights = torch.stack([model.route(m, prepared[m]) for m in MODALITIES], dim=2) * mask.unsqueeze(-1)
     mixed = []
     for i, m in enumerate(MODALITIES):
