@@ -59,7 +59,7 @@ def dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return F.dropout(x, p, training)
     if p >= 1.0:
         return x * 0.0
-    return x * (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # ge_ writes 1.0 / 0.0 in place
 
 
 class Dropout(nn.Module):
