@@ -1,6 +1,7 @@
 """Which feed-forward width (mlp_ratio) to ship by default: accuracy on real features.
 
-    python benchmarks/mlp_ratio_accuracy.py --iemocap-features DIR   # results/mlp_ratio_accuracy.txt
+    python benchmarks/mlp_ratio_accuracy.py --iemocap-features DIR   # appends to results/mlp_ratio_accuracy.jsonl
+    python benchmarks/mlp_ratio_accuracy.py --summary                # mean ± std per corpus and width
 
 Two real corpora, runs capped so that each one takes minutes on one CPU thread:
 - CMU-MOSI (bc-LSTM features and split, benchmarks/mosi_corpus.py): the random protocol (the live
@@ -9,20 +10,23 @@ Two real corpora, runs capped so that each one takes minutes on one CPU thread:
   test videos, averaged over the six incomplete conditions, and on {a,t,v}.
 - IEMOCAP transcripts, `lite` text features (benchmarks/iemocap_text.py extracts them): the
   fixed protocol {t}, the paper's d = 256, 4 blocks, 2 heads, dropout 0.5, Adam 5e-4, batches of
-  16 dialogues, at most 15 + 10 epochs with patience 5; WA / UA on session 5 (test), trained on
-  sessions 1-4 with 10 % of their dialogues held out for validation.
+  16 dialogues, at most 15 + 10 epochs with patience 5 (`--iemocap-budget 40 20 10 8`: 40 + 20
+  epochs, patience 10, batches of 8); WA / UA on session 5 (test), trained on sessions 1-4 with
+  10 % of their dialogues held out for validation.
 Every (corpus, seed) is trained once per mlp_ratio, in one process, one after the other.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -54,12 +58,31 @@ def mosi_run(corpus, ratio: float, seed: int) -> dict:
             "mae_atv": metrics["atv"]["mae"]}
 
 
-def iemocap_run(corpus, ratio: float, seed: int) -> dict:
-    settings = replace(IEMOCAP_SETTINGS, seed=seed)
+def iemocap_run(corpus, ratio: float, seed: int, budget: TrainingSettings = IEMOCAP_SETTINGS) -> dict:
+    settings = replace(budget, seed=seed)
     fold, train, valid, test = folds_of(corpus, "sessions", settings.valid_fraction, seed)[-1]
     result = train_momke(train, valid, model_config_for(corpus.metadata, **IEMOCAP_MODEL, mlp_ratio=ratio), settings)
     metrics = evaluate_conditions(result.model, test, [("text",)])["t"]
     return {"fold": fold, "wa": 100 * metrics["wa"], "ua": 100 * metrics["ua"]}
+
+
+SHOWN = {"mosi": ("acc2_avg6", "acc2_atv", "mae_atv"), "iemocap": ("wa", "ua")}
+
+
+def summary(records: list[dict]) -> list[str]:
+    """Mean ± std over seeds per corpus and mlp_ratio, and the per-seed differences to ratio 1."""
+    lines = []
+    for corpus in sorted({r["corpus"] for r in records}):
+        keys = SHOWN[corpus.split("_")[0] if corpus.startswith("iemocap") else corpus]
+        mine = [r for r in records if r["corpus"] == corpus]
+        seeds = sorted({r["seed"] for r in mine})
+        lines.append(f"{corpus} (seeds {seeds}):")
+        for ratio in sorted({r["mlp_ratio"] for r in mine}):
+            runs = [r for r in mine if r["mlp_ratio"] == ratio]
+            cells = [f"{k} {np.mean([r[k] for r in runs]):.2f}±{np.std([r[k] for r in runs]):.2f}" for k in keys]
+            cpu = np.mean([r["cpu_s"] for r in runs])
+            lines.append(f"  mlp_ratio {ratio:g}: " + "  ".join(cells) + f"  (n={len(runs)}, {cpu:.0f} s CPU a run)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mosi-seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--iemocap-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--iemocap-features", type=Path, help="a `lite` text corpus of the IEMOCAP transcripts")
+    parser.add_argument("--iemocap-budget", type=int, nargs=4, metavar=("STAGE1", "STAGE2", "PATIENCE", "BATCH"),
+                        help="IEMOCAP epochs per stage, patience and batch size (default 15 10 5 16)")
     parser.add_argument("--out", type=Path, default=RESULTS / "mlp_ratio_accuracy.jsonl")
+    parser.add_argument("--summary", action="store_true", help="only summarise the runs recorded in --out")
     args = parser.parse_args(argv)
+    if args.summary:
+        print("\n".join(summary([json.loads(line) for line in args.out.read_text(encoding="utf-8").splitlines()])))
+        return 0
     torch.set_num_threads(1)
     jobs = []
     if args.mosi_seeds:
@@ -77,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [("mosi", mosi, mosi_run, seed) for seed in args.mosi_seeds]
     if args.iemocap_seeds and args.iemocap_features:
         iemocap = load_corpus(args.iemocap_features)
-        jobs += [("iemocap_text", iemocap, iemocap_run, seed) for seed in args.iemocap_seeds]
+        budget, name = IEMOCAP_SETTINGS, "iemocap_text"
+        if args.iemocap_budget:
+            stage1, stage2, patience, batch = args.iemocap_budget
+            budget = replace(budget, stage1_epochs=stage1, stage2_epochs=stage2, patience=patience, batch_size=batch)
+            name += "_" + "-".join(map(str, args.iemocap_budget))
+        jobs += [(name, iemocap, functools.partial(iemocap_run, budget=budget), seed) for seed in args.iemocap_seeds]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as out:
         for corpus_name, corpus, run, seed in jobs:
