@@ -14,6 +14,11 @@ context mode for live use, padded or fully-masked rows that never produce NaN, e
 modality's own prediction from the same pass (expert m on x^m through its stage-1 head), and
 a key/value cache (KVCache) so that a causal model can take a conversation one utterance at a
 time through this same forward().
+
+Speed (CPU training, benchmarks/bench_training.py): without a cache, the per-utterance layers run
+only on the utterances where a modality is present (Packing): padding and, in stage 2, missing
+modalities cost nothing, and attention runs on each sequence's present utterances moved to the
+front. Dropout draws its masks with torch.rand, which on CPU costs a third of bernoulli_'s time.
 """
 
 from __future__ import annotations
@@ -47,6 +52,79 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32
         return table.to(dtype)
 
 
+def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """F.dropout, with the CPU mask drawn by torch.rand: F.dropout's bernoulli_ costs more there
+    than a 256 x 256 matmul of the same rows (benchmarks/bench_training.py). Same distribution."""
+    if not training or p == 0.0 or x.device.type != "cpu":
+        return F.dropout(x, p, training)
+    if p >= 1.0:
+        return x * 0.0
+    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # ge_ writes 1.0 / 0.0 in place
+
+
+class Dropout(nn.Module):
+    """torch's Dropout layer through dropout() above (no parameters: checkpoints are unchanged)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, p: float) -> Tensor:
+    """Scaled dot-product attention, allowed: bool [B, U, K]; dropout p on the attention weights."""
+    if p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p)
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    weights = scores.masked_fill(~allowed.unsqueeze(1), float("-inf")).softmax(dim=-1)
+    return dropout(weights, p, True) @ v
+
+
+def scatter_rows(values: Tensor, where: Tensor) -> Tensor:
+    """Packed rows [N, F] back to [B, U, F] at the True places of where (bool [B, U]); 0 elsewhere."""
+    out = values.new_zeros(*where.shape, values.shape[-1])
+    out[where] = values
+    return out
+
+
+class Packing:
+    """The utterances to compute, keep (bool [S, L]: S sequences of L utterances), and nothing else.
+
+    Per-utterance layers read the packed rows [N, F] (keep's True places, row by row). Attention
+    reads a grid [S, L'] that holds each sequence's kept utterances in their order, moved to the
+    front (L' = the most any sequence keeps): a query sees the kept keys, only earlier ones when
+    causal, and itself, so a grid cell without an utterance has no empty softmax row (its output
+    is never read). As the padded forward hides the other utterances from attention entirely,
+    this gives the same outputs on the kept utterances.
+    """
+
+    def __init__(self, keep: Tensor, causal: bool) -> None:
+        sequences, length = keep.shape
+        counts = keep.sum(dim=1)
+        self.rows = keep.flatten().nonzero().squeeze(1)  # kept places in the flat [S * L]
+        self.utterance = self.rows % length  # each kept row's position in its conversation
+        self.width = int(counts.max()) if self.rows.numel() else 0
+        slot = (keep.cumsum(dim=1) - 1).flatten()[self.rows]
+        self.cells = (self.rows // length) * self.width + slot  # kept places in the flat grid [S * L']
+        self.sequences = sequences
+        keys = torch.arange(self.width, device=keep.device)
+        allowed = (keys < counts.unsqueeze(1)).unsqueeze(1).expand(-1, self.width, -1)
+        if causal:
+            allowed = allowed & (keys <= keys.unsqueeze(1))
+        self.allowed = allowed | (keys == keys.unsqueeze(1))  # bool [S, L', L']
+
+    def to_grid(self, rows: Tensor) -> Tensor:
+        """[N, F] -> [S, L', F], zeros where no utterance is."""
+        grid = rows.new_zeros(self.sequences * self.width, rows.shape[-1]).index_copy(0, self.cells, rows)
+        return grid.view(self.sequences, self.width, -1)
+
+    def from_grid(self, grid: Tensor) -> Tensor:
+        """[S, L', F] -> [N, F]."""
+        return grid.reshape(self.sequences * self.width, -1).index_select(0, self.cells)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -55,20 +133,25 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None, packing: Packing | None = None
+    ) -> Tensor:
         """x: [B, U, d]; allowed: bool [B, U (queries), K (keys)], True where attention may look.
 
         Without a cache the keys are x's own utterances (K = U). With one, they are the cached
         utterances followed by x's (K = cached + U), and x's keys and values join the cache.
+        With a packing, x is packed rows [N, d] and allowed is packing.allowed.
         """
-        batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x)
+        if packing is not None:
+            qkv = packing.to_grid(qkv)
+        batch, length, dim = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        q, k, v = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = cache.extend(k, v)
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
+        attended = attend(q, k, v, allowed, self.dropout if self.training else 0.0)
+        attended = attended.transpose(1, 2).reshape(batch, length, dim)
+        return self.out(attended if packing is None else packing.from_grid(attended))
 
 
 class ExpertBlock(nn.Module):
@@ -80,11 +163,13 @@ class ExpertBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attention = SelfAttention(dim, num_heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
-        self.dropout = nn.Dropout(dropout)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim))
+        self.dropout = Dropout(dropout)
 
-    def forward(self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None) -> Tensor:
-        x = x + self.dropout(self.attention(self.norm1(x), allowed, cache))
+    def forward(
+        self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None, packing: Packing | None = None
+    ) -> Tensor:
+        x = x + self.dropout(self.attention(self.norm1(x), allowed, cache, packing))
         return x + self.dropout(self.mlp(self.norm2(x)))
 
 
@@ -99,10 +184,13 @@ class ModalityExpert(nn.Module):
         )
         self.norm = nn.LayerNorm(config.hidden_dim)
 
-    def forward(self, x: Tensor, allowed: Tensor, cache: list[LayerCache] | None = None) -> Tensor:
-        """cache: one LayerCache per block (causal step-by-step inference), or None."""
+    def forward(
+        self, x: Tensor, allowed: Tensor, cache: list[LayerCache] | None = None, packing: Packing | None = None
+    ) -> Tensor:
+        """cache: one LayerCache per block (causal step-by-step inference), or None; packing: x is
+        packed rows (see Packing)."""
         for index, block in enumerate(self.blocks):
-            x = block(x, allowed, None if cache is None else cache[index])
+            x = block(x, allowed, None if cache is None else cache[index], packing)
         return self.norm(x)
 
 
@@ -112,7 +200,7 @@ class SoftRouter(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, num_experts: int, dropout: float) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, num_experts)
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(), Dropout(dropout), nn.Linear(hidden_dim, num_experts)
         )
 
     def forward(self, features: Tensor) -> Tensor:
@@ -125,7 +213,7 @@ class PredictionHead(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, num_outputs: int, dropout: float) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, num_outputs)
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(), Dropout(dropout), nn.Linear(hidden_dim, num_outputs)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -178,7 +266,9 @@ class MoMKE(nn.Module):
     def _prepare(
         self, features: Mapping[str, Tensor], modality_mask: Tensor, utterance_mask: Tensor | None
     ) -> tuple[dict[str, Tensor], Tensor]:
-        """Zero what is missing, check what is present, and combine padding into the mask."""
+        """Check the inputs; return each modality's present utterances, rows [n_m, d_m] (mask's
+        True places, row by row; missing ones are never read, so they may hold anything), and the
+        mask with padding combined into it."""
         unknown = set(features) - set(MODALITIES)
         if unknown:
             raise ValueError(f"unknown modalities {sorted(unknown)}; expected keys among {MODALITIES}")
@@ -191,27 +281,25 @@ class MoMKE(nn.Module):
                 raise ValueError(f"utterance_mask must be [batch, utterances] = {(batch, length)}, got {tuple(utterance_mask.shape)}")
             mask = mask & utterance_mask.bool().unsqueeze(-1)
         dtype = self.head.mlp[0].weight.dtype
-        prepared = {}
+        rows = {}
         for index, (name, dim) in enumerate(zip(MODALITIES, self.config.feature_dims)):
             x = features.get(name)
             present = mask[..., index]
             if x is None:
                 if present.any():
                     raise ValueError(f"modality_mask marks {name} present but no {name} features were given")
-                x = torch.zeros(batch, length, dim, device=modality_mask.device, dtype=dtype)
+                rows[name] = torch.zeros(0, dim, device=modality_mask.device, dtype=dtype)
+                continue
             if x.shape != (batch, length, dim):
                 raise ValueError(
                     f"{name} features must be [batch, utterances, {dim}] = {(batch, length, dim)}, "
                     f"got {tuple(x.shape)}: a checkpoint only reads the feature profile it was trained on "
                     f"({self.config.feature_profile!r})"
                 )
-            x = x.to(dtype)  # float64 features (numpy's default) would not meet float32 weights
-            present_values = x[present]
-            if not torch.isfinite(present_values).all():
+            rows[name] = x[present].to(dtype)  # float64 features (numpy's default) would not meet float32 weights
+            if not torch.isfinite(rows[name]).all():
                 raise ValueError(f"{name} features contain NaN or inf in utterances marked present")
-            # torch.where, not multiplication: NaN * 0 is NaN, and missing rows may hold anything.
-            prepared[name] = torch.where(present.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
-        return prepared, mask
+        return rows, mask
 
     def attention_mask(self, key_present: Tensor, past: int = 0) -> Tensor:
         """bool [B, U, past + U]: which utterances (keys) each of the newest U utterances (queries)
@@ -229,6 +317,13 @@ class MoMKE(nn.Module):
             allowed = allowed & (keys <= queries)
         return allowed | (keys == queries)
 
+    def embed_rows(self, modality: str, rows: Tensor, utterance: Tensor, length: int) -> Tensor:
+        """embed() for packed rows [N, d_m] at positions `utterance` [N] of conversations of
+        `length` utterances: [N, d]."""
+        projected = self.projections[modality](rows)
+        positions = sinusoidal_positions(length, projected.shape[-1], projected.device, projected.dtype)
+        return projected + positions[utterance]
+
     def embed(self, modality: str, x: Tensor, past: int = 0) -> Tensor:
         """W^m x^m plus sinusoidal utterance positions (past, past + 1, ...): [B, U, d]."""
         projected = self.projections[modality](x)
@@ -241,7 +336,8 @@ class MoMKE(nn.Module):
     def forward_unimodal(
         self, modality: str, features: Tensor, present: Tensor, utterance_mask: Tensor | None = None
     ) -> Tensor:
-        """Expert `modality` on its own modality only, through its own head: [B, U, C].
+        """Expert `modality` on its own modality only, through its own head: [B, U, C], 0 where
+        the modality is missing or on padding.
 
         present: bool [B, U], where this modality exists. Reads nothing of the other modalities.
         """
@@ -250,10 +346,14 @@ class MoMKE(nn.Module):
         batch, length = present.shape
         mask = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=present.device)
         mask[..., MODALITIES.index(modality)] = present.bool()
-        prepared, mask = self._prepare({modality: features}, mask, utterance_mask)
-        key_present = mask[..., MODALITIES.index(modality)]
-        hidden = self.experts[modality](self.embed(modality, prepared[modality]), self.attention_mask(key_present))
-        return self.unimodal_heads[modality](hidden)
+        rows, mask = self._prepare({modality: features}, mask, utterance_mask)
+        keep = mask[..., MODALITIES.index(modality)]
+        if not keep.any():
+            return rows[modality].new_zeros(batch, length, self.config.num_outputs)
+        packing = Packing(keep, self.config.context_mode == "causal")
+        embedded = self.embed_rows(modality, rows[modality], packing.utterance, length)
+        hidden = self.experts[modality](embedded, packing.allowed, packing=packing)
+        return scatter_rows(self.unimodal_heads[modality](hidden), keep)
 
     # ----------------------------------------------------------------------------------------
     # Stage 2: experts mixing
@@ -271,29 +371,31 @@ class MoMKE(nn.Module):
 
         cache (causal models only): the KVCache of the utterances before these ones, extended
         here; the outputs are those of the whole conversation so far, for the new utterances."""
-        prepared, mask = self._prepare(features, modality_mask, utterance_mask)
+        rows, mask = self._prepare(features, modality_mask, utterance_mask)
+        if cache is None:
+            weights, mixed, own = self.mix_packed(rows, mask)
+            logits = self.head(torch.cat(mixed, dim=-1))
+            return MoMKEOutput(
+                logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
+            )
         batch, length, _ = mask.shape
         expert_names = list(self.config.experts)
+        prepared = {m: scatter_rows(rows[m], mask[..., i]) for i, m in enumerate(MODALITIES)}  # 0 where missing
         weights = torch.stack([self.route(m, prepared[m]) for m in MODALITIES], dim=2)
         weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
-        if cache is None:
-            past, used = 0, [i for i in range(len(MODALITIES)) if mask[..., i].any()]
-        else:
-            if self.config.context_mode != "causal":
-                raise ValueError("a key/value cache needs a causal model: in bidirectional mode a new utterance changes every earlier one")
-            past, used = cache.length, list(range(len(MODALITIES)))  # one cache layout for every call
+        if self.config.context_mode != "causal":
+            raise ValueError("a key/value cache needs a causal model: in bidirectional mode a new utterance changes every earlier one")
+        past, used = cache.length, list(range(len(MODALITIES)))  # one cache layout for every call
         mixed = [weights.new_zeros(batch, length, self.config.hidden_dim) for _ in MODALITIES]
         own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
         if used:
             # Every used modality goes through every expert; modalities are stacked along the
             # batch so each expert runs once per forward pass.
             embedded = torch.cat([self.embed(MODALITIES[i], prepared[MODALITIES[i]], past) for i in used])
-            key_present = torch.cat([mask[..., i] for i in used])
-            if cache is not None:
-                key_present = cache.extend_presence(key_present)
+            key_present = cache.extend_presence(torch.cat([mask[..., i] for i in used]))
             allowed = self.attention_mask(key_present, past)
             expert_outputs = torch.stack(
-                [self.experts[k](embedded, allowed, None if cache is None else cache.layers[k]) for k in expert_names],
+                [self.experts[k](embedded, allowed, cache.layers[k]) for k in expert_names],
                 dim=-2,
             ).view(len(used), batch, length, len(expert_names), -1)  # e^k(x^m): [modality, B, U, E, d]
             for slot, i in enumerate(used):
@@ -309,8 +411,43 @@ class MoMKE(nn.Module):
             logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
         )
 
+    def mix_packed(
+        self, present_rows: dict[str, Tensor], mask: Tensor
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """forward() without a cache: (w [B, U, 3, E], R^m [B, U, d] per modality, each modality's
+        own logits [B, U, C]), computed on the present utterances only (see Packing)."""
+        batch, length, _ = mask.shape
+        expert_names = list(self.config.experts)
+        dtype = present_rows[MODALITIES[0]].dtype
+        weights = mask.new_zeros(batch, length, len(MODALITIES), len(expert_names), dtype=dtype)
+        mixed = [weights.new_zeros(batch, length, self.config.hidden_dim) for _ in MODALITIES]
+        own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
+        used = [i for i in range(len(MODALITIES)) if mask[..., i].any()]
+        if not used:
+            return weights, mixed, own
+        # Every used modality goes through every expert; modalities are stacked along the batch
+        # so each expert runs once per forward pass.
+        packing = Packing(torch.cat([mask[..., i] for i in used]), self.config.context_mode == "causal")
+        rows = [present_rows[MODALITIES[i]] for i in used]
+        counts = [len(x) for x in rows]
+        embedded = torch.cat([
+            self.embed_rows(MODALITIES[i], x, utterance, length)
+            for i, x, utterance in zip(used, rows, packing.utterance.split(counts))
+        ])
+        expert_outputs = torch.stack(
+            [self.experts[k](embedded, packing.allowed, packing=packing) for k in expert_names], dim=1
+        )  # e^k(x^m) for every present (m, utterance): [N, E, d]
+        for i, x, outputs in zip(used, rows, expert_outputs.split(counts)):
+            m, present = MODALITIES[i], mask[..., i]
+            w = self.route(m, x)  # [n, E]
+            weights[:, :, i] = scatter_rows(w, present)
+            mixed[i] = scatter_rows((w.unsqueeze(-1) * outputs).sum(dim=1), present)  # R^m = sum_k w^m_k e^k(x^m)
+            if m in expert_names:  # m's own prediction: its expert, its stage-1 head
+                own[i] = scatter_rows(self.unimodal_heads[m](outputs[:, expert_names.index(m)]), present)
+        return weights, mixed, own
+
     def route(self, modality: str, x: Tensor) -> Tensor:
-        """The Soft Router's expert weights w^m for the (zero-filled) features x^m: [B, U, E].
+        """The Soft Router's expert weights w^m for the (zero-filled) features x^m [..., d_m]: [..., E].
 
         Ablations: no router -> equal weights; no mixing -> a one-hot on modality m's own
         expert, or equal weights when the model has no expert of that modality (an expert
@@ -321,9 +458,9 @@ class MoMKE(nn.Module):
         if not self.config.mixing and modality in expert_names:
             own = torch.zeros(num_experts, dtype=x.dtype, device=x.device)
             own[expert_names.index(modality)] = 1.0
-            return own.expand(*x.shape[:2], -1)
+            return own.expand(*x.shape[:-1], -1)
         if not self.config.mixing or not self.config.use_router:
-            return x.new_full((*x.shape[:2], num_experts), 1.0 / num_experts)
+            return x.new_full((*x.shape[:-1], num_experts), 1.0 / num_experts)
         return self.routers[modality](x)
 
 
