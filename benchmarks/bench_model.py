@@ -3,8 +3,8 @@
 IEMOCAP-shaped random data (151 dialogues, 5,531 utterances, at most 110 per dialogue, feature
 dimensions 512/1024/1024, 4 classes) and the paper's model (d=256, 4 blocks, 2 heads):
 - one stage-1 epoch and one stage-2 epoch (Adam 1e-4, cross-entropy, 32 dialogues a batch, all
-  modalities present: the most work per batch), batches made by momke.models.data's collate;
-- one evaluation pass over every dialogue with momke.models.training.predict (a Table-2
+  modalities present: the most work per batch), batches made by momke.models.training.data's collate;
+- one evaluation pass over every dialogue with momke.models.training.trainer.predict (a Table-2
   evaluation is seven such passes, one per modality condition);
 - the live step: one new utterance with 110 utterances of context, StreamingMoMKE (causal,
   key/value cache) against a full causal forward pass over the 111 utterances, plus the
@@ -28,8 +28,8 @@ import time
 import numpy as np
 import torch
 from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE, load_checkpoint
-from momke.models.data import Conversation, collate_conversations
-from momke.models.training import predict
+from momke.models.training.data import Conversation, collate_conversations
+from momke.models.training.trainer import predict
 from torch.nn import functional as F
 
 DIMS = (512, 1024, 1024)

@@ -7,7 +7,7 @@ Data: IEMOCAP-shaped random features (bench_model.py's: 151 dialogues, 5,531 utt
 110 per dialogue, dimensions 512/1024/1024, 4 classes, every modality present). Model and
 training: d = 256, 4 blocks, 2 heads, dropout 0.5, Adam, batch 16 dialogues, random protocol,
 one torch thread. Each variant runs in its own process (so its peak memory is its own) and
-times one stage-1 and one stage-2 epoch of momke.models.training's trainer (the code `momke
+times one stage-1 and one stage-2 epoch of momke.models.training.trainer's trainer (the code `momke
 train` runs; validation excluded). Variants:
   mlp4          feed-forward width 4*d (`--mlp-ratio 4`)
   mlp1          1*d, the authors' code's width (`--mlp-ratio 1`)
@@ -46,7 +46,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import DIMS, LABELS, machine, make_corpus
 from momke.models.config import MoMKEConfig
-from momke.models.training import TrainingSettings, _Trainer
+from momke.models.training.trainer import TrainingSettings, _Trainer
 
 VARIANTS = {
     "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from momke.models.data import Conversation
-from momke.models.default_recipe import (
+from momke.models.commands.default_recipe import (
     DATA_DIR,
     RECIPES,
     SOURCE_MODALITY,
@@ -34,7 +33,8 @@ from momke.models.default_recipe import (
     extract_source,
     load_recipe,
 )
-from momke.models.training import condition_presence, predict
+from momke.models.training.data import Conversation
+from momke.models.training.trainer import condition_presence, predict
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"ravdess": ("ua", 0.65), "fer2013": ("wa", 0.70)}
@@ -42,7 +42,7 @@ TARGETS = {"ravdess": ("ua", 0.65), "fer2013": ("wa", 0.70)}
 
 def scores(model, conversations: list[Conversation], modality: str) -> dict:
     """WA / UA / weighted F1 and the confusion matrix (rows: true, columns: predicted)."""
-    from momke.models.metrics import classification_metrics
+    from momke.models.training.metrics import classification_metrics
 
     conversations = [c for c in conversations if (c.labels >= 0).any()]
     presence = [condition_presence(c, (modality,)) for c in conversations]
@@ -66,8 +66,8 @@ def single_utterances(conversations: list[Conversation]) -> list[Conversation]:
 
 
 def iemocap_corpus(recipe: dict, cache: Path, data: Path):
-    from momke.extractors.corpora import read_corpus
     from momke.extractors.profiles import load_profile
+    from momke.models.commands.corpus_readers import read_corpus
 
     dialogues = read_corpus(data / "iemocap4_transcripts.jsonl", "iemocap")
     profile = load_profile(recipe["feature_profile"])

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from momke.models import training
-from momke.models.data import FeatureCorpus
-from momke.models.evaluation import evaluate_model
-from momke.models.training import (
+from momke.models.training import trainer as training
+from momke.models.training.data import FeatureCorpus
+from momke.models.training.evaluation import evaluate_model
+from momke.models.training.trainer import (
     TrainingSettings,
     model_config_for,
     split_for_training,

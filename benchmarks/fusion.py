@@ -5,7 +5,7 @@
 Test items are label-matched tri-modal pseudo-conversations built from the held-out parts only
 (RAVDESS actors 17-20 + the FER2013 public-test half kept for testing (the other half validates:
 see the recipe) + MELD/EmoryNLP test lines; drawn as in
-training, models/label_matched.py, without swapped modalities), several seeds. Reports:
+training, models/training/label_matched.py, without swapped modalities), several seeds. Reports:
 - the seven conditions, WA / UA (targets: {a,t,v} >= 85 WA and >= best single path + 10; no
   condition below its best member);
 - conflicts: where two paths disagree and exactly one is right, how often the fused label is the
@@ -38,9 +38,7 @@ from momke.models.calibration import (
     softmax,
 )
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from momke.models.config import MODALITIES
-from momke.models.data import Conversation
-from momke.models.default_recipe import (
+from momke.models.commands.default_recipe import (
     DATA_DIR,
     FER_CLASSES,
     RECIPES,
@@ -49,10 +47,12 @@ from momke.models.default_recipe import (
     load_recipe,
     matched_conversations,
 )
-from momke.models.label_matched import conflict_items
-from momke.models.metrics import classification_metrics
+from momke.models.config import MODALITIES
 from momke.models.streaming import StreamingMoMKE
-from momke.models.training import CONDITIONS, condition_name, condition_presence, predict
+from momke.models.training.data import Conversation
+from momke.models.training.label_matched import conflict_items
+from momke.models.training.metrics import classification_metrics
+from momke.models.training.trainer import CONDITIONS, condition_name, condition_presence, predict
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUCKETS = ((1, 10), (11, 30), (31, 60), (60, 110))

@@ -31,10 +31,10 @@ PAPER = {"MoMKE {t} (DeBERTa-large features), paper Table 2": {"wa": 77.82, "ua"
 
 
 def ensure_features(features_dir: Path, cache_dir: Path):
-    from momke.extractors.corpora import read_corpus
-    from momke.extractors.corpus import FeatureCache, extract_corpus, profile_key
     from momke.extractors.profiles import load_profile
-    from momke.models.data import load_corpus
+    from momke.models.commands.corpus_readers import read_corpus
+    from momke.models.commands.extract_corpus import FeatureCache, extract_corpus, profile_key
+    from momke.models.training.data import load_corpus
 
     source = DATA / "iemocap4_transcripts.jsonl"
     if not source.is_file():
@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from momke.models.evaluation import run_evaluation
-    from momke.models.training import TrainingSettings
+    from momke.models.training.evaluation import run_evaluation
+    from momke.models.training.trainer import TrainingSettings
 
     if args.threads:
         torch.set_num_threads(args.threads)

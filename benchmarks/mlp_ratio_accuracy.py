@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from momke.models.data import load_corpus
-from momke.models.evaluation import AVERAGE, evaluate_conditions, folds_of
-from momke.models.training import (
+from momke.models.training.data import load_corpus
+from momke.models.training.evaluation import AVERAGE, evaluate_conditions, folds_of
+from momke.models.training.trainer import (
     TrainingSettings,
     model_config_for,
     split_for_training,

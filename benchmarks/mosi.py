@@ -34,8 +34,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from momke.models.evaluation import AVERAGE, COLUMNS, EvaluationReport, nan_to_none, run_evaluation
-from momke.models.training import (
+from momke.models.training.evaluation import (
+    AVERAGE,
+    COLUMNS,
+    EvaluationReport,
+    nan_to_none,
+    run_evaluation,
+)
+from momke.models.training.trainer import (
     TrainingSettings,
     model_config_for,
     split_for_training,

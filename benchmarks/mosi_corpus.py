@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from momke.models.config import MODALITIES
-from momke.models.data import Conversation, CorpusMetadata, FeatureCorpus
+from momke.models.training.data import Conversation, CorpusMetadata, FeatureCorpus
 
 MOSI_FILE = "cmumosi_bclstm_trimodal.npz"
 VALID_VIDEOS = 6  # of 62 training videos (~10 %)

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from momke.models.evaluation import COLUMNS, evaluate_conditions
 from momke.models.momke import MoMKE
-from momke.models.training import (
+from momke.models.training.evaluation import COLUMNS, evaluate_conditions
+from momke.models.training.trainer import (
     TrainingSettings,
     _random_subset,
     _Trainer,

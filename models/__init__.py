@@ -1,4 +1,5 @@
-"""MoMKE itself: the model, its two training stages, evaluation, metrics, data and checkpoints.
+"""MoMKE itself: the model, its config, checkpoints, calibration and streaming. Above it stand
+training/ (how it learns and is measured) and commands/ (the `momke` CLI, recipes).
 
 Names are imported on first use: importing a submodule (or `momke --help`) does not pay for
 torch until something that needs it is asked for.

@@ -18,7 +18,7 @@ from typing import Any
 from ..extractors.modalities import MODALITIES, SHORT_NAMES  # noqa: F401 - SHORT_NAMES re-exported
 
 CONTEXT_MODES = ("bidirectional", "causal")
-# Modality conditions by short name, as models.training.condition_name writes them: "a" .. "atv".
+# Modality conditions by short name, as models.training.trainer.condition_name writes them: "a" .. "atv".
 CONDITION_NAMES = ("a", "t", "v", "at", "av", "tv", "atv")
 TASKS = ("classification", "regression")
 

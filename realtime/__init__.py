@@ -1,4 +1,4 @@
-"""The live engine: sources, segmentation, health, privacy, the session and its front ends.
+"""The live engine: sources, segmentation, health, privacy and the session (front ends: ui/).
 
     from momke.realtime import LiveSession
     with LiveSession.demo(realtime=False) as session:

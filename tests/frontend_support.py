@@ -40,7 +40,7 @@ def frontend_checkpoint(tmp_path_factory) -> Path:
 def momke_live(*args: str, timeout: float = 240, **kwargs) -> subprocess.CompletedProcess:
     """Run the CLI as users do (a separate process), capturing stdout and stderr apart."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "momke.realtime.cli", *args], check=False, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "momke.realtime.ui.cli", *args], check=False, capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=REPO, **kwargs)
 
 

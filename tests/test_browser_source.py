@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from frontend_support import DEMO_DIR, demo_transcript, frontend_checkpoint
 from momke.extractors.media import to_mono_float
-from momke.realtime.browser_source import PushedCamera, PushedMicrophone
+from momke.realtime.sources.browser import PushedCamera, PushedMicrophone
 from momke.realtime.sources.devices import ReadTimeout
 
 

@@ -8,8 +8,8 @@ import types
 
 import pytest
 from momke.models.checkpoint import load_checkpoint
-from momke.models.cli import main
-from momke.models.data import load_corpus
+from momke.models.commands.cli import main
+from momke.models.training.data import load_corpus
 
 FAST = ["--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1", "--lr", "3e-3", "--batch-size", "8",
         "--valid-fraction", "0.2", "--quiet"]
@@ -85,9 +85,9 @@ def test_help_and_errors(toy, tmp_path, capsys):
 
 def test_extract_delegates_lazily(monkeypatch):
     seen = []
-    fake = types.ModuleType("momke.extractors.corpus")
+    fake = types.ModuleType("momke.models.commands.extract_corpus")
     fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "momke.extractors.corpus", fake)
+    monkeypatch.setitem(sys.modules, "momke.models.commands.extract_corpus", fake)
     assert main(["extract", "clips.csv", "--out", "x"]) == 0
     assert seen == [["clips.csv", "--out", "x"]]
 
@@ -118,8 +118,8 @@ def test_readme_momke_commands_use_the_current_flags():
     """Every `momke` command in the README's bash blocks parses (a renamed flag fails here)."""
     from pathlib import Path
 
-    from momke.extractors.extract_options import build_parser as extract_parser
-    from momke.models.cli import build_parser
+    from momke.models.commands.cli import build_parser
+    from momke.models.commands.extract_options import build_parser as extract_parser
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\\\n", " ")
     commands = [shlex.split(line.split("  #")[0]) for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)

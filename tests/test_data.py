@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from momke.models.data import (
+from momke.models.training.data import (
     Conversation,
     CorpusMetadata,
     CorpusWriter,

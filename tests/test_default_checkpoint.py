@@ -9,8 +9,8 @@ import pytest
 import torch
 from momke.extractors.base import Utterance
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, check_features, load_checkpoint, load_config
+from momke.models.commands.default_recipe import DEFAULT_RECIPE, load_recipe
 from momke.models.config import MODALITIES
-from momke.models.default_recipe import DEFAULT_RECIPE, load_recipe
 
 DATA = Path(os.environ.get("MOMKE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"real corpora not found at {DATA} (set MOMKE_DATA_DIR)")
@@ -93,7 +93,7 @@ def test_obviously_sad_sentence_is_sad(model, profile):
 
 @needs_data
 def test_recipe_trains_end_to_end_on_a_tiny_slice(tmp_path):
-    from momke.models.default_recipe import main
+    from momke.models.commands.default_recipe import main
 
     out = tmp_path / "checkpoint"
     code = main(["--limit", "2", "--cache", str(tmp_path / "cache"), "--out", str(out),

@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from momke.models.data import Conversation, CorpusMetadata, FeatureCorpus
-from momke.models.evaluation import (
+from momke.models.momke import MoMKE
+from momke.models.training.data import Conversation, CorpusMetadata, FeatureCorpus
+from momke.models.training.evaluation import (
     COLUMNS,
     EvaluationReport,
     available_conditions,
@@ -13,9 +14,8 @@ from momke.models.evaluation import (
     folds_of,
     with_average,
 )
-from momke.models.momke import MoMKE
-from momke.models.toy_corpus import make_toy_corpus
-from momke.models.training import model_config_for
+from momke.models.training.toy_corpus import make_toy_corpus
+from momke.models.training.trainer import model_config_for
 
 
 def test_average_is_mean_of_the_six_incomplete_conditions():

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from momke.extractors.corpora import map_labels, parse_label_map, read_corpus
-from momke.extractors.corpus import FeatureCache, extract_corpus, main
 from momke.extractors.profiles import load_profile
-from momke.models.data import load_corpus
+from momke.models.commands.corpus_readers import map_labels, parse_label_map, read_corpus
+from momke.models.commands.extract_corpus import FeatureCache, extract_corpus, main
+from momke.models.training.data import load_corpus
 
 DATA = Path(os.environ.get("MOMKE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -175,7 +175,7 @@ def test_label_map():
 
 
 def read_corpus_inline(lines):
-    from momke.extractors.corpora import DialogueSource, UtteranceSource
+    from momke.models.commands.corpus_readers import DialogueSource, UtteranceSource
 
     return [DialogueSource("d", [UtteranceSource(id=i, transcript=t, label=label) for _, i, label in lines
                                  for t in ["text"]])]
@@ -223,7 +223,7 @@ def write_jsonl(path, records):
 
 
 def test_jsonl_formats_are_told_apart_by_content(tmp_path):
-    from momke.extractors.corpora import detect_format
+    from momke.models.commands.corpus_readers import detect_format
 
     rows = [{"dialogue": "d1", "utterance": "u1", "transcript": "hello", "label": "happy", "split": "train"},
             {"dialogue": "d1", "utterance": "u2", "transcript": "go away", "label": "angry", "split": "train"},

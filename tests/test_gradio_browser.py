@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from momke.realtime.gradio_app import close, launch
+    from momke.realtime.ui.gradio_app import close, launch
 
     checkpoint = frontend_checkpoint(tmp_path_factory)
     app, url = launch(host="127.0.0.1", port=free_port(), checkpoint=checkpoint, block=False)
@@ -131,7 +131,7 @@ def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(serve
 
 
 def test_browser_webcam_and_microphone_stream_into_the_session(server, page, monkeypatch):
-    from momke.realtime import browser_source
+    from momke.realtime.sources import browser as browser_source
 
     pushed = {"audio": 0, "visual": 0}
     for cls, modality in ((browser_source.PushedMicrophone, "audio"), (browser_source.PushedCamera, "visual")):

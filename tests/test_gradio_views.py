@@ -1,8 +1,8 @@
 """The Gradio page's HTML/SVG views, as pure functions of folded events (no browser)."""
 
-from momke.realtime import gradio_views as views
 from momke.realtime.events import EmotionEvent, StatusEvent
-from momke.realtime.live_state import LiveState
+from momke.realtime.ui import gradio_views as views
+from momke.realtime.ui.live_state import LiveState
 
 
 def event(uid, label, modalities, text):

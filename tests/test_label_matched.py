@@ -3,8 +3,12 @@ class (except the drawn disagreements), one voice per conversation, and the conf
 
 import numpy as np
 import pytest
-from momke.models.data import Conversation
-from momke.models.label_matched import build_pools, conflict_items, label_matched_conversations
+from momke.models.training.data import Conversation
+from momke.models.training.label_matched import (
+    build_pools,
+    conflict_items,
+    label_matched_conversations,
+)
 
 CLASSES = 4
 

@@ -93,8 +93,8 @@ def test_no_device_gives_the_command_to_type_and_exit_code_2():
 
 
 def test_no_device_detected_at_all(capsys):
-    from momke.realtime.cli import main
-    from momke.realtime.device_probe import probe_microphone
+    from momke.realtime.ui.cli import main
+    from momke.realtime.ui.device_probe import probe_microphone
 
     if probe_microphone().found:
         pytest.skip("this machine has a microphone: `momke-live` would start live")
@@ -113,7 +113,7 @@ def test_no_device_detected_at_all(capsys):
     (["--gradio", "--max-sessions", "0"], "--max-sessions must be at least 1"),
 ])
 def test_usage_errors_exit_2_with_a_message(args, message, capsys):
-    from momke.realtime.cli import main
+    from momke.realtime.ui.cli import main
 
     assert main(args) == 2
     captured = capsys.readouterr()
@@ -121,7 +121,7 @@ def test_usage_errors_exit_2_with_a_message(args, message, capsys):
 
 
 def test_argparse_errors_exit_2(capsys):
-    from momke.realtime.cli import main
+    from momke.realtime.ui.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--device", "tpu"])
@@ -131,7 +131,7 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
     import torch
-    from momke.realtime.cli import main
+    from momke.realtime.ui.cli import main
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
@@ -140,7 +140,7 @@ def test_cuda_requested_without_cuda_is_a_usage_error(capsys):
 
 
 def test_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
-    from momke.realtime.cli import main
+    from momke.realtime.ui.cli import main
 
     assert main(["--demo", "--fast", "--json", "--checkpoint", str(tmp_path / "none")]) == 2
     captured = capsys.readouterr()
@@ -162,7 +162,7 @@ def test_a_replay_without_speech_exits_1(checkpoint, tmp_path):
 def cli_process(*args: str):
     """`momke-live ARGS` as a separate process with pipes; killed if the test leaves it running."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "momke.realtime.cli", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "momke.realtime.ui.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
         yield proc
@@ -197,7 +197,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130(checkpoint):
 # ------------------------------------------------------------------------------ CLI manners
 def test_models_modality_names_match_the_clis_own_copy():
     from momke.models.config import MODALITIES as model_modalities
-    from momke.realtime.cli import MODALITIES as cli_modalities
+    from momke.realtime.ui.cli import MODALITIES as cli_modalities
 
     assert cli_modalities == model_modalities
 
@@ -215,7 +215,7 @@ def test_help_version_and_usage_errors_answer_without_loading_torch(args, code, 
     """Parsed and answered before anything heavy is imported: under a second even on a busy CPU."""
     probe = ("import sys, time\n"
              "began = time.monotonic()\n"
-             "from momke.realtime.cli import main\n"
+             "from momke.realtime.ui.cli import main\n"
              "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit_:\n    code = exit_.code\n"
              "print('torch' in sys.modules, round(time.monotonic() - began, 3), code, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe, *args], check=False, capture_output=True, text=True,
@@ -237,7 +237,7 @@ def test_version_is_the_projects():
 
 
 def test_help_shows_no_internal_names():
-    from momke.realtime.cli import build_parser
+    from momke.realtime.ui.cli import build_parser
 
     text = build_parser().format_help()
     assert not re.search(r"\b[A-Z]+_[A-Z_]+\b", text), text  # argparse's dest-derived metavars
@@ -252,7 +252,7 @@ def test_help_shows_no_internal_names():
     (["--demo", "--asr", "whisper:{tmp}/nowhere"], "is not a folder (a local Whisper model)"),
 ])
 def test_directories_and_missing_folders_are_usage_errors(args, message, tmp_path, capsys):
-    from momke.realtime.cli import main
+    from momke.realtime.ui.cli import main
 
     (tmp_path / "a_file").write_text("x")
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
@@ -262,7 +262,7 @@ def test_directories_and_missing_folders_are_usage_errors(args, message, tmp_pat
 
 
 def test_privacy_visual_never_probes_the_camera(monkeypatch):
-    from momke.realtime import cli, device_probe
+    from momke.realtime.ui import cli, device_probe
 
     opened = []
     monkeypatch.setattr(device_probe, "probe_camera",
@@ -277,7 +277,7 @@ def test_privacy_visual_never_probes_the_camera(monkeypatch):
 
 
 def test_asr_options_reach_the_engine_by_its_names():
-    from momke.realtime.cli import UsageProblem, build_parser, session_options
+    from momke.realtime.ui.cli import UsageProblem, build_parser, session_options
 
     def options(*argv, accepted=("asr_language", "asr_timeout_factor"), source=None):
         return session_options(build_parser().parse_args(list(argv)), source or {}, set(accepted))
@@ -317,7 +317,7 @@ def test_readme_jq_example_runs_as_written(checkpoint):
     if shutil.which("jq") is None:
         pytest.skip("jq is not installed")
     line = next(line for line in (REPO / "README.md").read_text().splitlines() if "| jq" in line)
-    command = line.split("#")[0].strip().replace("momke-live", f"{sys.executable} -m momke.realtime.cli", 1)
+    command = line.split("#")[0].strip().replace("momke-live", f"{sys.executable} -m momke.realtime.ui.cli", 1)
     command = command.replace("--json", f"--json --checkpoint {checkpoint}", 1)
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], check=False, capture_output=True, text=True, cwd=REPO,
                             timeout=240)
@@ -343,9 +343,9 @@ def test_ctrl_c_while_starting_exits_130_without_a_traceback(when, checkpoint):
 def test_importing_the_front_ends_leaves_the_environment_alone():
     """An embedding program's settings stay its own (issue: HF_HUB_OFFLINE, GRADIO_* were set at import)."""
     probe = ("import os, sys\nbefore = dict(os.environ)\n"
-             "import momke.realtime.cli, momke.realtime.gradio_app, momke.realtime.gradio_views\n"
-             "import momke.realtime.terminal_view, momke.realtime.browser_source, momke.realtime.live_state\n"
-             "from momke.realtime.cli import build_parser\nbuild_parser().parse_args(['--demo'])\n"
+             "import momke.realtime.ui.cli, momke.realtime.ui.gradio_app, momke.realtime.ui.gradio_views\n"
+             "import momke.realtime.ui.terminal_view, momke.realtime.sources.browser, momke.realtime.ui.live_state\n"
+             "from momke.realtime.ui.cli import build_parser\nbuild_parser().parse_args(['--demo'])\n"
              "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))\n"
              "print(changed)\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}

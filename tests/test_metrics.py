@@ -4,7 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from momke.models.metrics import classification_metrics, is_better, regression_metrics, score
+from momke.models.training.metrics import (
+    classification_metrics,
+    is_better,
+    regression_metrics,
+    score,
+)
 
 
 def test_classification_by_hand():

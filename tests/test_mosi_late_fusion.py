@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from momke.models.config import MoMKEConfig
-from momke.models.data import Conversation, collate_conversations
 from momke.models.momke import MoMKE
+from momke.models.training.data import Conversation, collate_conversations
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from mosi_late_fusion import evaluate_late_fusion, fit_late_fusion, own_predictions

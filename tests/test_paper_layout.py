@@ -5,7 +5,11 @@ import pickle
 
 import numpy as np
 import pytest
-from momke.models.paper_layout import RestrictedUnpickler, read_paper_layout, restricted_load
+from momke.models.training.paper_layout import (
+    RestrictedUnpickler,
+    read_paper_layout,
+    restricted_load,
+)
 
 
 def write_iemocap_like(root):

@@ -16,8 +16,8 @@ import time
 
 import pytest
 from frontend_support import CHROMIUM, CHROMIUM_ARGS, free_port, frontend_checkpoint
-from momke.realtime import device_probe
-from momke.realtime.gradio_app import (
+from momke.realtime.ui import device_probe
+from momke.realtime.ui.gradio_app import (
     DEFAULT_CHECKPOINT_NAME,
     SERVER_IN_USE,
     SOURCE_BROWSER,
@@ -117,7 +117,7 @@ def served(tmp_path_factory):
     upload_dir = tmp_path_factory.mktemp("gradio-uploads")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(upload_dir))
-        from momke.realtime.gradio_app import close, launch
+        from momke.realtime.ui.gradio_app import close, launch
 
         app, url = launch(host="127.0.0.1", port=free_port(), checkpoint=frontend_checkpoint(tmp_path_factory),
                           block=False, max_sessions=3)
@@ -205,7 +205,7 @@ def test_two_visitors_each_see_and_switch_only_their_own_session(served, browser
 @pytest.mark.slow
 @browser_only
 def test_browser_media_is_not_kept_and_a_switched_off_microphone_stops_streaming(served, browser, monkeypatch):
-    from momke.realtime import browser_source
+    from momke.realtime.sources import browser as browser_source
 
     _app, url, upload_dir = served
     pushed = {"audio": 0, "visual": 0}

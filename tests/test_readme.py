@@ -51,7 +51,7 @@ def run(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedPr
 
 
 def has_microphone() -> bool:
-    from momke.realtime.device_probe import probe_microphone
+    from momke.realtime.ui.device_probe import probe_microphone
 
     return probe_microphone().found
 

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from momke.realtime.buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from momke.realtime.clock import SessionClock
 from momke.realtime.context import ConversationContext, EmptyUtteranceError

@@ -16,7 +16,7 @@ import pytest
 import tomllib
 from momke.models import MoMKE
 from momke.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
-from momke.models.cli import main
+from momke.models.commands.cli import main
 from safetensors.torch import load_file, save_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,8 +31,8 @@ def toy(tmp_path_factory):
 
 @pytest.fixture()
 def toy_checkpoint(toy, tmp_path):
-    from momke.models.data import load_corpus
-    from momke.models.training import model_config_for
+    from momke.models.training.data import load_corpus
+    from momke.models.training.trainer import model_config_for
 
     metadata = load_corpus(toy).metadata
     config = model_config_for(metadata, hidden_dim=8, router_hidden_dim=8, num_blocks=1)
@@ -80,7 +80,7 @@ def test_a_huge_config_is_refused_without_allocating(toy, toy_checkpoint):
     # The child's own peak (VmHWM): ru_maxrss would carry the forking pytest's peak across exec.
     script = (
         "import re\n"
-        "from momke.models.cli import main\n"
+        "from momke.models.commands.cli import main\n"
         f"code = main(['evaluate', {str(toy)!r}, '--checkpoint', {str(toy_checkpoint)!r}, '--device', 'cpu'])\n"
         "status = open('/proc/self/status').read()\n"
         "print(code, int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) // 1024)\n"
@@ -155,7 +155,7 @@ def test_import_paper_refuses_unreadable_files(tmp_path, capsys):
 
 
 def test_default_recipe_needs_an_out_folder(capsys):
-    from momke.models.default_recipe import main as recipe_main
+    from momke.models.commands.default_recipe import main as recipe_main
 
     with pytest.raises(SystemExit) as stop:
         recipe_main([])
@@ -169,8 +169,8 @@ def test_checkpoint_round_trip_still_evaluates(toy, toy_checkpoint, capsys):
 
 
 def test_train_refuses_a_corpus_without_test_dialogues(tmp_path, capsys):
-    from momke.models.data import save_corpus
-    from momke.models.toy_corpus import make_toy_corpus
+    from momke.models.training.data import save_corpus
+    from momke.models.training.toy_corpus import make_toy_corpus
 
     corpus = make_toy_corpus(num_dialogues=8)
     for conversation in corpus.conversations:
@@ -209,7 +209,7 @@ def test_help_version_and_usage_errors_answer_without_loading_torch(toy, args, c
     is one line (the usage block is for --help)."""
     probe = ("import sys, time\n"
              "began = time.monotonic()\n"
-             "from momke.models.cli import main\n"
+             "from momke.models.commands.cli import main\n"
              "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exit_:\n    code = exit_.code\n"
              "print('torch' in sys.modules, round(time.monotonic() - began, 3), code, file=sys.stderr)\n")
     args = [arg.replace("{toy}", str(toy)) for arg in args]
@@ -225,25 +225,25 @@ def test_help_version_and_usage_errors_answer_without_loading_torch(toy, args, c
 
 def test_version_is_the_same_in_every_command():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    for module, name in (("momke.models.cli", "momke"), ("momke.realtime.cli", "momke-live"),
-                         ("momke.realtime.gradio_app", "momke-demo")):
+    for module, name in (("momke.models.commands.cli", "momke"), ("momke.realtime.ui.cli", "momke-live"),
+                         ("momke.realtime.ui.gradio_app", "momke-demo")):
         result = subprocess.run([sys.executable, "-m", module, "--version"], check=False, capture_output=True,
                                 text=True, cwd=REPO, timeout=60)
         assert (result.returncode, result.stdout) == (0, f"{name} {project}\n"), result.stderr
 
 
 def test_demo_usage_error_is_one_line_with_readable_help():
-    result = subprocess.run([sys.executable, "-m", "momke.realtime.gradio_app", "--port", "x"], check=False,
+    result = subprocess.run([sys.executable, "-m", "momke.realtime.ui.gradio_app", "--port", "x"], check=False,
                             capture_output=True, text=True, cwd=REPO, timeout=60)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "momke-demo: error:" in result.stderr
-    shown = subprocess.run([sys.executable, "-m", "momke.realtime.gradio_app", "--help"], check=True,
+    shown = subprocess.run([sys.executable, "-m", "momke.realtime.ui.gradio_app", "--help"], check=True,
                            capture_output=True, text=True, cwd=REPO, timeout=60).stdout
     assert "--max-sessions N" in shown and "MAX_SESSIONS" not in shown and "CHECKPOINT" not in shown
 
 
 def test_help_shows_no_internal_names():
-    from momke.extractors.extract_options import build_parser as extract_parser
-    from momke.models.cli import build_parser
+    from momke.models.commands.cli import build_parser
+    from momke.models.commands.extract_options import build_parser as extract_parser
 
     parser = build_parser()
     for command in (parser, *parser.commands.values(), extract_parser()):
@@ -288,7 +288,7 @@ def test_train_replaces_a_checkpoint_only_with_overwrite(toy, tmp_path, capsys):
 
 
 def test_corpora_are_replaced_only_with_overwrite(tmp_path, capsys):
-    from momke.models.data import load_corpus
+    from momke.models.training.data import load_corpus
 
     toy = tmp_path / "toy"
     assert main(["make-toy-corpus", str(toy), "--dialogues", "4"]) == 0
@@ -324,7 +324,7 @@ def test_evaluate_json_is_one_document_on_stdout_and_report_writes_a_file(toy, t
 
 def run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess:
     """`momke ... | head -0`: the reader is gone before the first line is written."""
-    proc = subprocess.Popen([sys.executable, "-m", "momke.models.cli", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "momke.models.commands.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=ONE_THREAD)
     proc.stdout.close()
     err = proc.stderr.read()
@@ -352,7 +352,7 @@ def test_ctrl_c_exits_130_with_one_line(when, toy, tmp_path):
     argv = ["train", str(toy), "--out", str(out), "--epochs", "100000", "--patience", "0", "--hidden-dim", "8",
             "--num-blocks", "1", "--quiet"]
     # "started" is said inside main(), just before the command runs (and imports torch).
-    program = ("import sys\nfrom momke.models import cli\nrun = cli._run\n"
+    program = ("import sys\nfrom momke.models.commands import cli\nrun = cli._run\n"
                "def started(argv):\n    print('started', file=sys.stderr, flush=True)\n    return run(argv)\n"
                "cli._run = started\nsys.exit(cli.main(sys.argv[1:]))\n")
     wait_for = "started" if when == "while importing torch" else "training on"

@@ -4,7 +4,6 @@ import os
 
 import pytest
 import torch
-
 from momke.extractors.runtime import atomic_path, atomic_write, pick_device, write_text_atomic
 
 

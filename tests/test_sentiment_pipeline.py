@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from momke.extractors.corpus import main as extract_main
-from momke.models.cli import main as momke_main
-from momke.models.data import load_corpus
+from momke.models.commands.cli import main as momke_main
+from momke.models.commands.extract_corpus import main as extract_main
+from momke.models.training.data import load_corpus
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -14,8 +14,8 @@ import uuid
 import pytest
 from frontend_support import REPO, demo_transcript, frontend_checkpoint
 from momke.realtime.events import DroppedUtteranceEvent, EmotionEvent, StatusEvent
-from momke.realtime.live_state import LiveState, format_summary
-from momke.realtime.terminal_view import event_line, render
+from momke.realtime.ui.live_state import LiveState, format_summary
+from momke.realtime.ui.terminal_view import event_line, render
 from rich.console import Console
 
 
@@ -145,7 +145,7 @@ def test_each_modality_shows_its_own_reading_beside_the_fused_one():
 def test_live_view_updates_in_a_real_80x24_terminal(tmp_path_factory):
     checkpoint = frontend_checkpoint(tmp_path_factory)
     name = f"momke-{uuid.uuid4().hex[:8]}"
-    command = (f"{sys.executable} -m momke.realtime.cli --demo --fast --privacy visual --checkpoint {checkpoint}; "
+    command = (f"{sys.executable} -m momke.realtime.ui.cli --demo --fast --privacy visual --checkpoint {checkpoint}; "
                f"echo EXIT=$?; sleep 600")
     # A private tmux server on a socket in the test's temporary folder: it never touches anyone
     # else's sessions and leaves no socket behind.

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from momke.models.config import MODALITIES, MoMKEConfig
-from momke.models.data import Conversation
-from momke.models.metrics import score
-from momke.models.toy_corpus import make_toy_corpus
-from momke.models.training import (
+from momke.models.training.data import Conversation
+from momke.models.training.metrics import score
+from momke.models.training.toy_corpus import make_toy_corpus
+from momke.models.training.trainer import (
     CONDITIONS,
     TrainingSettings,
     condition_name,
@@ -178,7 +178,7 @@ def test_selection_metric_must_fit_the_task(corpus):
 @pytest.mark.slow
 def test_fixed_protocol_every_condition_above_chance(corpus):
     """The paper's protocol: one model per condition, each scored on its own condition."""
-    from momke.models.evaluation import run_evaluation
+    from momke.models.training.evaluation import run_evaluation
 
     report = run_evaluation(corpus, fast_settings(protocol="fixed"), TINY, scheme="split", seeds=[0])
     wa = {name: values["wa"]["mean"] for name, values in report.summary().items()}
@@ -211,8 +211,8 @@ def test_patience_counts_only_after_the_model_beats_a_constant_predictor():
 
 def test_momke_train_fails_when_the_model_learnt_nothing(tmp_path, capsys):
     from momke.models.checkpoint import load_config
-    from momke.models.cli import EXIT_NOT_LEARNT, main
-    from momke.models.data import save_corpus
+    from momke.models.commands.cli import EXIT_NOT_LEARNT, main
+    from momke.models.training.data import save_corpus
 
     save_corpus(shuffled_labels(make_toy_corpus(num_dialogues=60, seed=1)), tmp_path / "noise")
     options = ["--epochs", "8", "--patience", "2", "--hidden-dim", "16", "--num-blocks", "1", "--dropout", "0.1",
@@ -231,7 +231,7 @@ def test_momke_train_fails_when_the_model_learnt_nothing(tmp_path, capsys):
 
 
 def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
-    from momke.models.training import _Trainer
+    from momke.models.training.trainer import _Trainer
 
     rng = np.random.default_rng(0)
     conversations = make_toy_corpus(num_dialogues=64, seed=2).conversations
@@ -261,8 +261,8 @@ def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
 
 def test_mlp_ratio_and_bucketing_options_reach_the_checkpoint(tmp_path):
     from momke.models.checkpoint import load_checkpoint
-    from momke.models.cli import main
-    from momke.models.data import save_corpus
+    from momke.models.commands.cli import main
+    from momke.models.training.data import save_corpus
 
     save_corpus(make_toy_corpus(num_dialogues=12), tmp_path / "toy")
     code = main(["train", str(tmp_path / "toy"), "--out", str(tmp_path / "m"), "--epochs", "1", "--hidden-dim", "16",

@@ -26,9 +26,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def terminal_svg(checkpoint) -> str:
-    from momke.realtime.live_state import LiveState
     from momke.realtime.session import LiveSession
-    from momke.realtime.terminal_view import render
+    from momke.realtime.ui.live_state import LiveState
+    from momke.realtime.ui.terminal_view import render
     from rich.console import Console
 
     state = LiveState()
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the two PNGs (default: beside this script)")
     args = parser.parse_args(argv)
-    from momke.realtime.gradio_app import close, launch
+    from momke.realtime.ui.gradio_app import close, launch
     from playwright.sync_api import sync_playwright
 
     out = args.out

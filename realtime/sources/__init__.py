@@ -1,5 +1,6 @@
 """Sources: live devices and replayed files behind one device interface, read by capture threads
-that stamp everything on the session clock. See devices.py, capture.py, replay.py."""
+that stamp everything on the session clock. See devices.py,
+browser.py (the browser's pushed devices), capture.py, replay.py."""
 
 from .capture import END_OF_STREAM, AudioCapture, CaptureThread, VideoCapture
 from .devices import (

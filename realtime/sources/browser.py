@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..extractors.media import SAMPLE_RATE, to_mono_float
-from .buffers import ChunkQueue
-from .sources.devices import ReadTimeout
+from ...extractors.media import SAMPLE_RATE, to_mono_float
+from ..buffers import ChunkQueue
+from .devices import ReadTimeout
 
 _CLOSED = object()  # queued by close(): wakes a waiting read()
 

@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..models.cli_common import (  # shared with `momke`; standard library only
+from ...models.cli_common import (  # shared with `momke`; standard library only
     OneLineErrorParser,
     UsageProblem,
     VersionAction,
@@ -187,7 +187,7 @@ def source_kwargs(args, disabled: tuple[str, ...] = ()) -> tuple[dict, str]:
 
 
 def check_device(device: str) -> None:
-    from ..extractors.runtime import pick_device
+    from ...extractors.runtime import pick_device
 
     try:
         pick_device(device)
@@ -223,7 +223,7 @@ def session_options(args, source: dict, accepted) -> dict:
 def make_session(args, source: dict, disabled: tuple[str, ...]):
     import inspect
 
-    from .session import LiveSession
+    from ..session import LiveSession
 
     accepted = set(inspect.signature(LiveSession.__init__).parameters)
     common = {**session_options(args, source, accepted), "disabled": disabled}

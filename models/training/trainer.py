@@ -37,9 +37,10 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 # Conditions are named where the modalities are (extractors/modalities.py); callers import them here too.
-from ..extractors.modalities import condition_name, parse_condition
-from ..extractors.runtime import pick_device
-from .config import MODALITIES, MoMKEConfig
+from ...extractors.modalities import condition_name, parse_condition
+from ...extractors.runtime import pick_device
+from ..config import MODALITIES, MoMKEConfig
+from ..momke import MoMKE
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 from .metrics import (
     CLASSIFICATION_METRICS,
@@ -49,7 +50,6 @@ from .metrics import (
     is_better,
     score,
 )
-from .momke import MoMKE
 
 PROTOCOLS = ("fixed", "random")
 BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches

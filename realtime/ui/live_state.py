@@ -12,8 +12,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..models.config import MODALITIES
-from .events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
+from ...models.config import MODALITIES
+from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
 
 
 @dataclass

@@ -49,8 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..extractors.runtime import atomic_write, write_text_atomic
-from .config import MODALITIES, TASKS
+from ...extractors.runtime import atomic_write, write_text_atomic
+from ..config import MODALITIES, TASKS
 
 FORMAT_NAME = "momke-feature-corpus"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""The options of `momke extract` (corpus.py does the work), kept apart from it so that
+"""The options of `momke extract` (extract_corpus.py does the work), kept apart from it so that
 `momke extract --help` and its usage errors answer before torch and the extractors load."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..models.cli_common import OneLineErrorParser, UsageProblem, check_output_folder
-from .corpora import FORMATS
+from ..cli_common import OneLineErrorParser, UsageProblem, check_output_folder
+from .corpus_readers import FORMATS
 
 
 def build_parser() -> argparse.ArgumentParser:

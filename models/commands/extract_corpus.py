@@ -1,17 +1,17 @@
-"""`momke extract`: a corpus of media / transcripts -> the feature-corpus format of momke.models.data.
+"""`momke extract`: a corpus of media / transcripts -> the feature-corpus format of momke.models.training.data.
 
     momke extract SOURCE --out FEATURES_DIR [--format auto|manifest|iemocap|meld|emorynlp|ravdess]
                   [--task auto|classification|regression]
                   [--profile lite|research] [--modalities a,t,v] [--labels happy,sad,...]
                   [--label-map excited=happy,...] [--cache DIR | --no-cache]
 
-- SOURCE is read by extractors/corpora.py (a manifest CSV/JSONL of utterances, or one of the
+- SOURCE is read by models/commands/corpus_readers.py (a manifest CSV/JSONL of utterances, or one of the
   real corpora's own layouts). By default every modality the source has is extracted.
 - Labels are class names (`--task classification`) or numeric scores such as sentiment in
   [-3, 3] (`--task regression`: float labels, metrics Acc2 / F1 / MAE / Corr / Acc7). The
   default, `auto`, picks regression when every label is a number and some are fractional or
   negative, and says so on stderr.
-- Output: one .npz per dialogue plus corpus.json, written by `models.data.CorpusWriter`, one
+- Output: one .npz per dialogue plus corpus.json, written by `models.training.data.CorpusWriter`, one
   dialogue at a time and atomically: an interrupted run, started again with the same arguments,
   skips the dialogues already written and carries on.
 - Cache: one file per (profile, modality, content): media keyed by the SHA-256 of the file's
@@ -36,9 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
-from .base import FeatureProfile, Utterance
-from .corpora import (
+from ...extractors.base import FeatureProfile, Utterance
+from ...extractors.media import load_audio, load_video_frames
+from ...extractors.modalities import MODALITIES, parse_condition
+from ...extractors.runtime import atomic_write, write_text_atomic
+from ..training.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
+from .corpus_readers import (
     DialogueSource,
     UtteranceSource,
     map_labels,
@@ -46,9 +49,6 @@ from .corpora import (
     read_corpus,
 )
 from .extract_options import build_parser, check_paths
-from .media import load_audio, load_video_frames
-from .modalities import MODALITIES, parse_condition
-from .runtime import atomic_write, write_text_atomic
 
 REPORT_FILE = "extract_report.json"
 
@@ -373,8 +373,8 @@ def _profile_options(args) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .corpora import detect_format
-    from .profiles import load_profile
+    from ...extractors.profiles import load_profile
+    from .corpus_readers import detect_format
 
     args = build_parser().parse_args(argv)
     try:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .config import MODALITIES
+from ..config import MODALITIES
 from .data import Conversation
 
 # pools[modality][group][label] -> [n, d] features; audio groups are speakers, others one group.

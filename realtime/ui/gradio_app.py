@@ -4,7 +4,7 @@ Three ways in, one engine (`LiveSession`):
 - the bundled demo conversation, replayed as if live (its video is shown beside the results);
 - this server's own microphone and camera (one visitor at a time: they are one device);
 - the visitor's browser webcam and microphone, streamed to the server (PushedMicrophone /
-  PushedCamera in browser_source.py feed the session like local devices).
+  PushedCamera in sources/browser.py feed the session like local devices).
 
 Every visitor (a browser tab: Gradio's session hash) has a session of their own: source,
 privacy switches, history and views. Nothing is shared between visitors but the loaded
@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..models.config import MODALITIES
+from ...models.config import MODALITIES
 from . import gradio_views as views
 from .live_state import LiveState
 
@@ -36,7 +36,7 @@ SOURCE_SERVER = "This server's microphone and camera"
 SOURCE_BROWSER = "My browser's webcam and microphone"
 SOURCES = (SOURCE_DEMO, SOURCE_SERVER, SOURCE_BROWSER)
 DEFAULT_CHECKPOINT_NAME = "default (shipped)"
-DEMO_VIDEO = Path(__file__).resolve().parents[1] / "assets" / "demo" / "conversation.mp4"
+DEMO_VIDEO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "conversation.mp4"
 SERVER_IN_USE = ("This server's microphone and camera are in use by another visitor. "
                  "Try the bundled demo or your browser's webcam and microphone.")
 
@@ -44,7 +44,7 @@ SERVER_IN_USE = ("This server's microphone and camera are in use by another visi
 def installed_checkpoints(extra: Path | None = None) -> dict[str, Path | None]:
     """Name -> directory of the checkpoints a visitor may choose: the shipped default, the other
     checkpoints installed beside it, and the one the server was started with."""
-    from ..models.checkpoint import DEFAULT_CHECKPOINT
+    from ...models.checkpoint import DEFAULT_CHECKPOINT
 
     found: dict[str, Path | None] = {DEFAULT_CHECKPOINT_NAME: None}
     folder = DEFAULT_CHECKPOINT.parent
@@ -110,7 +110,7 @@ class LiveDemo:
         return None
 
     def _make_session(self, source: str, checkpoint: str | None, fast: bool):
-        from .session import LiveSession
+        from ..session import LiveSession
 
         factory = self.hub.session_factory or LiveSession
         common = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
@@ -133,7 +133,7 @@ class LiveDemo:
             camera = 0 if not self.enabled["visual"] or probe_camera(0).found else None
             session = factory(microphone="default", camera=camera, **common)
         else:
-            from .browser_source import PushedCamera, PushedMicrophone
+            from ..sources.browser import PushedCamera, PushedMicrophone
 
             self.microphone, self.camera = PushedMicrophone(), PushedCamera()
             session = factory(microphone=self.microphone, camera=self.camera, **common)
@@ -514,7 +514,7 @@ def close(app) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`momke-demo`: the Gradio demo on its own."""
-    from ..models.cli_common import OneLineErrorParser, VersionAction
+    from ...models.cli_common import OneLineErrorParser, VersionAction
 
     parser = OneLineErrorParser(prog="momke-demo", description="The momke-live Gradio demo.")
     parser.add_argument("--version", action=VersionAction)

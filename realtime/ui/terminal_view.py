@@ -18,8 +18,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..models.config import MODALITIES
-from .events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
+from ...models.config import MODALITIES
+from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
 from .live_state import LiveState, Snapshot, modality_readings
 
 # Colours by the usual names, chosen to read on dark and light backgrounds; any other label is

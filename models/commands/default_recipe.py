@@ -1,9 +1,9 @@
 """The recipe of the default checkpoint: MoMKE trained from corpora that each carry one modality.
 
-    python -m momke.models.default_recipe --out assets/checkpoints/momke-whisper-4class   # the shipped checkpoint
-    python -m momke.models.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
+    python -m momke.models.commands.default_recipe --out assets/checkpoints/momke-whisper-4class   # the shipped checkpoint
+    python -m momke.models.commands.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
 
-Everything that shapes the run is in the recipe file (models/recipes/whisper_4class.json; the
+Everything that shapes the run is in the recipe file (models/commands/recipes/whisper_4class.json; the
 earlier lite_4class.json still runs): label mapping, splits, pseudo-dialogues, label-matched
 conversations, text chains, model size, epochs. Sources and what they give:
 
@@ -20,7 +20,7 @@ conversations, text chains, model size, epochs. Sources and what they give:
 Features are extracted once into a cache folder (default ~/.cache/momke/recipe, or --cache):
 per-utterance vectors through `momke extract`'s cache, per-corpus feature corpora beside it.
 Stage 1 trains each expert on its own modality's corpus; stage 2 mixes on all of them plus
-label-matched tri-modal pseudo-conversations (models/label_matched.py; MELD/EmoryNLP dialogues
+label-matched tri-modal pseudo-conversations (models/training/label_matched.py; MELD/EmoryNLP dialogues
 chained back to back up to the context limit) with the random protocol and causal context, each
 modality's own head trained alongside; temperatures are then fitted on validation for every
 path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance: inverse-frequency class weights in the cross-entropy, on top of the balanced FER
@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .calibration import fit_temperature
-from .checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
-from .config import MODALITIES
-from .data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
-from .evaluation import evaluate_conditions
-from .label_matched import build_pools, label_matched_conversations
-from .training import (
+from ..calibration import fit_temperature
+from ..checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from ..config import MODALITIES
+from ..training.data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
+from ..training.evaluation import evaluate_conditions
+from ..training.label_matched import build_pools, label_matched_conversations
+from ..training.trainer import (
     CONDITIONS,
     TrainingResult,
     TrainingSettings,
@@ -61,7 +61,7 @@ from .training import (
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 SOURCES = ("ravdess", "meld", "emorynlp", "fer2013")
 SOURCE_MODALITY = {"ravdess": "audio", "meld": "text", "emorynlp": "text", "fer2013": "visual", "iemocap": "text"}
 FER_FILE = "fer2013_48x48.npz"
@@ -98,7 +98,7 @@ def chunk(items: Sequence, size: int) -> list[list]:
 
 def ravdess_dialogues(folder: Path, recipe: dict[str, Any]) -> list:
     """RAVDESS clips with a mapped label, grouped per actor into shuffled pseudo-dialogues."""
-    from ..extractors.corpora import DialogueSource, map_labels, read_ravdess
+    from .corpus_readers import DialogueSource, map_labels, read_ravdess
 
     splits, grouping = recipe["splits"]["ravdess"], recipe["pseudo_dialogues"]
     mapping = {k.lower(): v for k, v in recipe["label_maps"]["ravdess"].items()}
@@ -121,7 +121,7 @@ def ravdess_dialogues(folder: Path, recipe: dict[str, Any]) -> list:
 
 def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
     """MELD / EmoryNLP dialogues with the recipe's label map (other emotions stay as context)."""
-    from ..extractors.corpora import map_labels, read_corpus
+    from .corpus_readers import map_labels, read_corpus
 
     # map_labels matches source labels case-insensitively, keys in lower case (EmoryNLP says "Joyful").
     mapping = {k.lower(): v for k, v in recipe["label_maps"][source].items()}
@@ -137,7 +137,7 @@ def extract_source(
     source: str, dialogues: list, profile, cache_dir: Path, labels: Sequence[str], progress: bool, name: str | None = None
 ) -> FeatureCorpus:
     """Extract one media source's modality into cache_dir/corpora/<name> (resumes if there)."""
-    from ..extractors.corpus import FeatureCache, extract_corpus, profile_key
+    from .extract_corpus import FeatureCache, extract_corpus, profile_key
 
     # Named by the profile's key too: a corpus cached with another profile is never mixed in.
     out = cache_dir / "corpora" / f"{name or source}-{profile_key(profile)}"
@@ -215,7 +215,7 @@ def build_corpora(
     limit: int | None = None, progress: bool = True, device: str | None = None,
 ) -> dict[str, FeatureCorpus]:
     """{source: feature corpus} for the four sources; limit = first N dialogues of each split (tests)."""
-    from ..extractors.profiles import load_profile
+    from ...extractors.profiles import load_profile
 
     cache_dir = Path(cache_dir or default_cache_dir())
     profile = load_profile(recipe["feature_profile"], device=device)
@@ -282,7 +282,7 @@ def fold_standardization(model, stats: dict) -> None:
 
 
 def matched_conversations(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], split: str) -> list[Conversation]:
-    """Label-matched tri-modal pseudo-conversations of one split (models/label_matched.py);
+    """Label-matched tri-modal pseudo-conversations of one split (models/training/label_matched.py);
     empty when the recipe has no `label_matched` section."""
     settings = recipe.get("label_matched")
     if not settings:

@@ -2,7 +2,7 @@
 
 Every reader returns `list[DialogueSource]`: dialogues in a stable order, utterances in
 conversation order, each with whatever the corpus has (transcript, audio/video path and time
-span, label, speaker). `momke extract` (corpus.py) turns them into features.
+span, label, speaker). `momke extract` (extract_corpus.py) turns them into features.
 
 Formats:
 - manifest (our own, CSV or JSONL, one row per utterance; paths relative to the manifest):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import MODALITIES
+from ..config import MODALITIES
 from .data import Conversation, CorpusMetadata, FeatureCorpus
 
 TOY_LABELS = ("happy", "sad", "neutral", "angry")
@@ -65,7 +65,7 @@ def make_toy_corpus(
         feature_dims=dims,
         labels=TOY_LABELS,
         task="classification",
-        description="SYNTHETIC toy corpus made by momke.models.toy_corpus (not real data)",
+        description="SYNTHETIC toy corpus made by momke.models.training.toy_corpus (not real data)",
         extra={"generator": "make_toy_corpus", "seed": seed},
     )
     return FeatureCorpus(metadata, conversations)

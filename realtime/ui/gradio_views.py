@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..models.config import MODALITIES
+from ...models.config import MODALITIES
 from .live_state import Snapshot, modality_readings
 
 COLOURS = {

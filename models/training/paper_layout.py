@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import MODALITIES
+from ..config import MODALITIES
 from .data import Conversation, CorpusMetadata, FeatureCorpus
 
 _SAFE_BUILTINS = {

@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from ..extractors.runtime import write_text_atomic
-from .config import MODALITIES, MoMKEConfig
+from ...extractors.runtime import write_text_atomic
+from ..config import MODALITIES, MoMKEConfig
+from ..momke import MoMKE
 from .data import Conversation, FeatureCorpus
 from .metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
-from .momke import MoMKE
-from .training import (
+from .trainer import (
     CONDITIONS,
     TrainingSettings,
     carve_validation,

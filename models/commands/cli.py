@@ -15,7 +15,7 @@ from typing import Any
 
 import tomllib
 
-from .cli_common import (
+from ..cli_common import (
     OneLineErrorParser,
     VersionAction,
     check_file,
@@ -36,7 +36,7 @@ examples:
   momke train features/iemocap --protocol fixed --condition at --out runs/iemocap-at
 
 The corpus is a directory written by `momke extract` or `momke import-paper` (format: see
-momke.models.data). Training uses the corpus's "train" split (and "valid" split, or a part of
+momke.models.training.data). Training uses the corpus's "train" split (and "valid" split, or a part of
 train carved out for validation); the "test" split is only scored after training, and its
 metrics are stored in the checkpoint's config.json.
 
@@ -181,7 +181,7 @@ def _config_value_problem(action: argparse.Action, value: Any) -> str | None:
 
 
 def _settings_and_model(args: argparse.Namespace):
-    from .training import TrainingSettings, parse_condition
+    from ..training.trainer import TrainingSettings, parse_condition
 
     stage1, stage2 = args.stage1_epochs, args.stage2_epochs
     if args.epochs is not None:
@@ -241,10 +241,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_folder("", args.corpus, CORPUS_FOLDER)
     check_output_folder("--out", args.out, args.overwrite)
 
-    from .checkpoint import save_checkpoint
-    from .data import load_corpus
-    from .evaluation import evaluate_model, nan_to_none
-    from .training import condition_name, model_config_for, split_for_training, train_momke
+    from ..checkpoint import save_checkpoint
+    from ..training.data import load_corpus
+    from ..training.evaluation import evaluate_model, nan_to_none
+    from ..training.trainer import condition_name, model_config_for, split_for_training, train_momke
 
     corpus = load_corpus(args.corpus)
     settings, overrides = _settings_and_model(args)
@@ -294,13 +294,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.report is not None:
         check_output_file("--report", args.report, "results.json", overwrite=args.overwrite)
 
-    from .data import load_corpus
-    from .evaluation import evaluate_model, nan_to_none, run_evaluation
-    from .training import parse_condition, split_for_training
+    from ..training.data import load_corpus
+    from ..training.evaluation import evaluate_model, nan_to_none, run_evaluation
+    from ..training.trainer import parse_condition, split_for_training
 
     corpus = load_corpus(args.corpus)
     if args.checkpoint is not None:
-        from .checkpoint import check_features, load_checkpoint
+        from ..checkpoint import check_features, load_checkpoint
 
         model = load_checkpoint(args.checkpoint, device=args.device)
         check_features(model.config, corpus.metadata.feature_profile, corpus.metadata.feature_dims)
@@ -325,12 +325,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
-    from ..extractors.extract_options import build_parser as extract_parser
-    from ..extractors.extract_options import check_paths
+    from .extract_options import build_parser as extract_parser
+    from .extract_options import check_paths
 
     # --help, usage errors and wrong paths now, before torch and the extractors load.
     check_paths(extract_parser().parse_args(rest))
-    from ..extractors.corpus import main as extract  # loaded only for this command
+    from .extract_corpus import main as extract  # loaded only for this command
 
     return int(extract(rest) or 0)
 
@@ -338,8 +338,8 @@ def cmd_extract(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_make_toy_corpus(args: argparse.Namespace) -> int:
     check_output_folder("", args.directory, args.overwrite)
 
-    from .data import save_corpus
-    from .toy_corpus import make_toy_corpus
+    from ..training.data import save_corpus
+    from ..training.toy_corpus import make_toy_corpus
 
     corpus = make_toy_corpus(num_dialogues=args.dialogues, seed=args.seed)
     save_corpus(corpus, args.directory, overwrite=args.overwrite)
@@ -354,8 +354,8 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
             check_folder(flag, folder, "a folder of .npy feature files")
     check_output_folder("--out", args.out, args.overwrite)
 
-    from .data import save_corpus
-    from .paper_layout import read_paper_layout
+    from ..training.data import save_corpus
+    from ..training.paper_layout import read_paper_layout
 
     corpus = read_paper_layout(
         args.labels, audio_dir=args.audio, text_dir=args.text, visual_dir=args.visual,
