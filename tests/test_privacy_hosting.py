@@ -172,13 +172,15 @@ def test_two_visitors_each_see_and_switch_only_their_own_session(served, browser
         bob_key = new_key(app, {alice_key})
         alice_visitor, bob_visitor = app.visitors.peek(alice_key), app.visitors.peek(bob_key)
         assert not bob_visitor.enabled["visual"] and alice_visitor.enabled["visual"]
-        assert alice_visitor.session.status()["visual"] == "active"
+        # Bob's switch leaves Alice's camera on (the demo's first lines show a slide, no face:
+        # "missing" then, never "disabled").
+        assert alice_visitor.session.status()["visual"] in ("active", "missing")
         time.sleep(1.5)  # a few refreshes: bob's page still shows nothing of alice's conversation
         assert bob.locator("#mk-timeline circle.mk-utt").count() == 0
         assert "No utterance yet" in bob.inner_text("#mk-current")
         assert alice.locator("#mk-use-visual input").is_checked()
         bob.wait_for_selector('#mk-status .mk-status[data-modality="visual"][data-state="disabled"]')
-        assert alice.locator('#mk-status .mk-status[data-modality="visual"][data-state="active"]').count() == 1
+        assert alice.locator('#mk-status .mk-status[data-modality="visual"]:not([data-state="disabled"])').count() == 1
 
         # A switch changed elsewhere (here by the server) shows on the visitor's page: always the true state.
         alice_visitor.set_enabled("visual", False)
