@@ -2,6 +2,7 @@
 
     python benchmarks/mlp_ratio_accuracy.py --iemocap-features DIR   # appends to results/mlp_ratio_accuracy.jsonl
     python benchmarks/mlp_ratio_accuracy.py --summary                # mean ± std per corpus and width
+    python benchmarks/mlp_ratio_accuracy.py --ratios 2 --bucket-by-length ...  # the bucketing lever's accuracy
 
 Two real corpora, runs capped so that each one takes minutes on one CPU thread:
 - CMU-MOSI (bc-LSTM features and split, benchmarks/mosi_corpus.py): the random protocol (the live
@@ -49,8 +50,8 @@ IEMOCAP_SETTINGS = TrainingSettings(protocol="fixed", condition=("text",), stage
                                     patience=5, learning_rate=5e-4, batch_size=16, progress=False)
 
 
-def mosi_run(corpus, ratio: float, seed: int) -> dict:
-    settings = replace(MOSI_SETTINGS, seed=seed)
+def mosi_run(corpus, ratio: float, seed: int, bucket: bool = False) -> dict:
+    settings = replace(MOSI_SETTINGS, seed=seed, bucket_by_length=bucket)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, seed)
     result = train_momke(train, valid, model_config_for(corpus.metadata, **MOSI_MODEL, mlp_ratio=ratio), settings)
     metrics = evaluate_conditions(result.model, test)
@@ -73,7 +74,7 @@ def summary(records: list[dict]) -> list[str]:
     """Mean ± std over seeds per corpus and mlp_ratio, and the per-seed differences to ratio 1."""
     lines = []
     for corpus in sorted({r["corpus"] for r in records}):
-        keys = SHOWN[corpus.split("_")[0] if corpus.startswith("iemocap") else corpus]
+        keys = SHOWN[corpus.split("_")[0]]
         mine = [r for r in records if r["corpus"] == corpus]
         seeds = sorted({r["seed"] for r in mine})
         lines.append(f"{corpus} (seeds {seeds}):")
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="IEMOCAP epochs per stage, patience and batch size (default 15 10 5 16)")
     parser.add_argument("--out", type=Path, default=RESULTS / "mlp_ratio_accuracy.jsonl")
     parser.add_argument("--summary", action="store_true", help="only summarise the runs recorded in --out")
+    parser.add_argument("--bucket-by-length", action="store_true",
+                        help="train with dialogues of similar length batched together (recorded as <corpus>_bucketed)")
     args = parser.parse_args(argv)
     if args.summary:
         print("\n".join(summary([json.loads(line) for line in args.out.read_text(encoding="utf-8").splitlines()])))
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     if args.mosi_seeds:
         mosi = load_mosi_corpus(DATA_DIR / MOSI_FILE)
-        jobs += [("mosi", mosi, mosi_run, seed) for seed in args.mosi_seeds]
+        jobs += [("mosi", mosi, functools.partial(mosi_run, bucket=args.bucket_by_length), seed) for seed in args.mosi_seeds]
     if args.iemocap_seeds and args.iemocap_features:
         iemocap = load_corpus(args.iemocap_features)
         budget, name = IEMOCAP_SETTINGS, "iemocap_text"
@@ -111,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             stage1, stage2, patience, batch = args.iemocap_budget
             budget = replace(budget, stage1_epochs=stage1, stage2_epochs=stage2, patience=patience, batch_size=batch)
             name += "_" + "-".join(map(str, args.iemocap_budget))
+        budget = replace(budget, bucket_by_length=args.bucket_by_length)
         jobs += [(name, iemocap, functools.partial(iemocap_run, budget=budget), seed) for seed in args.iemocap_seeds]
+    if args.bucket_by_length:
+        jobs = [(f"{name}_bucketed", *rest) for name, *rest in jobs]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as out:
         for corpus_name, corpus, run, seed in jobs:
