@@ -53,7 +53,7 @@ class ModalityExtractor(ABC):
         """Override where the model batches; the default runs one at a time."""
         return [self.extract(u) for u in utterances]
 
-    def to(self, device) -> "ModalityExtractor":
+    def to(self, device) -> ModalityExtractor:
         """Move any network to `device` ("cpu", "cuda"); extractors without one ignore it."""
         return self
 

@@ -159,7 +159,7 @@ class LiveSession:
             self._audio_device = FileAudioDevice(self.input_file)
             try:  # fail here, with the reason, rather than as a status event once running
                 self._audio_device.open()
-            except Exception as error:  # noqa: BLE001 - soundfile and FFmpeg raise many kinds
+            except Exception as error:  # soundfile and FFmpeg raise many kinds
                 raise ValueError(f"cannot replay {self.input_file}: {error}") from error
             finally:
                 self._audio_device.close()

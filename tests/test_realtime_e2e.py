@@ -139,7 +139,7 @@ def test_readme_replay_example_runs_as_written(checkpoint, monkeypatch, capsys):
     import momke.models.checkpoint as checkpoints
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "LiveSession.demo(realtime=False" in b]
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "LiveSession.demo(realtime=False" in b]
     assert blocks, "the README's replay example is gone"
     demo_lines()
     if not (checkpoints.DEFAULT_CHECKPOINT / "model.safetensors").is_file():  # not shipped yet
