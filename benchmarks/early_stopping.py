@@ -36,10 +36,9 @@ from momke.models.training.trainer import (
     split_for_training,
     train_momke,
 )
+from mosi import DATA_DIR
 from mosi_corpus import MOSI_FILE, load_mosi_corpus
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
-RESULTS = Path(__file__).resolve().parent / "results"
 RULES = ("from-first-epoch", "after-learning", "none")
 
 
