@@ -272,3 +272,39 @@ def test_mlp_ratio_and_bucketing_options_reach_the_checkpoint(tmp_path):
     assert model.config.mlp_ratio == 1.0
     assert tuple(model.experts["text"].blocks[0].mlp[0].weight.shape) == (16, 16)  # 1 * d wide
     assert model.config.metadata["training"]["bucket_by_length"] is True
+
+
+def test_weight_average_follows_the_formula_and_swaps_back():
+    from momke.models.training.trainer import WeightAverage
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.5)
+    expected = torch.zeros(1, 2)
+    for step, value in enumerate([1.0, 2.0, 3.0], start=1):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update()
+        decay = min(0.5, (1 + step) / (10 + step))  # low at first, then the given decay
+        expected = decay * expected + (1 - decay) * value
+    assert torch.allclose(average.average[0], expected)
+    average.swap()
+    assert torch.allclose(layer.weight, expected)  # the model now holds the average
+    average.swap()
+    assert torch.equal(layer.weight, torch.full((1, 2), 3.0))  # and its own weights again
+
+
+def test_weight_average_zero_is_the_plain_run_and_a_real_decay_changes_it(corpus):
+    settings = {"stage1_epochs": 2, "stage2_epochs": 3, "patience": None}
+    plain = train_on_corpus(corpus, fast_settings(**settings), **TINY)
+    last = train_on_corpus(corpus, fast_settings(weight_average=0.0, **settings), **TINY)
+    assert [h["valid"] for h in plain.history] == [h["valid"] for h in last.history]
+    for a, b in zip(plain.model.state_dict().values(), last.model.state_dict().values()):
+        assert torch.allclose(a, b)
+    averaged = train_on_corpus(corpus, fast_settings(weight_average=0.9, **settings), **TINY)
+    first_stage = [h["train_loss"] for h in plain.history if h["stage"] == "stage1"]
+    assert [h["train_loss"] for h in averaged.history if h["stage"] == "stage1"] == first_stage  # same steps
+    assert [h["valid"] for h in averaged.history] != [h["valid"] for h in plain.history]  # other weights scored
+    with pytest.raises(ValueError, match="weight_average"):
+        fast_settings(weight_average=1.0)

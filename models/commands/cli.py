@@ -102,6 +102,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     optimisation.add_argument("--batch-size", type=int, default=32, metavar="N", help="conversations per batch (32)")
     optimisation.add_argument("--bucket-by-length", action="store_true",
                               help="batch dialogues of similar length together: less padding, faster epochs")
+    optimisation.add_argument("--weight-average", type=float, metavar="DECAY",
+                              help="validate and keep a moving average of the weights, this decay per step "
+                                   "(e.g. 0.99; off by default)")
     optimisation.add_argument("--lr", type=float, default=1e-4, dest="learning_rate", metavar="RATE", help="Adam learning rate (1e-4)")
     optimisation.add_argument("--weight-decay", type=float, default=1e-5, metavar="X", help="L2 weight decay (1e-5)")
     optimisation.add_argument("--select-on", dest="selection_metric", metavar="METRIC",
@@ -195,6 +198,7 @@ def _settings_and_model(args: argparse.Namespace):
         skip_stage1=args.skip_stage1,
         batch_size=args.batch_size,
         bucket_by_length=args.bucket_by_length,
+        weight_average=args.weight_average,
         learning_rate=args.learning_rate,
         weight_decay=args.weight_decay,
         class_weights=args.class_weights,

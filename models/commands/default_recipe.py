@@ -355,6 +355,7 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
         class_weights=training["class_weighting"] != "none", seed=training["seed"],
         utterance_drop_rate=training.get("utterance_drop_rate", 0.3), selection_metric=training.get("selection_metric"),
         unimodal_loss_weight=training.get("unimodal_loss_weight", 0.0),
+        weight_average=training.get("weight_average"),
         progress=training.get("progress", True),
     )
     chains = recipe.get("text_chains")
@@ -402,6 +403,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only N dialogues per source and split (a quick end-to-end run)")
     parser.add_argument("--stage1-epochs", type=int)
     parser.add_argument("--stage2-epochs", type=int)
+    parser.add_argument("--seed", type=int, help="training seed (the recipe's by default; data draws keep theirs)")
+    parser.add_argument("--weight-average", type=float, metavar="DECAY",
+                        help="keep a moving average of the weights (the recipe's setting by default; 0 = the last weights)")
     parser.add_argument("--device")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -414,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.time()
         corpora = build_corpora(recipe, args.data, args.cache, args.limit, progress=not args.quiet, device=args.device)
         extracted = time.time()
-        overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs)) if v is not None}
+        overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs),
+                                       ("seed", args.seed), ("weight_average", args.weight_average)) if v is not None}
         result = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
     except ValueError as error:
         print(f"default recipe: {error}", file=sys.stderr)
