@@ -18,7 +18,8 @@ time through this same forward().
 Speed (CPU training, benchmarks/bench_training.py): without a cache, the per-utterance layers run
 only on the utterances where a modality is present (Packing): padding and, in stage 2, missing
 modalities cost nothing, and attention runs on each sequence's present utterances moved to the
-front. Dropout draws its masks with torch.rand, which on CPU costs a third of bernoulli_'s time.
+front, in grids of sequences of similar length. Dropout draws its masks with torch.rand, which on
+CPU costs a third of bernoulli_'s time.
 """
 
 from __future__ import annotations
@@ -89,40 +90,114 @@ def scatter_rows(values: Tensor, where: Tensor) -> Tensor:
     return out
 
 
+def length_groups(counts: list[int], group_cost: float) -> list[int]:
+    """Where to cut counts (sorted, longest first) into groups that each get their own attention
+    grid, as wide as the group's longest sequence: the cuts that minimise the cells computed (a
+    group of n sequences of at most L utterances costs n * L * L) plus group_cost per group (its
+    own few small operations per block). Returns each group's end index."""
+    best, cut = [0.0], [0]  # best[j]: the least cost of the first j sequences; cut[j]: its last group's start
+    for end in range(1, len(counts) + 1):
+        costs = [best[start] + (end - start) * counts[start] ** 2 + group_cost for start in range(end)]
+        start = min(range(end), key=costs.__getitem__)
+        best.append(costs[start])
+        cut.append(start)
+    ends, end = [], len(counts)
+    while end > 0:
+        ends.append(end)
+        end = cut[end]
+    return ends[::-1]
+
+
 class Packing:
     """The utterances to compute, keep (bool [S, L]: S sequences of L utterances), and nothing else.
 
     Per-utterance layers read the packed rows [N, F] (keep's True places, row by row). Attention
-    reads a grid [S, L'] that holds each sequence's kept utterances in their order, moved to the
-    front (L' = the most any sequence keeps): a query sees the kept keys, only earlier ones when
-    causal, and itself, so a grid cell without an utterance has no empty softmax row (its output
-    is never read). As the padded forward hides the other utterances from attention entirely,
-    this gives the same outputs on the kept utterances.
+    runs on grids: the sequences are sorted by how many utterances they keep and cut into groups
+    (length_groups), and each group's grid [S_g, L_g] holds its sequences' kept utterances in
+    their order, moved to the front (L_g = the most any of them keeps). A query sees the kept keys,
+    only earlier ones when causal, and itself, so a grid cell without an utterance has no empty
+    softmax row (its output is never read). As the padded forward hides the other utterances from
+    attention entirely, this gives the same outputs on the kept utterances.
+
+    The grids are head-major ([heads * S_g, L_g, d / heads], what bmm reads) and written straight
+    from the packed rows by one index_copy, and read back by one index_select: transposing a
+    [S, L, heads, d / heads] grid instead cost a copy per q, k, v and output, forward and backward.
     """
 
-    def __init__(self, keep: Tensor, causal: bool) -> None:
-        sequences, length = keep.shape
-        counts = keep.sum(dim=1)
+    GROUP_COST = 1024  # in attention cells (length_groups); 256 to 16384 measured within 3 % of each other
+
+    def __init__(self, keep: Tensor, causal: bool, heads: int = 1) -> None:
+        length = keep.shape[1]
         self.rows = keep.flatten().nonzero().squeeze(1)  # kept places in the flat [S * L]
         self.utterance = self.rows % length  # each kept row's position in its conversation
-        self.width = int(counts.max()) if self.rows.numel() else 0
-        slot = (keep.cumsum(dim=1) - 1).flatten()[self.rows]
-        self.cells = (self.rows // length) * self.width + slot  # kept places in the flat grid [S * L']
-        self.sequences = sequences
-        keys = torch.arange(self.width, device=keep.device)
-        allowed = (keys < counts.unsqueeze(1)).unsqueeze(1).expand(-1, self.width, -1)
-        if causal:
-            allowed = allowed & (keys <= keys.unsqueeze(1))
-        self.allowed = allowed | (keys == keys.unsqueeze(1))  # bool [S, L', L']
+        self.heads = heads
+        counts = keep.sum(dim=1)
+        order = counts.argsort(descending=True, stable=True)
+        sorted_counts = counts[order].tolist()
+        used = sum(1 for c in sorted_counts if c > 0)
+        ends = length_groups(sorted_counts[:used], self.GROUP_COST)
+        # Per group: (sequences, width, allowed bool [S_g, L_g, L_g]); per sequence: its group's
+        # first cell in the grids, its own first cell, and its group's cell count.
+        self.groups: list[tuple[int, int, Tensor]] = []
+        group_start = torch.zeros_like(counts)
+        own_start = torch.zeros_like(counts)
+        group_cells = torch.ones_like(counts)
+        cells, start = 0, 0
+        for end in ends:
+            members, width = order[start:end], sorted_counts[start]
+            group_start[members] = cells
+            own_start[members] = cells + torch.arange(end - start, device=keep.device) * width
+            group_cells[members] = (end - start) * width
+            keys = torch.arange(width, device=keep.device)
+            allowed = (keys < counts[members].unsqueeze(1)).unsqueeze(1).expand(-1, width, -1)
+            if causal:
+                allowed = allowed & (keys <= keys.unsqueeze(1))
+            self.groups.append((end - start, width, allowed | (keys == keys.unsqueeze(1))))
+            cells, start = cells + (end - start) * width, end
+        self.cells = cells
+        sequence = self.rows // length
+        slot = (keep.cumsum(dim=1) - 1).flatten()[self.rows]  # each kept row's place in its sequence
+        cell = own_start[sequence] + slot - group_start[sequence]  # its cell within its group's grid
+        part = torch.arange(3 * heads, device=keep.device)  # q, k, v of each head, as qkv's columns are
+        # Row r's part j goes to row 3 * heads * start + j * cells_g + cell of the [3 * heads * cells, d / heads]
+        # layout (each group: q, k, v, each [heads, S_g, L_g]); its head h comes back from row
+        # start * heads + h * cells_g + cell of the attended outputs (each group: [heads, S_g, L_g]).
+        size = group_cells[sequence].unsqueeze(1)
+        self.qkv_index = (3 * heads * group_start[sequence] + cell).unsqueeze(1) + part * size
+        self.qkv_index = self.qkv_index.flatten()
+        self.out_index = ((heads * group_start[sequence] + cell).unsqueeze(1) + part[:heads] * size).flatten()
+        self._biases: list[Tensor] | None = None
 
-    def to_grid(self, rows: Tensor) -> Tensor:
-        """[N, F] -> [S, L', F], zeros where no utterance is."""
-        grid = rows.new_zeros(self.sequences * self.width, rows.shape[-1]).index_copy(0, self.cells, rows)
-        return grid.view(self.sequences, self.width, -1)
+    def biases(self, dtype: torch.dtype) -> list[Tensor]:
+        """Per group, 0 where attention may look and -inf elsewhere: [heads * S_g, L_g, L_g]."""
+        if self._biases is None or self._biases[0].dtype != dtype:
+            self._biases = [
+                torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+                .masked_fill_(~allowed, float("-inf")).repeat(self.heads, 1, 1)
+                for _, _, allowed in self.groups
+            ]
+        return self._biases
 
-    def from_grid(self, grid: Tensor) -> Tensor:
-        """[S, L', F] -> [N, F]."""
-        return grid.reshape(self.sequences * self.width, -1).index_select(0, self.cells)
+    def attend(self, qkv: Tensor, p: float) -> Tensor:
+        """Attention for packed rows qkv [N, 3d] (q, k, v, each head after head): [N, d]."""
+        part = qkv.shape[1] // (3 * self.heads)
+        layout = qkv.new_zeros(3 * self.heads * self.cells, part).index_copy_(0, self.qkv_index, qkv.reshape(-1, part))
+        # One split (its backward is one cat): q, k and v of every group.
+        pieces = layout.split([self.heads * n * width for n, width, _ in self.groups for _ in range(3)])
+        cpu_dropout = p > 0.0 and qkv.device.type == "cpu"
+        biases = self.biases(qkv.dtype) if cpu_dropout else [None] * len(self.groups)
+        attended = []
+        for index, ((n, width, allowed), bias) in enumerate(zip(self.groups, biases)):
+            q, k, v = (piece.view(self.heads * n, width, part) for piece in pieces[3 * index : 3 * index + 3])
+            if cpu_dropout:  # torch's attention would draw its dropout with bernoulli_ (see dropout())
+                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5)
+                out = torch.bmm(dropout(scores.softmax(dim=-1), p, True), v)
+            else:  # heads as the batch, the group's sequences as heads: allowed [S_g, L_g, L_g] broadcasts
+                q, k, v = (t.view(self.heads, n, width, part) for t in (q, k, v))
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
+            attended.append(out.reshape(-1, part))
+        attended = attended[0] if len(attended) == 1 else torch.cat(attended)
+        return attended.index_select(0, self.out_index).view(qkv.shape[0], -1)
 
 
 class SelfAttention(nn.Module):
@@ -134,24 +209,24 @@ class SelfAttention(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None, packing: Packing | None = None
+        self, x: Tensor, allowed: Tensor | None, cache: LayerCache | None = None, packing: Packing | None = None
     ) -> Tensor:
         """x: [B, U, d]; allowed: bool [B, U (queries), K (keys)], True where attention may look.
 
         Without a cache the keys are x's own utterances (K = U). With one, they are the cached
         utterances followed by x's (K = cached + U), and x's keys and values join the cache.
-        With a packing, x is packed rows [N, d] and allowed is packing.allowed.
+        With a packing, x is packed rows [N, d] and allowed is unused (the packing's grids say).
         """
         qkv = self.qkv(x)
+        p = self.dropout if self.training else 0.0
         if packing is not None:
-            qkv = packing.to_grid(qkv)
+            return self.out(packing.attend(qkv, p))
         batch, length, dim = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         q, k, v = qkv.view(batch, length, 3, self.num_heads, dim // self.num_heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = cache.extend(k, v)
-        attended = attend(q, k, v, allowed, self.dropout if self.training else 0.0)
-        attended = attended.transpose(1, 2).reshape(batch, length, dim)
-        return self.out(attended if packing is None else packing.from_grid(attended))
+        attended = attend(q, k, v, allowed, p)
+        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
 
 
 class ExpertBlock(nn.Module):
@@ -167,7 +242,7 @@ class ExpertBlock(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(
-        self, x: Tensor, allowed: Tensor, cache: LayerCache | None = None, packing: Packing | None = None
+        self, x: Tensor, allowed: Tensor | None, cache: LayerCache | None = None, packing: Packing | None = None
     ) -> Tensor:
         x = x + self.dropout(self.attention(self.norm1(x), allowed, cache, packing))
         return x + self.dropout(self.mlp(self.norm2(x)))
@@ -185,7 +260,7 @@ class ModalityExpert(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_dim)
 
     def forward(
-        self, x: Tensor, allowed: Tensor, cache: list[LayerCache] | None = None, packing: Packing | None = None
+        self, x: Tensor, allowed: Tensor | None, cache: list[LayerCache] | None = None, packing: Packing | None = None
     ) -> Tensor:
         """cache: one LayerCache per block (causal step-by-step inference), or None; packing: x is
         packed rows (see Packing)."""
@@ -350,9 +425,9 @@ class MoMKE(nn.Module):
         keep = mask[..., MODALITIES.index(modality)]
         if not keep.any():
             return rows[modality].new_zeros(batch, length, self.config.num_outputs)
-        packing = Packing(keep, self.config.context_mode == "causal")
+        packing = Packing(keep, self.config.context_mode == "causal", self.config.num_heads)
         embedded = self.embed_rows(modality, rows[modality], packing.utterance, length)
-        hidden = self.experts[modality](embedded, packing.allowed, packing=packing)
+        hidden = self.experts[modality](embedded, None, packing=packing)
         return scatter_rows(self.unimodal_heads[modality](hidden), keep)
 
     # ----------------------------------------------------------------------------------------
@@ -427,7 +502,9 @@ class MoMKE(nn.Module):
             return weights, mixed, own
         # Every used modality goes through every expert; modalities are stacked along the batch
         # so each expert runs once per forward pass.
-        packing = Packing(torch.cat([mask[..., i] for i in used]), self.config.context_mode == "causal")
+        packing = Packing(
+            torch.cat([mask[..., i] for i in used]), self.config.context_mode == "causal", self.config.num_heads
+        )
         rows = [present_rows[MODALITIES[i]] for i in used]
         counts = [len(x) for x in rows]
         embedded = torch.cat([
@@ -435,7 +512,7 @@ class MoMKE(nn.Module):
             for i, x, utterance in zip(used, rows, packing.utterance.split(counts))
         ])
         expert_outputs = torch.stack(
-            [self.experts[k](embedded, packing.allowed, packing=packing) for k in expert_names], dim=1
+            [self.experts[k](embedded, None, packing=packing) for k in expert_names], dim=1
         )  # e^k(x^m) for every present (m, utterance): [N, E, d]
         for i, x, outputs in zip(used, rows, expert_outputs.split(counts)):
             m, present = MODALITIES[i], mask[..., i]
