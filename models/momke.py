@@ -18,8 +18,8 @@ time through this same forward().
 Speed (CPU training, benchmarks/bench_training.py): without a cache, the per-utterance layers run
 only on the utterances where a modality is present (Packing): padding and, in stage 2, missing
 modalities cost nothing, and attention runs on each sequence's present utterances moved to the
-front, in grids of sequences of similar length. Dropout draws its masks with torch.rand, which on
-CPU costs a third of bernoulli_'s time.
+front, in grids of sequences of similar length. Dropout draws its masks from random bytes
+(keep_mask): on CPU that costs half of torch.rand's masks, which cost a third of bernoulli_'s.
 """
 
 from __future__ import annotations
@@ -54,13 +54,29 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32
 
 
 def dropout(x: Tensor, p: float, training: bool) -> Tensor:
-    """F.dropout, with the CPU mask drawn by torch.rand: F.dropout's bernoulli_ costs more there
+    """F.dropout, with the CPU mask drawn by keep_mask: F.dropout's bernoulli_ costs more there
     than a 256 x 256 matmul of the same rows (benchmarks/bench_training.py). Same distribution."""
     if not training or p == 0.0 or x.device.type != "cpu":
         return F.dropout(x, p, training)
     if p >= 1.0:
         return x * 0.0
-    return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))  # ge_ writes 1.0 / 0.0 in place
+    return x * keep_mask(x, p).mul_(1.0 / (1.0 - p))
+
+
+def keep_mask(x: Tensor, p: float) -> Tensor:
+    """1.0 with probability 1 - p and 0.0 otherwise, independently per element: like x (its dtype).
+
+    On CPU torch draws random numbers one element at a time, and a draw costs about as much
+    whatever its width, so when 256 p is whole (the default p = 0.5, or 0.25, 0.1875...) one
+    64-bit draw serves eight elements: P(byte >= 256 p) = 1 - p exactly. Dropout on 512k
+    elements then takes 1.1 ms instead of 2.3 ms with torch.rand; any other p takes torch.rand.
+    """
+    threshold = p * 256
+    if threshold != int(threshold):
+        return torch.rand_like(x).ge_(p)  # ge_ writes 1.0 / 0.0 in place
+    # random_(-2**63, None): all 64 bits uniform (without `from`, int64 draws leave the top bit 0)
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    return words.view(torch.uint8)[: x.numel()].view(x.shape).to(x.dtype).ge_(threshold)
 
 
 class Dropout(nn.Module):
