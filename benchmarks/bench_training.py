@@ -46,7 +46,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import DIMS, LABELS, machine, make_corpus
 from momke.models.config import MoMKEConfig
-from momke.models.training.trainer import TrainingSettings, _Trainer
+
+try:
+    from momke.models.training.trainer import TrainingSettings, _Trainer
+except ModuleNotFoundError:  # --baseline: a revision before models/training/ was a package
+    from momke.models.training import TrainingSettings, _Trainer
 
 VARIANTS = {
     "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},
