@@ -18,8 +18,9 @@ time through this same forward().
 Speed (CPU training, benchmarks/bench_training.py): without a cache, the per-utterance layers run
 only on the utterances where a modality is present (Packing): padding and, in stage 2, missing
 modalities cost nothing, and attention runs on each sequence's present utterances moved to the
-front, in grids of sequences of similar length. Dropout draws its masks from random bytes
-(keep_mask): on CPU that costs half of torch.rand's masks, which cost a third of bernoulli_'s.
+front, in grids of sequences of similar length; stage 2's head reads only the utterances that
+have a modality. Dropout draws its masks from random bytes (keep_mask): on CPU that costs half of
+torch.rand's masks, which cost a third of bernoulli_'s.
 """
 
 from __future__ import annotations
@@ -175,12 +176,12 @@ class Packing:
         slot = (keep.cumsum(dim=1) - 1).flatten()[self.rows]  # each kept row's place in its sequence
         cell = own_start[sequence] + slot - group_start[sequence]  # its cell within its group's grid
         part = torch.arange(3 * heads, device=keep.device)  # q, k, v of each head, as qkv's columns are
-        # Row r's part j goes to row 3 * heads * start + j * cells_g + cell of the [3 * heads * cells, d / heads]
-        # layout (each group: q, k, v, each [heads, S_g, L_g]); its head h comes back from row
-        # start * heads + h * cells_g + cell of the attended outputs (each group: [heads, S_g, L_g]).
+        # Row r's part j goes to row 3 * heads * start + j * cells_g + cell of the layout
+        # [3 * heads * cells, d / heads] (each group: q, k, v, each [heads, S_g, L_g]); its head h
+        # comes back from row heads * start + h * cells_g + cell of the attended outputs (each
+        # group: [heads, S_g, L_g]).
         size = group_cells[sequence].unsqueeze(1)
-        self.qkv_index = (3 * heads * group_start[sequence] + cell).unsqueeze(1) + part * size
-        self.qkv_index = self.qkv_index.flatten()
+        self.qkv_index = ((3 * heads * group_start[sequence] + cell).unsqueeze(1) + part * size).flatten()
         self.out_index = ((heads * group_start[sequence] + cell).unsqueeze(1) + part[:heads] * size).flatten()
         self._biases: list[Tensor] | None = None
 
