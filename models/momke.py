@@ -195,26 +195,70 @@ class Packing:
             ]
         return self._biases
 
+    def grids(self, layout: Tensor, parts: int) -> list[tuple[Tensor, ...]]:
+        """Per group, the `parts` grids [heads * S_g, L_g, d / heads] (views) of a layout
+        [parts * heads * cells, d / heads]; split, so that autograd's backward is one cat."""
+        pieces = layout.split([self.heads * n * width for n, width, _ in self.groups for _ in range(parts)])
+        return [
+            tuple(piece.view(self.heads * n, width, -1) for piece in pieces[parts * index : parts * (index + 1)])
+            for index, (n, width, _) in enumerate(self.groups)
+        ]
+
     def attend(self, qkv: Tensor, p: float) -> Tensor:
         """Attention for packed rows qkv [N, 3d] (q, k, v, each head after head): [N, d]."""
+        if p > 0.0 and qkv.device.type == "cpu":  # torch's attention would draw its dropout with bernoulli_
+            return PackedAttention.apply(qkv, self, p)
         part = qkv.shape[1] // (3 * self.heads)
         layout = qkv.new_zeros(3 * self.heads * self.cells, part).index_copy_(0, self.qkv_index, qkv.reshape(-1, part))
-        # One split (its backward is one cat): q, k and v of every group.
-        pieces = layout.split([self.heads * n * width for n, width, _ in self.groups for _ in range(3)])
-        cpu_dropout = p > 0.0 and qkv.device.type == "cpu"
-        biases = self.biases(qkv.dtype) if cpu_dropout else [None] * len(self.groups)
         attended = []
-        for index, ((n, width, allowed), bias) in enumerate(zip(self.groups, biases)):
-            q, k, v = (piece.view(self.heads * n, width, part) for piece in pieces[3 * index : 3 * index + 3])
-            if cpu_dropout:  # torch's attention would draw its dropout with bernoulli_ (see dropout())
-                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5)
-                out = torch.bmm(dropout(scores.softmax(dim=-1), p, True), v)
-            else:  # heads as the batch, the group's sequences as heads: allowed [S_g, L_g, L_g] broadcasts
-                q, k, v = (t.view(self.heads, n, width, part) for t in (q, k, v))
-                out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p)
-            attended.append(out.reshape(-1, part))
+        for (q, k, v), (n, width, allowed) in zip(self.grids(layout, 3), self.groups):
+            # Heads as the batch, the group's sequences as heads: allowed [S_g, L_g, L_g] broadcasts.
+            q, k, v = (t.view(self.heads, n, width, part) for t in (q, k, v))
+            attended.append(F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p).reshape(-1, part))
         attended = attended[0] if len(attended) == 1 else torch.cat(attended)
         return attended.index_select(0, self.out_index).view(qkv.shape[0], -1)
+
+
+class PackedAttention(torch.autograd.Function):
+    """Packing.attend on CPU with dropout p on the attention weights (training), its backward
+    written out: every group's outputs and gradients go straight into one buffer (bmm's out=)
+    rather than through autograd's cats, clones and scalings, and the buffers of cells without
+    an utterance are never zeroed where nothing reads them."""
+
+    @staticmethod
+    def forward(ctx, qkv: Tensor, packing: Packing, p: float) -> Tensor:
+        part = qkv.shape[1] // (3 * packing.heads)
+        layout = qkv.new_zeros(3 * packing.heads * packing.cells, part).index_copy_(
+            0, packing.qkv_index, qkv.reshape(-1, part))
+        attended = qkv.new_empty(packing.heads * packing.cells, part)
+        ctx.saved = []  # per group: softmax weights, the dropout mask scaled by 1 / (1 - p), their product
+        for (q, k, v), (out,), bias in zip(packing.grids(layout, 3), packing.grids(attended, 1), packing.biases(qkv.dtype)):
+            weights = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5).softmax(dim=-1)
+            keep = keep_mask(weights, p).mul_(1.0 / (1.0 - p))
+            dropped = weights * keep
+            torch.bmm(dropped, v, out=out)
+            ctx.saved.append((weights, keep, dropped))
+        ctx.packing, ctx.layout, ctx.shape = packing, layout, qkv.shape
+        return attended.index_select(0, packing.out_index).view(qkv.shape[0], -1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        packing, layout = ctx.packing, ctx.layout
+        part = layout.shape[1]
+        # Zeros where no utterance is: those queries' outputs are not read, so they pass nothing back.
+        grad_attended = grad.new_zeros(packing.heads * packing.cells, part).index_copy_(
+            0, packing.out_index, grad.reshape(-1, part))
+        grad_layout = grad.new_empty(layout.shape)  # every row written below
+        for (q, k, v), (grad_q, grad_k, grad_v), (grad_out,), (weights, keep, dropped) in zip(
+            packing.grids(layout, 3), packing.grids(grad_layout, 3), packing.grids(grad_attended, 1), ctx.saved
+        ):
+            torch.bmm(dropped.transpose(1, 2), grad_out, out=grad_v)
+            grad_weights = torch.bmm(grad_out, v.transpose(1, 2)).mul_(keep)
+            grad_scores = torch._softmax_backward_data(grad_weights, weights, -1, weights.dtype).mul_(part**-0.5)
+            torch.bmm(grad_scores, k, out=grad_q)
+            torch.bmm(grad_scores.transpose(1, 2), q, out=grad_k)
+        del ctx.saved, ctx.layout
+        return grad_layout.index_select(0, packing.qkv_index).view(ctx.shape), None, None
 
 
 class SelfAttention(nn.Module):

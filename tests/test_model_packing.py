@@ -93,8 +93,8 @@ def test_packed_attention_equals_attention_on_each_sequence(causal, group_cost, 
     assert packing.utterance.tolist() == keep.nonzero()[:, 1].tolist()  # positions in the conversations
     qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
     p = 0.0
-    if cpu_dropout_path:  # the path training takes on CPU, its dropout made the identity to compare
-        monkeypatch.setattr(momke, "dropout", lambda x, p, training: x)
+    if cpu_dropout_path:  # the path training takes on CPU (PackedAttention), its dropout made the identity
+        monkeypatch.setattr(momke, "keep_mask", lambda x, p: torch.full_like(x, 1 - p))
         p = 0.3
     packed = packing.attend(qkv, p)
     reference = sequence_by_sequence_attention(qkv, keep, causal, heads=2)
@@ -102,6 +102,43 @@ def test_packed_attention_equals_attention_on_each_sequence(causal, group_cost, 
     weights = torch.randn(reference.shape, generator=generator)
     (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
     (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
+
+
+def autograd_packed_attention(qkv, packing, p):
+    """PackedAttention's forward, left to autograd (for its hand-written backward)."""
+    part = qkv.shape[1] // (3 * packing.heads)
+    layout = qkv.new_zeros(3 * packing.heads * packing.cells, part).index_copy(0, packing.qkv_index, qkv.reshape(-1, part))
+    attended = []
+    for (q, k, v), bias in zip(packing.grids(layout, 3), packing.biases(qkv.dtype)):
+        weights = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5).softmax(dim=-1)
+        attended.append(torch.bmm(weights * momke.keep_mask(weights, p) / (1 - p), v).reshape(-1, part))
+    return torch.cat(attended).index_select(0, packing.out_index).view(qkv.shape[0], -1)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, monkeypatch):
+    generator = torch.Generator().manual_seed(4)
+    keep = torch.rand(9, 11, generator=generator) < 0.7
+    monkeypatch.setattr(Packing, "GROUP_COST", 20.0)
+    packing = Packing(keep, causal, heads=2)
+    assert len(packing.groups) > 1
+    masks = {}  # one fixed 0 / 1 mask per weights shape, the same for both passes
+
+    def fixed_mask(x, p):
+        if x.shape not in masks:
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
+        return masks[x.shape].clone()
+
+    monkeypatch.setattr(momke, "keep_mask", fixed_mask)
+    qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
+    weights = torch.randn(int(keep.sum()), 8, generator=generator)
+    reference = autograd_packed_attention(qkv, packing, 0.5)
+    (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    packed = packing.attend(qkv, 0.5)
+    assert len(masks) == len(packing.groups) and any(0 < m.mean() < 1 for m in masks.values())
+    torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+    (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
     torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
 
 
