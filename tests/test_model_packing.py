@@ -4,7 +4,7 @@ fast dropout keeps dropout's distribution and gradient."""
 import pytest
 import torch
 from momke.models import MODALITIES, momke
-from momke.models.momke import Packing, dropout, length_groups
+from momke.models.momke import Packing, add_dropout, dropout, length_groups
 from test_model import random_features, random_mask, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -167,3 +167,18 @@ def test_fast_dropout_keeps_the_distribution_and_the_gradient(p):
     assert not torch.equal(dropout(x, p, training=True), y)  # and a new one at the next call
     assert dropout(x, p, training=False) is x
     assert torch.all(dropout(x, 1.0, training=True) == 0)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.0])
+def test_add_dropout_is_the_sum_with_dropout(p):
+    x = torch.randn(37, 53, requires_grad=True)
+    y = torch.randn(37, 53, requires_grad=True)
+    torch.manual_seed(1)
+    fused = add_dropout(x, y, p, training=True)
+    torch.manual_seed(1)
+    reference = x + dropout(y, p, training=True)  # the same mask draws
+    torch.testing.assert_close(fused, reference)
+    gradients = torch.autograd.grad(fused.square().sum(), (x, y))
+    for gradient, expected in zip(gradients, torch.autograd.grad(reference.square().sum(), (x, y))):
+        torch.testing.assert_close(gradient, expected)
+    assert torch.equal(add_dropout(x, y, p, training=False), x + y)
