@@ -28,8 +28,13 @@ import time
 import numpy as np
 import torch
 from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE, load_checkpoint
-from momke.models.training.data import Conversation, collate_conversations
-from momke.models.training.trainer import predict
+
+try:
+    from momke.models.training.data import Conversation, collate_conversations
+    from momke.models.training.trainer import predict
+except ModuleNotFoundError:  # bench_training.py --baseline: a revision before models/training/ was a package
+    from momke.models.data import Conversation, collate_conversations
+    from momke.models.training import predict
 from torch.nn import functional as F
 
 DIMS = (512, 1024, 1024)

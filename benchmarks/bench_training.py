@@ -15,7 +15,7 @@ train` runs; validation excluded). Variants:
   mlp1-bucket   both
   mlp2, mlp2-bucket   2*d (`--mlp-ratio 2`), without and with bucketing
   mlp1-bucket-torch-dropout   mlp1-bucket with torch's own dropout (bernoulli_ masks) instead of
-                momke.py's torch.rand masks: what that lever is worth
+                momke.py's random-byte masks (keep_mask): what that lever is worth
   mlp1-bucket-compile   mlp1-bucket with each expert under torch.compile(dynamic=True); two
                 epochs per stage, the second timed (the first, with compiling, is recorded as
                 *_first_cpu_s). Not run unless named.
@@ -46,7 +46,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_model import DIMS, LABELS, machine, make_corpus
 from momke.models.config import MoMKEConfig
-from momke.models.training.trainer import TrainingSettings, _Trainer
+
+try:
+    from momke.models.training.trainer import TrainingSettings, _Trainer
+except ModuleNotFoundError:  # --baseline: a revision before models/training/ was a package
+    from momke.models.training import TrainingSettings, _Trainer
 
 VARIANTS = {
     "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},
@@ -73,6 +77,8 @@ def use_torch_dropout() -> None:
     momke.dropout = F.dropout
     momke.attend = lambda q, k, v, allowed, p: F.scaled_dot_product_attention(
         q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p)
+    if hasattr(momke, "keep_mask"):  # packed attention's weights: bernoulli_'s masks, as torch's attention draws
+        momke.keep_mask = lambda x, p: torch.empty_like(x).bernoulli_(1.0 - p)
 
 
 def time_variant(name: str, batch_size: int) -> dict:

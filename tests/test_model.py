@@ -285,10 +285,12 @@ def test_float64_features_are_accepted():
 def test_bad_input_gives_clear_errors():
     model = tiny_model()
     features, mask = random_features(1, 4), torch.ones(1, 4, 3, dtype=torch.bool)
-    bad = dict(features, audio=features["audio"].clone())
-    bad["audio"][0, 1, 0] = float("inf")
-    with pytest.raises(ValueError, match="NaN or inf"):
-        model(bad, mask)
+    for value in (float("inf"), float("-inf"), float("nan")):
+        bad = dict(features, audio=features["audio"].clone())
+        bad["audio"][0, 1, 0] = value
+        with pytest.raises(ValueError, match="NaN or inf"):
+            model(bad, mask)
+        model(bad, mask.logical_and(torch.tensor([True, False, True, True]).view(1, 4, 1)))  # not present: not read
     with pytest.raises(ValueError, match=r"audio features must be \[batch, utterances, 6\]"):
         model(dict(features, audio=torch.zeros(1, 4, 7)), mask)
     with pytest.raises(ValueError, match="no text features"):

@@ -3,8 +3,8 @@ fast dropout keeps dropout's distribution and gradient."""
 
 import pytest
 import torch
-from momke.models import MODALITIES
-from momke.models.momke import Packing, dropout
+from momke.models import MODALITIES, momke
+from momke.models.momke import Packing, add_dropout, dropout, length_groups
 from test_model import random_features, random_mask, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,30 +64,121 @@ def test_unimodal_pass_is_zero_off_its_modality_and_empty_batches_work():
     assert nothing.shape == (2, 5, 4) and torch.all(nothing == 0)
 
 
-def test_packing_moves_kept_utterances_to_the_front_and_masks_the_rest():
-    keep = torch.tensor([[False, True, False, True], [True, True, True, False]])
-    packing = Packing(keep, causal=True)
-    assert packing.width == 3
-    assert packing.utterance.tolist() == [1, 3, 0, 1, 2]  # positions in the conversations
-    grid = packing.to_grid(torch.arange(1.0, 6.0).unsqueeze(1))
-    assert grid.squeeze(-1).tolist() == [[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]
-    assert torch.equal(packing.from_grid(grid).squeeze(1), torch.arange(1.0, 6.0))
-    # Causal: no later keys; sequence 0 keeps two utterances, so no query sees its third cell but
-    # that cell itself (its output is never read).
-    assert packing.allowed[0].tolist() == [[True, False, False], [True, True, False], [True, True, True]]
-    assert Packing(keep, causal=False).allowed[1].all()
+def sequence_by_sequence_attention(qkv, keep, causal, heads):
+    """Attention of packed rows qkv [N, 3d] computed one sequence at a time on its kept rows."""
+    outputs, row = [], 0
+    for n in keep.sum(dim=1).tolist():
+        if n == 0:
+            continue
+        q, k, v = qkv[row : row + n].view(n, 3, heads, -1).permute(1, 2, 0, 3)
+        scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+        if causal:
+            scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        outputs.append((scores.softmax(dim=-1) @ v).transpose(0, 1).reshape(n, -1))
+        row += n
+    return torch.cat(outputs)
 
 
-def test_fast_dropout_keeps_the_distribution_and_the_gradient():
-    x = torch.ones(200, 500, requires_grad=True)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("group_cost", [0.0, 1e9])  # a group per length, or one grid for all
+@pytest.mark.parametrize("cpu_dropout_path", [False, True])
+def test_packed_attention_equals_attention_on_each_sequence(causal, group_cost, cpu_dropout_path, monkeypatch):
+    generator = torch.Generator().manual_seed(3)
+    keep = torch.rand(7, 9, generator=generator) < 0.6
+    keep[2] = False  # a sequence that keeps nothing
+    keep[4] = True
+    monkeypatch.setattr(Packing, "GROUP_COST", group_cost)
+    packing = Packing(keep, causal, heads=2)
+    assert len(packing.groups) == (1 if group_cost else len(set(keep.sum(dim=1).tolist()) - {0}))
+    assert packing.utterance.tolist() == keep.nonzero()[:, 1].tolist()  # positions in the conversations
+    qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
+    p = 0.0
+    if cpu_dropout_path:  # the path training takes on CPU (PackedAttention), its dropout made the identity
+        monkeypatch.setattr(momke, "keep_mask", lambda x, p: torch.full_like(x, 1 - p))
+        p = 0.3
+    packed = packing.attend(qkv, p)
+    reference = sequence_by_sequence_attention(qkv, keep, causal, heads=2)
+    torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+    weights = torch.randn(reference.shape, generator=generator)
+    (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
+    (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
+
+
+def autograd_packed_attention(qkv, packing, p):
+    """PackedAttention's forward, left to autograd (for its hand-written backward)."""
+    part = qkv.shape[1] // (3 * packing.heads)
+    layout = qkv.new_zeros(3 * packing.heads * packing.cells, part).index_copy(0, packing.qkv_index, qkv.reshape(-1, part))
+    attended = []
+    for (q, k, v), bias in zip(packing.grids(layout, 3), packing.biases(qkv.dtype)):
+        weights = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5).softmax(dim=-1)
+        attended.append(torch.bmm(weights * momke.keep_mask(weights, p) / (1 - p), v).reshape(-1, part))
+    return torch.cat(attended).index_select(0, packing.out_index).view(qkv.shape[0], -1)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, monkeypatch):
+    generator = torch.Generator().manual_seed(4)
+    keep = torch.rand(9, 11, generator=generator) < 0.7
+    monkeypatch.setattr(Packing, "GROUP_COST", 20.0)
+    packing = Packing(keep, causal, heads=2)
+    assert len(packing.groups) > 1
+    masks = {}  # one fixed 0 / 1 mask per weights shape, the same for both passes
+
+    def fixed_mask(x, p):
+        if x.shape not in masks:
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
+        return masks[x.shape].clone()
+
+    monkeypatch.setattr(momke, "keep_mask", fixed_mask)
+    qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
+    weights = torch.randn(int(keep.sum()), 8, generator=generator)
+    reference = autograd_packed_attention(qkv, packing, 0.5)
+    (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    packed = packing.attend(qkv, 0.5)
+    assert len(masks) == len(packing.groups) and any(0 < m.mean() < 1 for m in masks.values())
+    torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+    (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
+    torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
+
+
+def test_length_groups_cut_where_it_saves_cells():
+    assert length_groups([9, 9, 2, 2], group_cost=0.0) in ([2, 4], [1, 2, 3, 4])
+    assert length_groups([9, 9, 2, 2], group_cost=10.0) == [2, 4]  # 2*81 + 2*4 + 20 < 4*81 + 10
+    assert length_groups([9, 9, 2, 2], group_cost=1000.0) == [4]
+    assert length_groups([], group_cost=10.0) == []
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5, 0.25])  # torch.rand's masks, and random bytes' (256 p whole)
+def test_fast_dropout_keeps_the_distribution_and_the_gradient(p):
+    x = torch.ones(199, 503, requires_grad=True)  # an element count that is no multiple of 8
     torch.manual_seed(0)
-    y = dropout(x, 0.3, training=True)
+    y = dropout(x, p, training=True)
     kept = y != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.01
-    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert abs(kept.float().mean().item() - (1 - p)) < 0.01
+    # Independent elements: neighbours (one byte apart in a draw) agree as often as chance says.
+    same = (kept[:, 1:] == kept[:, :-1]).float().mean().item()
+    assert abs(same - (p * p + (1 - p) * (1 - p))) < 0.01
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
     y.sum().backward()
     torch.testing.assert_close(x.grad, y.detach())  # d y / d x = mask / (1 - p)
     torch.manual_seed(0)
-    assert torch.equal(dropout(x, 0.3, training=True), y)  # seeded: the same mask
-    assert dropout(x, 0.3, training=False) is x
+    assert torch.equal(dropout(x, p, training=True), y)  # seeded: the same mask
+    assert not torch.equal(dropout(x, p, training=True), y)  # and a new one at the next call
+    assert dropout(x, p, training=False) is x
     assert torch.all(dropout(x, 1.0, training=True) == 0)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.0])
+def test_add_dropout_is_the_sum_with_dropout(p):
+    x = torch.randn(37, 53, requires_grad=True)
+    y = torch.randn(37, 53, requires_grad=True)
+    torch.manual_seed(1)
+    fused = add_dropout(x, y, p, training=True)
+    torch.manual_seed(1)
+    reference = x + dropout(y, p, training=True)  # the same mask draws
+    torch.testing.assert_close(fused, reference)
+    gradients = torch.autograd.grad(fused.square().sum(), (x, y))
+    for gradient, expected in zip(gradients, torch.autograd.grad(reference.square().sum(), (x, y))):
+        torch.testing.assert_close(gradient, expected)
+    assert torch.equal(add_dropout(x, y, p, training=False), x + y)
