@@ -70,15 +70,15 @@ OFFICIAL_PEAK_MB = 3400
 
 
 def use_torch_dropout() -> None:
-    """Put torch's dropout back into momke.py (the lever's "before")."""
-    from momke.models import momke
+    """Put torch's dropout back into the model (the lever's "before")."""
+    from momke.models import momke, packing
     from torch.nn import functional as F
 
-    momke.dropout = F.dropout
+    packing.dropout = F.dropout
     momke.attend = lambda q, k, v, allowed, p: F.scaled_dot_product_attention(
         q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p)
-    if hasattr(momke, "keep_mask"):  # packed attention's weights: bernoulli_'s masks, as torch's attention draws
-        momke.keep_mask = lambda x, p: torch.empty_like(x).bernoulli_(1.0 - p)
+    # Packed attention's weights and the residual dropout: bernoulli_'s masks, as torch draws them.
+    packing.keep_mask = lambda x, p: torch.empty_like(x).bernoulli_(1.0 - p)
 
 
 def time_variant(name: str, batch_size: int) -> dict:

@@ -3,8 +3,9 @@ fast dropout keeps dropout's distribution and gradient."""
 
 import pytest
 import torch
-from momke.models import MODALITIES, momke
-from momke.models.momke import Packing, add_dropout, dropout, length_groups
+from momke.models import MODALITIES
+from momke.models import packing as packing_module
+from momke.models.packing import Packing, add_dropout, dropout, length_groups
 from test_model import random_features, random_mask, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -94,7 +95,7 @@ def test_packed_attention_equals_attention_on_each_sequence(causal, group_cost, 
     qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
     p = 0.0
     if cpu_dropout_path:  # the path training takes on CPU (PackedAttention), its dropout made the identity
-        monkeypatch.setattr(momke, "keep_mask", lambda x, p: torch.full_like(x, 1 - p))
+        monkeypatch.setattr(packing_module, "keep_mask", lambda x, p: torch.full_like(x, 1 - p))
         p = 0.3
     packed = packing.attend(qkv, p)
     reference = sequence_by_sequence_attention(qkv, keep, causal, heads=2)
@@ -112,7 +113,7 @@ def autograd_packed_attention(qkv, packing, p):
     attended = []
     for (q, k, v), bias in zip(packing.grids(layout, 3), packing.biases(qkv.dtype)):
         weights = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5).softmax(dim=-1)
-        attended.append(torch.bmm(weights * momke.keep_mask(weights, p) / (1 - p), v).reshape(-1, part))
+        attended.append(torch.bmm(weights * packing_module.keep_mask(weights, p) / (1 - p), v).reshape(-1, part))
     return torch.cat(attended).index_select(0, packing.out_index).view(qkv.shape[0], -1)
 
 
@@ -130,7 +131,7 @@ def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, 
             masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
         return masks[x.shape].clone()
 
-    monkeypatch.setattr(momke, "keep_mask", fixed_mask)
+    monkeypatch.setattr(packing_module, "keep_mask", fixed_mask)
     qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
     weights = torch.randn(int(keep.sum()), 8, generator=generator)
     reference = autograd_packed_attention(qkv, packing, 0.5)
