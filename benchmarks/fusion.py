@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     text = summary(report)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
+    Path(f"{args.out}.txt").write_text(text + "\n", encoding="utf-8")
+    Path(f"{args.out}.json").write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
     return 0
 
 

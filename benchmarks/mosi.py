@@ -204,9 +204,9 @@ def write_results(args, argv, epochs, reports: dict, wall: float) -> None:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".txt").write_text("\n".join(header + lines) + "\n", encoding="utf-8")
+    Path(f"{args.out}.txt").write_text("\n".join(header + lines) + "\n", encoding="utf-8")
     payload = {"command": header[1], "header": header, "runs": results}
-    args.out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    Path(f"{args.out}.json").write_text(json.dumps(payload, indent=1, default=_json_default) + "\n", encoding="utf-8")
 
 
 def _one_run(task):
