@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from .. import assets
 from ..extractors.runtime import atomic_path, pick_device, write_text_atomic
 from .config import MODALITIES, MoMKEConfig
+from .ensemble import MoMKEEnsemble, build_model
 from .momke import MoMKE
 
 WEIGHTS_FILE = "model.safetensors"
@@ -37,8 +38,14 @@ FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-whisper-4class"
 
 
-def save_checkpoint(model: MoMKE, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: MoMKE | MoMKEEnsemble, directory: str | os.PathLike, metadata: Mapping[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
     """Write model.safetensors + config.json into directory (created if needed); returns it.
+
+    half: store the weights as float16 (half the file, for the checkpoint shipped in the
+    repository); they are read back into float32, so outputs move by rounding only.
 
     metadata (protocol, training data, metrics, ...) is merged over config.metadata in the
     saved file; the model itself is not changed. Files are replaced atomically, so an
@@ -52,7 +59,8 @@ def save_checkpoint(model: MoMKE, directory: str | os.PathLike, metadata: Mappin
     except (TypeError, ValueError) as error:
         raise ValueError(f"checkpoint metadata must be JSON-serialisable: {error}") from error
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
+    dtype = torch.float16 if half else None
+    tensors = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_FILE) as temporary:
         save_file(tensors, str(temporary))
     write_text_atomic(directory / CONFIG_FILE, config_text + "\n")
@@ -79,8 +87,11 @@ def load_config(directory: str | os.PathLike) -> MoMKEConfig:
         raise ValueError(f"{path} holds an invalid MoMKE config: {error}") from error
 
 
-def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None) -> MoMKE:
-    """Load a checkpoint into a MoMKE in eval mode, on device (default: CUDA if present, else CPU).
+def load_checkpoint(
+    directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None
+) -> MoMKE | MoMKEEnsemble:
+    """Load a checkpoint into a MoMKE (or an ensemble of them) in eval mode, float32, on device
+    (default: CUDA if present, else CPU).
 
     Everything is checked before memory is committed to the model: the config's types (in
     load_config), then the tensor names and shapes in the weights file's header against the
@@ -100,8 +111,8 @@ def load_checkpoint(directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: s
     if not_finite:
         raise ValueError(f"weights in {path} hold NaN or infinite values ({', '.join(not_finite[:5])}); "
                          "the checkpoint is corrupt or its training diverged")
-    model = MoMKE(config)
-    model.load_state_dict(tensors)
+    model = build_model(config)
+    model.load_state_dict(tensors)  # copies into the float32 parameters, whatever the file's dtype
     return model.to(pick_device(device)).eval()
 
 
@@ -117,14 +128,18 @@ def weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def check_weight_shapes(config: MoMKEConfig, shapes: Mapping[str, tuple[tuple[int, ...], str]], path: Path) -> None:
     """Raise ValueError unless the weights file holds exactly the float tensors the config implies."""
-    # The block count sets how many modules even a meta model creates, so it is compared first.
-    blocks = {int(name.split(".")[3]) for name in shapes if name.startswith("experts.") and ".blocks." in name
-              and name.split(".")[3].isdigit()}
+    # Member and block counts set how many modules even a meta model creates, so they come first.
+    members = {int(name.split(".")[1]) for name in shapes if name.startswith("members.") and name.split(".")[1].isdigit()}
+    if config.ensemble_size != max(1, len(members)):
+        raise ValueError(f"weights in {path} do not match its config: ensemble_size is {config.ensemble_size} "
+                         f"in config, {max(1, len(members))} in the weights file")
+    parts = [name.split(".")[2:] if members else name.split(".") for name in shapes]
+    blocks = {int(p[3]) for p in parts if len(p) > 3 and p[0] == "experts" and p[2] == "blocks" and p[3].isdigit()}
     if config.num_blocks != len(blocks):
         raise ValueError(f"weights in {path} do not match its config: num_blocks is {config.num_blocks} "
                          f"in config, {len(blocks)} in the weights file")
     with torch.device("meta"):
-        expected = {name: tuple(value.shape) for name, value in MoMKE(config).state_dict().items()}
+        expected = {name: tuple(value.shape) for name, value in build_model(config).state_dict().items()}
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     wrong_shape = sorted(

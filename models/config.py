@@ -37,6 +37,7 @@ class MoMKEConfig:
     mixing: False sends each modality through its own expert only (ablation "no mixing").
     max_context: the longest context, in utterances, the model was trained to handle; live
         inference never holds more.
+    ensemble_size: how many members a checkpoint holds (see models/ensemble.py).
     calibration: temperatures fitted on validation data (classification), applied as
         softmax(logits / T): {"modalities": {"audio": T, "text": T, "visual": T}, "fused":
         {"a": T, ..., "atv": T}} (fused: one per modality condition). A missing entry means T = 1.
@@ -60,6 +61,9 @@ class MoMKEConfig:
     mixing: bool = True
     feature_profile: str = "custom"
     max_context: int = 110
+    # Members trained alike from different seeds, read as one by averaging their logits
+    # (models/ensemble.py); 1 = a single model.
+    ensemble_size: int = 1
     calibration: dict[str, Any] = field(default_factory=dict)
     # Free-form provenance written by training (protocol, data, metrics); not used by the network.
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +97,8 @@ class MoMKEConfig:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
         if isinstance(self.max_context, bool) or not isinstance(self.max_context, int) or self.max_context < 1:
             raise ValueError(f"max_context must be a positive integer (utterances), got {self.max_context!r}")
+        if isinstance(self.ensemble_size, bool) or not isinstance(self.ensemble_size, int) or self.ensemble_size < 1:
+            raise ValueError(f"ensemble_size must be a positive integer, got {self.ensemble_size!r}")
         _check_calibration(self.calibration)
 
     @property

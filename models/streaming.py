@@ -113,7 +113,7 @@ class StreamingMoMKE:
             raise ValueError(f"keep_after_roll must be in [1, max_context={self.max_context}], got {keep_after_roll}")
         self.keep_after_roll = keep_after_roll
         self.causal = self.config.context_mode == "causal"
-        reference = model.head.mlp[0].weight
+        reference = next(model.parameters())
         self._device, self._dtype = reference.device, reference.dtype
         self.reset()
 
@@ -134,7 +134,7 @@ class StreamingMoMKE:
         """Forget the conversation: context, cache and every stored feature."""
         # One entry per utterance in context: {present modality: feature vector [d_m]}.
         self._utterances: list[dict[str, Tensor]] = []
-        self._cache = KVCache(self.config) if self.causal else None
+        self._cache = self.model.new_cache() if self.causal else None
 
     def forget(self, modality: str) -> None:
         """Drop every stored feature of `modality` (a privacy switch turned off) and rebuild the
@@ -167,7 +167,7 @@ class StreamingMoMKE:
             if not self.causal:
                 cache, output = None, self._forward(context, None)
             elif rolled:  # positions restart at 0: a fresh cache over the kept utterances
-                cache = KVCache(self.config)
+                cache = self.model.new_cache()
                 output = self._forward(context, cache)
             else:  # a copy, so that a rejected output leaves the cache as it was
                 cache = self._cache.copy()

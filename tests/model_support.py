@@ -19,3 +19,11 @@ def tiny_model(seed: int = 0, **overrides) -> MoMKE:
     """An untrained MoMKE in eval mode; `overrides` are MoMKEConfig fields."""
     torch.manual_seed(seed)
     return MoMKE(tiny_config(**overrides)).eval()
+
+
+def tiny_ensemble(size: int = 2, **overrides):
+    """An untrained ensemble of `size` tiny MoMKE members (different seeds), in eval mode."""
+    from momke.models.ensemble import MoMKEEnsemble
+
+    members = [tiny_model(seed=seed, **overrides) for seed in range(size)]
+    return MoMKEEnsemble(tiny_config(ensemble_size=size, **overrides), members).eval()

@@ -173,7 +173,7 @@ def test_config_types_are_checked_strictly(tmp_path, key, value, message):
 
 
 def test_a_config_asking_for_a_huge_model_is_refused_before_it_is_built(tmp_path, monkeypatch):
-    from momke.models import checkpoint
+    from momke.models import ensemble
 
     built = []
 
@@ -182,7 +182,7 @@ def test_a_config_asking_for_a_huge_model_is_refused_before_it_is_built(tmp_path
             built.append(torch.empty(0).device.type)  # the device a new tensor lands on
             super().__init__(config)
 
-    monkeypatch.setattr(checkpoint, "MoMKE", Spy)
+    monkeypatch.setattr(ensemble, "MoMKE", Spy)  # build_model's
     model = tiny_model()
     save_checkpoint(model, tmp_path)
     width = int(model.config.hidden_dim * model.config.mlp_ratio)

@@ -45,6 +45,8 @@ import torch
 from ..calibration import fit_temperature
 from ..checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
 from ..config import MODALITIES
+from ..ensemble import MoMKEEnsemble
+from ..momke import MoMKE
 from ..training.data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
 from ..training.evaluation import evaluate_conditions
 from ..training.label_matched import build_pools, label_matched_conversations
@@ -339,9 +341,13 @@ def calibrate(model, valid: Sequence[Conversation]) -> dict[str, dict[str, float
     return temperatures
 
 
-def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **overrides: Any) -> TrainingResult:
-    """Stage 1 + stage 2 on the unimodal corpora plus label-matched tri-modal conversations,
-    then calibration on validation; overrides replace recipe training settings.
+def train_recipe(
+    recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **overrides: Any
+) -> tuple[MoMKE | MoMKEEnsemble, list[TrainingResult]]:
+    """Stage 1 + stage 2 on the unimodal corpora plus label-matched tri-modal conversations, once
+    per seed of the recipe's `ensemble_seeds` (or its one `seed`), then calibration on validation;
+    overrides replace recipe training settings. Returns the model (an ensemble when there are
+    several seeds) and each seed's training result.
 
     Features are z-scored with the training data's statistics for training, then the
     statistics are folded into the model's input layers, so the result reads raw features."""
@@ -358,6 +364,7 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
         weight_average=training.get("weight_average"),
         progress=training.get("progress", True),
     )
+    seeds = [training["seed"]] if "seed" in overrides else list(training.get("ensemble_seeds", [training["seed"]]))
     chains = recipe.get("text_chains")
     splits = {}
     for split in ("train", "valid"):
@@ -366,19 +373,25 @@ def train_recipe(recipe: dict[str, Any], corpora: dict[str, FeatureCorpus], **ov
             text = chained(text, chains["max_length"], chains["seed"])
         others = [c for source in ("ravdess", "fer2013") for c in corpora[source].split(split)]
         splits[split] = others + text + matched_conversations(recipe, corpora, split)
-    if not recipe.get("standardize", True):
-        result = train_momke(splits["train"], splits["valid"], config, settings)
+    stats = feature_statistics(splits["train"]) if recipe.get("standardize", True) else None
+    train = splits["train"] if stats is None else standardized(splits["train"], stats)
+    valid = splits["valid"] if stats is None else standardized(splits["valid"], stats)
+    results = []
+    for seed in seeds:
+        result = train_momke(train, valid, config, replace(settings, seed=seed))
+        if stats is not None:
+            _, before = predict(result.model, valid[:16])
+            fold_standardization(result.model, stats)
+            _, after = predict(result.model, splits["valid"][:16])
+            if not np.allclose(before, after, atol=1e-3, rtol=1e-3):
+                raise RuntimeError(f"folding the standardisation changed the outputs by {np.abs(before - after).max():.2e}")
+        results.append(result)
+    if len(results) == 1:
+        model = results[0].model
     else:
-        stats = feature_statistics(splits["train"])
-        valid = standardized(splits["valid"], stats)
-        result = train_momke(standardized(splits["train"], stats), valid, config, settings)
-        _, before = predict(result.model, valid[:16])
-        fold_standardization(result.model, stats)
-        _, after = predict(result.model, splits["valid"][:16])
-        if not np.allclose(before, after, atol=1e-3, rtol=1e-3):
-            raise RuntimeError(f"folding the standardisation changed the outputs by {np.abs(before - after).max():.2e}")
-    result.model.config.calibration = calibrate(result.model, splits["valid"])
-    return result
+        model = MoMKEEnsemble(replace(config, ensemble_size=len(results)), [r.model for r in results])
+    model.config.calibration = calibrate(model, splits["valid"])
+    return model.eval(), results
 
 
 def source_metrics(model, corpora: dict[str, FeatureCorpus], split: str) -> dict[str, dict[str, float]]:
@@ -420,21 +433,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         extracted = time.time()
         overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs),
                                        ("seed", args.seed), ("weight_average", args.weight_average)) if v is not None}
-        result = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
+        model, results = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
     except ValueError as error:
         print(f"default recipe: {error}", file=sys.stderr)
         return 2
     trained = time.time()
-    valid = source_metrics(result.model, corpora, "valid")
+    valid = source_metrics(model, corpora, "valid")
+    settings = results[0].settings
     counts = {s: {split: sum(int((c.labels >= 0).sum()) for c in corpus.split(split)) for split in ("train", "valid", "test")}
               for s, corpus in corpora.items()}
     metadata = {
         "recipe": recipe.get("name", args.recipe.stem),
         "recipe_file": str(args.recipe.name),
-        "protocol": result.settings.protocol,
-        "context_mode": result.config.context_mode,
-        "training": result.settings.to_dict(),
-        "selected": result.best,
+        "protocol": settings.protocol,
+        "context_mode": model.config.context_mode,
+        "training": {**settings.to_dict(), "seed": [r.settings.seed for r in results] if len(results) > 1 else settings.seed},
+        # Per seed (ensemble member, in order): the epoch each stage kept and its validation scores.
+        "selected": [r.best for r in results] if len(results) > 1 else results[0].best,
         "data": {
             "sources": {s: {"modality": SOURCE_MODALITY[s], "labelled_utterances": counts[s]} for s in corpora},
             "label_maps": recipe["label_maps"],
@@ -447,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timing_s": {"extraction": round(extracted - started), "training": round(trained - extracted)},
     }
     metadata = json.loads(json.dumps(metadata, default=float).replace("NaN", "null"))  # strict JSON
-    save_checkpoint(result.model, args.out, metadata)
+    save_checkpoint(model, args.out, metadata, half=len(results) > 1)  # several members: float16 keeps the file small
     print(json.dumps({"out": str(args.out), "valid": valid, "timing_s": metadata["timing_s"]}, indent=1))
     return 0
 
