@@ -56,6 +56,7 @@ from torch import Tensor
 
 from .calibration import apply_temperature, fused_temperature, modality_temperature
 from .config import MODALITIES
+from .ensemble import MoMKEEnsemble
 from .momke import KVCache, MoMKE, MoMKEOutput
 
 
@@ -101,7 +102,9 @@ class StreamingMoMKE:
     the checkpoint's. keep_after_roll: utterances kept when the window rolls (causal models).
     """
 
-    def __init__(self, model: MoMKE, max_context: int | None = None, keep_after_roll: int | None = None) -> None:
+    def __init__(
+        self, model: MoMKE | MoMKEEnsemble, max_context: int | None = None, keep_after_roll: int | None = None
+    ) -> None:
         if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
         self.model = model.eval()

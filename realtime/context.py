@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..models.config import MODALITIES
+from ..models.ensemble import MoMKEEnsemble
 from ..models.momke import MoMKE
 from ..models.streaming import EmptyUtteranceError, NonFiniteOutputError, StepOutput, StreamingMoMKE
 
@@ -40,7 +41,7 @@ class ContextPrediction:
 
 
 class ConversationContext:
-    def __init__(self, model: MoMKE, max_context: int | None = None) -> None:
+    def __init__(self, model: MoMKE | MoMKEEnsemble, max_context: int | None = None) -> None:
         """max_context: utterances kept; None means the checkpoint's config.max_context, and a
         larger request is cut to it."""
         self.model = model

@@ -29,6 +29,7 @@ from ..extractors.base import FeatureProfile
 from ..extractors.runtime import pick_device
 from ..models.cli_common import version
 from ..models.config import MODALITIES
+from ..models.ensemble import MoMKEEnsemble
 from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from .clock import SessionClock
@@ -92,7 +93,7 @@ class LiveSession:
         Beyond that (keyword-only): `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
         language, "en" by default, None = detect per utterance), `asr_timeout_s` +
-        `asr_timeout_factor` x the utterance's duration (the ASR's time limit), `checkpoint` may also be a MoMKE instance, `microphone`
+        `asr_timeout_factor` x the utterance's duration (the ASR's time limit), `checkpoint` may also be a MoMKE (or MoMKEEnsemble) instance, `microphone`
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
         second kept from the camera and `max_frames` the frames per utterance given to the visual
@@ -474,8 +475,8 @@ def _load_profile(profile, device: str) -> FeatureProfile:
     return load_profile(profile, device=device)
 
 
-def _load_model(checkpoint, device: str) -> MoMKE:
-    if isinstance(checkpoint, MoMKE):
+def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
+    if isinstance(checkpoint, (MoMKE, MoMKEEnsemble)):
         return checkpoint.to(device).eval()
     from ..models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 

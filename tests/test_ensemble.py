@@ -75,3 +75,10 @@ def test_checkpoint_round_trip_in_float16_and_a_mismatched_member_count(tmp_path
     config_file.write_text(config_file.read_text().replace('"ensemble_size": 1', '"ensemble_size": 2'))
     with pytest.raises(ValueError, match="ensemble_size is 2 in config, 1 in the weights file"):
         load_checkpoint(tmp_path / "one", device="cpu")
+
+
+def test_a_live_session_takes_an_ensemble_instance_as_its_checkpoint():
+    from momke.realtime.session import _load_model
+
+    ensemble = model_support.tiny_ensemble(2, context_mode="causal")
+    assert _load_model(ensemble, "cpu") is ensemble
