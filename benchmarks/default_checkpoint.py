@@ -25,11 +25,10 @@ import numpy as np
 import torch
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.commands.default_recipe import (
-    DATA_DIR,
     RECIPES,
     SOURCE_MODALITY,
+    add_corpus_options,
     build_corpora,
-    default_cache_dir,
     extract_source,
     load_recipe,
 )
@@ -77,8 +76,7 @@ def iemocap_corpus(recipe: dict, cache: Path, data: Path):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    add_corpus_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS / "default_checkpoint")
     args = parser.parse_args(argv)
     if not args.data.is_dir():

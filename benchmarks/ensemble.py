@@ -26,16 +26,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fusion import (
-    DATA_DIR,
     RECIPES,
     build_corpora,
     conditions_and_conflicts,
-    default_cache_dir,
     fer_comparison,
     load_recipe,
 )
 from momke.models.checkpoint import load_checkpoint
-from momke.models.commands.default_recipe import matched_conversations
+from momke.models.commands.default_recipe import add_corpus_options, matched_conversations
 from momke.models.ensemble import MoMKEEnsemble
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,8 +65,7 @@ def line(name: str, valid: str, result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", type=Path, nargs="+", help="single-seed runs of the recipe")
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    add_corpus_options(parser)
     parser.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2], help="label-matched test draws")
     parser.add_argument("--out", type=Path, default=RESULTS / "ensemble")
     args = parser.parse_args(argv)

@@ -39,11 +39,10 @@ from momke.models.calibration import (
 )
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.commands.default_recipe import (
-    DATA_DIR,
     FER_CLASSES,
     RECIPES,
+    add_corpus_options,
     build_corpora,
-    default_cache_dir,
     load_recipe,
     matched_conversations,
 )
@@ -160,8 +159,7 @@ def fer_comparison(model, fer_test: list[Conversation], labels: list[str], recip
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data", type=Path, default=DATA_DIR)
-    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    add_corpus_options(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=RESULTS / "fusion")
     args = parser.parse_args(argv)

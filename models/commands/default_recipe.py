@@ -405,18 +405,23 @@ def source_metrics(model, corpora: dict[str, FeatureCorpus], split: str) -> dict
     return results
 
 
+def add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """--data and --cache, as the recipe and the benchmarks that read its corpora take them."""
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
+    parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (default ~/.cache/momke/recipe)")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
-    parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
-    parser.add_argument("--cache", type=Path, default=None, help="feature cache (default ~/.cache/momke/recipe)")
+    add_corpus_options(parser)
     # Required: a run without --out must never overwrite the shipped checkpoint by accident.
     parser.add_argument("--out", type=Path, required=True,
                         help=f"checkpoint folder to write (the shipped one is {DEFAULT_CHECKPOINT})")
     parser.add_argument("--limit", type=int, help="only N dialogues per source and split (a quick end-to-end run)")
     parser.add_argument("--stage1-epochs", type=int)
     parser.add_argument("--stage2-epochs", type=int)
-    parser.add_argument("--seed", type=int, help="training seed (the recipe's by default; data draws keep theirs)")
+    parser.add_argument("--seed", type=int, help="train one model with this seed instead of the recipe's ensemble (data draws keep their seeds)")
     parser.add_argument("--weight-average", type=float, metavar="DECAY",
                         help="keep a moving average of the weights (the recipe's setting by default; 0 = the last weights)")
     parser.add_argument("--device")
