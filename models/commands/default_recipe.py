@@ -14,8 +14,8 @@ conversations, text chains, model size, epochs. Sources and what they give:
 - MELD and EmoryNLP (text only): real dialogues in their order; utterances whose emotion is not
   one of the four classes stay as unlabeled context. Their own train/dev/test splits.
 - FER2013 (visual only): one face = one pseudo-utterance, random faces grouped into
-  pseudo-dialogues. Training faces are sampled class-balanced; validation is a seeded part of the
-  train images; public_test is the test part.
+  pseudo-dialogues. Training faces are sampled class-balanced from the train images; a seeded
+  half of public_test validates (the mini-Xception learnt the train faces), the other half tests.
 
 Features are extracted once into a cache folder (default ~/.cache/momke/recipe, or --cache):
 per-utterance vectors through `momke extract`'s cache, per-corpus feature corpora beside it.
@@ -23,8 +23,10 @@ Stage 1 trains each expert on its own modality's corpus; stage 2 mixes on all of
 label-matched tri-modal pseudo-conversations (models/training/label_matched.py; MELD/EmoryNLP dialogues
 chained back to back up to the context limit) with the random protocol and causal context, each
 modality's own head trained alongside; temperatures are then fitted on validation for every
-path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance: inverse-frequency class weights in the cross-entropy, on top of the balanced FER
-sample and the oversampled RAVDESS.
+path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance:
+inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample and the
+oversampled RAVDESS. The whole training runs once per seed of the recipe's `ensemble_seeds`; the
+models are kept as one ensemble (models/ensemble.py), calibrated as one.
 """
 
 from __future__ import annotations
