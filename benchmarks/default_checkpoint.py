@@ -25,12 +25,11 @@ import numpy as np
 import torch
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.commands.default_recipe import (
-    RECIPES,
     SOURCE_MODALITY,
     add_corpus_options,
     build_corpora,
     extract_source,
-    load_recipe,
+    recipe_of,
 )
 from momke.models.training.data import Conversation
 from momke.models.training.trainer import condition_presence, predict
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     model = load_checkpoint(args.checkpoint, device="cpu")
     meta = model.config.metadata
-    recipe = load_recipe(RECIPES / meta.get("recipe_file", "whisper_4class.json"))
+    recipe = recipe_of(model.config)
     if list(recipe["labels"]) != list(model.config.labels):
         raise SystemExit(f"recipe labels {recipe['labels']} differ from the checkpoint's {model.config.labels}")
     corpora = build_corpora(recipe, args.data, args.cache, progress=False)

@@ -26,14 +26,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fusion import (
-    RECIPES,
     build_corpora,
     conditions_and_conflicts,
     fer_comparison,
-    load_recipe,
 )
 from momke.models.checkpoint import load_checkpoint
-from momke.models.commands.default_recipe import add_corpus_options, matched_conversations
+from momke.models.commands.default_recipe import (
+    add_corpus_options,
+    matched_conversations,
+    recipe_of,
+)
 from momke.models.ensemble import MoMKEEnsemble
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     started = time.time()
     models = [load_checkpoint(path, device="cpu") for path in args.checkpoints]
-    recipe = load_recipe(RECIPES / models[0].config.metadata.get("recipe_file", "whisper_4class.json"))
+    recipe = recipe_of(models[0].config)
     corpora = build_corpora(recipe, args.data, args.cache, progress=False)
     rows, report = [], {"checkpoints": [str(p) for p in args.checkpoints], "runs": {}, "ensembles": {}}
     for path, model in zip(args.checkpoints, models):

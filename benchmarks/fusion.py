@@ -40,11 +40,10 @@ from momke.models.calibration import (
 from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from momke.models.commands.default_recipe import (
     FER_CLASSES,
-    RECIPES,
     add_corpus_options,
     build_corpora,
-    load_recipe,
     matched_conversations,
+    recipe_of,
 )
 from momke.models.config import MODALITIES
 from momke.models.streaming import StreamingMoMKE
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     started = time.time()
     model = load_checkpoint(args.checkpoint, device="cpu")
-    recipe = load_recipe(RECIPES / model.config.metadata.get("recipe_file", "whisper_4class.json"))
+    recipe = recipe_of(model.config)
     corpora = build_corpora(recipe, args.data, args.cache, progress=False)
     runs = []
     for seed in args.seeds:

@@ -92,6 +92,11 @@ def load_recipe(path: str | Path = DEFAULT_RECIPE) -> dict[str, Any]:
     return recipe
 
 
+
+def recipe_of(config) -> dict[str, Any]:
+    """The recipe a checkpoint was trained with (its metadata names the file; the default otherwise)."""
+    return load_recipe(RECIPES / config.metadata.get("recipe_file", DEFAULT_RECIPE.name))
+
 # ------------------------------------------------------------------------------------------------
 # Sources -> dialogues of utterance sources (no features yet)
 
