@@ -79,7 +79,7 @@ def summary(times: list[float]) -> dict:
 
 
 def bench_vad(clips: list[np.ndarray]) -> dict:
-    from momke.realtime.segmentation import UtteranceSegmenter
+    from momke.extractors.segmentation import UtteranceSegmenter
 
     pause = np.zeros(SR, np.float32)
     audio = np.concatenate([x for clip in clips for x in (pause, clip)] + [pause])
@@ -110,7 +110,7 @@ def bench_vad(clips: list[np.ndarray]) -> dict:
 def window_cost(threads: int, n: int = 200, main_thread: bool = False) -> float:
     """ms per 32 ms window with `threads` torch threads, on a fresh thread or the main one."""
     import torch
-    from momke.realtime.segmentation import UtteranceSegmenter
+    from momke.extractors.segmentation import UtteranceSegmenter
 
     seg = UtteranceSegmenter()
     window = (0.1 * np.random.default_rng(0).standard_normal(512)).astype(np.float32)

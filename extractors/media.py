@@ -104,33 +104,3 @@ def peak_frame_dbfs(wave: torch.Tensor, frame: int = 400, hop: int = 160) -> flo
         wave = torch.nn.functional.pad(wave, (0, frame - wave.numel()))
     rms = wave.unfold(0, frame, hop).pow(2).mean(dim=1).sqrt().max()
     return float(20 * torch.log10(rms.clamp_min(1e-5)))
-
-
-def load_video_frames(path: str | Path, start: float | None, end: float | None,
-                      frames_per_second: float) -> tuple[list[np.ndarray], list[float]]:
-    """RGB uint8 frames of a video file inside [start, end] (seconds; None = file edge), about
-    `frames_per_second` of them per second, with their times. ValueError if unreadable."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"cannot open video {path}")
-    try:
-        rate = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        begin = max(0.0, start or 0.0)
-        capture.set(cv2.CAP_PROP_POS_MSEC, begin * 1000)
-        frames, times, next_time = [], [], begin
-        while True:
-            time = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
-            ok, frame = capture.read()
-            if not ok or (end is not None and time > end):
-                break
-            if time + 0.5 / rate >= next_time:
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                times.append(time)
-                next_time += 1.0 / frames_per_second
-    finally:
-        capture.release()
-    if not frames and start is None:
-        raise ValueError(f"{path} holds no readable video frames")
-    return frames, times

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..extractors.media import SAMPLE_RATE
-from .segmentation import check_mono_audio
+from ..extractors.segmentation import check_mono_audio
 
 _SILENT = 1e-3  # peak below -60 dBFS: nothing to recognise
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..extractors.base import FeatureProfile, Utterance
 from ..extractors.media import SAMPLE_RATE
+from ..extractors.served import pick_frames
 from ..models.config import MODALITIES
 from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
@@ -122,8 +123,10 @@ class SegmentationLoop(_QueueWorker):
         has_text_source: bool = False,
         window_s: float = 2.0,
         gate: threading.Event | None = None,
+        frames_until: Callable[[float], bool] | None = None,
     ) -> None:
         super().__init__("momke-segmentation", audio_queue, stop, gate)
+        self.frames_until = frames_until  # a fast replay: wait until the frames up to t are in
         if not window_s > 0:
             raise ValueError(f"window_s must be positive, got {window_s}")
         self.segmenter = segmenter
@@ -258,12 +261,8 @@ class SegmentationLoop(_QueueWorker):
             self._window_from = max(self._window_from, end)
         if self.health.enabled("audio"):
             pending.audio = audio
-        if self.health.enabled("visual"):
-            inside = self.frames.between(start, end)
-            if len(inside) > self.max_frames:  # evenly spread: the whole utterance, bounded cost
-                picks = np.linspace(0, len(inside) - 1, self.max_frames).round().astype(int)
-                inside = [inside[i] for i in picks]
-            for t, frame in inside:
+        if self.health.enabled("visual") and (self.frames_until is None or self.frames_until(end)):
+            for t, frame in pick_frames(self.frames.between(start, end), self.max_frames):
                 pending.frame_times.append(t)
                 pending.frames.append(frame)
         if self.health.enabled("text"):

@@ -198,7 +198,7 @@ class LiveSession:
             self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
             self._log_file.flush()
         if self._segmenter is None:
-            from .segmentation import UtteranceSegmenter
+            from ..extractors.segmentation import UtteranceSegmenter
 
             self._segmenter = UtteranceSegmenter()
         if self._asr_backend is not None:
@@ -225,6 +225,10 @@ class LiveSession:
             has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
             has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
             window_s=self._window_s, gate=ready,
+            # A fast replay lets the video trail the audio by the pacer's slack: an utterance's
+            # frames are taken once the video has passed its end, so none is missing.
+            frames_until=(lambda t: pacer.wait_passed("video", t, self._stop))
+            if pacer is not None and not self.realtime and self._video_device is not None else None,
         )
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,

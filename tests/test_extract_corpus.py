@@ -138,22 +138,36 @@ def test_second_run_is_served_from_the_cache(manifest, profile, tmp_path):
 
 
 @needs_espeak
-def test_audio_track_of_a_video_and_time_spans(manifest, profile, tmp_path):
+def test_audio_track_of_a_video_is_served_as_the_app_cuts_it(manifest, profile, tmp_path):
+    """Spans of a recording get the served utterance they overlap most: two sentences with a
+    pause are two utterances, the whole file is its longest, a silent span has no audio."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
-    speech = manifest.parent / "utt1.wav"
+    import soundfile as sf
+
+    first, rate = sf.read(str(manifest.parent / "utt1.wav"), dtype="float32")
+    second, _ = sf.read(str(manifest.parent / "utt2.wav"), dtype="float32")
+    pause = np.zeros(rate, np.float32)
+    sf.write(str(tmp_path / "two.wav"), np.concatenate([first, pause, second, 2 * pause]), rate)
     video = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=10", "-i", str(speech),
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=10", "-i", str(tmp_path / "two.wav"),
                     "-shortest", "-c:v", "mpeg4", "-c:a", "aac", str(video)], check=True)
+    middle, end = (len(first) + rate / 2) / rate, (len(first) + len(pause) + len(second)) / rate
     rows = [{"dialogue": "v", "utterance": "whole", "video": "clip.mp4"},
-            {"dialogue": "v", "utterance": "start", "video": "clip.mp4", "start": 0.0, "end": 1.0}]
+            {"dialogue": "v", "utterance": "first", "video": "clip.mp4", "start": 0.0, "end": middle},
+            {"dialogue": "v", "utterance": "second", "video": "clip.mp4", "start": middle, "end": end},
+            {"dialogue": "v", "utterance": "silence", "video": "clip.mp4", "start": end + 0.6, "end": end + 1.9}]
     path = tmp_path / "manifest.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     out = tmp_path / "features"
     report = extract_corpus(read_corpus(path), profile, out, modalities=["audio"], labels=["a", "b"], progress=False)
     assert not report.failures
-    audio = load_corpus(out).conversations[0].features["audio"]
-    assert audio.shape == (2, 166) and np.isfinite(audio).all() and not np.allclose(audio[0], audio[1])
+    conversation = load_corpus(out).conversations[0]
+    audio, present = conversation.features["audio"], conversation.present[:, 0]
+    assert present.tolist() == [True, True, True, False]
+    assert np.isfinite(audio).all() and not np.allclose(audio[1], audio[2])
+    longest = 1 if len(first) > len(second) else 2
+    assert np.allclose(audio[0], audio[longest])
 
 
 def test_manifest_errors_are_clear(tmp_path):

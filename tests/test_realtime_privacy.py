@@ -191,7 +191,7 @@ def held_of(session, modality: str) -> list[str]:
         if len(session.frames):
             held.append("frame buffer")
         for capture in session._captures:
-            if capture.modality == "visual" and capture._thumbnail is not None:
+            if capture.modality == "visual" and capture.frame_gate._thumbnail is not None:
                 held.append("camera thumbnail")
     if modality == "text":
         if len(session.texts):

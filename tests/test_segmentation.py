@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from momke.realtime.segmentation import SpeechSegment, UtteranceSegmenter
+from momke.extractors.segmentation import SpeechSegment, UtteranceSegmenter
 from synth_speech import SR, espeak, ravdess_clips, read_clips, silence, with_pauses
 
 # The segmenter runs on one torch thread in the session (its ops are tiny); so do these tests.
@@ -204,7 +204,7 @@ def test_bad_input_is_rejected_and_loses_nothing(three_utterances):
 def test_the_vad_model_loads_from_the_package_without_network(monkeypatch):
     import socket
 
-    from momke.realtime import segmentation
+    from momke.extractors import segmentation
 
     def no_network(*args, **kwargs):
         raise AssertionError("the VAD tried to open a network connection")

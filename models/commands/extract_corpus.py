@@ -7,6 +7,11 @@
 
 - SOURCE is read by models/commands/corpus_readers.py (a manifest CSV/JSONL of utterances, or one of the
   real corpora's own layouts). By default every modality the source has is extracted.
+- Media are served as the live app serves them (extractors/served.py): each file is decoded,
+  resampled and cut by the live segmenter, and its frames kept as the camera's are; an utterance
+  gets the served utterance that overlaps its span most (a whole file: its longest). Where the
+  app would hear no speech, the utterance has no audio (and no visual, unless the file has no
+  sound: then the frames of its span). A model trained on this corpus sees what it is served.
 - Labels are class names (`--task classification`) or numeric scores such as sentiment in
   [-3, 3] (`--task regression`: float labels, metrics Acc2 / F1 / MAE / Corr / Acc7). The
   default, `auto`, picks regression when every label is a number and some are fractional or
@@ -28,18 +33,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ...extractors.base import FeatureProfile, Utterance
-from ...extractors.media import load_audio, load_video_frames
+from ...extractors.media_files import has_audio_track
 from ...extractors.modalities import MODALITIES, parse_condition
 from ...extractors.runtime import atomic_write, write_text_atomic
+from ...extractors.served import ServingOptions, camera_frames, frames_between, served_utterances
 from ..training.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
 from .corpus_readers import (
     DialogueSource,
@@ -149,19 +156,40 @@ def _text_key(transcript: str) -> str:
 
 
 class _MediaReader:
-    """Decodes media on demand, keeping the last file so segments of one recording decode once."""
+    """Each media file served once, as the live app serves it (extractors/served.py: decoding,
+    16 kHz, the live segmenter and its padding, the camera's frame rate and checks), keeping the
+    last file's utterances so that the spans of one recording are served once."""
 
-    def __init__(self) -> None:
-        self._last: tuple[Path, tuple[np.ndarray, int]] | None = None
+    def __init__(self, options: ServingOptions = ServingOptions()) -> None:
+        self.options = options
+        self._last: tuple[tuple, list[Utterance]] | None = None
 
-    def audio(self, source: UtteranceSource) -> tuple[np.ndarray, int]:
-        path = source.audio or source.video
-        if self._last is None or self._last[0] != path:
-            self._last = (path, load_audio(path))
-        samples, rate = self._last[1]
-        first = round((source.start or 0.0) * rate)
-        last = len(samples) if source.end is None else round(source.end * rate)
-        return samples[first:last], rate
+    def utterance(self, source: UtteranceSource, modality: str) -> Utterance | None:
+        """The served utterance that overlaps the source's span most (a whole file: its longest),
+        or None when the app would find no speech there. A video without sound is judged by the
+        frames of the span, as the app judges a camera with no speech to cut by."""
+        audio_path = source.audio or source.video
+        key = (audio_path, source.video, modality)
+        if self._last is None or self._last[0] != key:
+            self._last = (key, self._serve(audio_path, source.video, modality))
+        served = self._last[1]
+        start, end = source.start or 0.0, math.inf if source.end is None else source.end
+        if served is None:  # no sound track: the span's frames
+            frames = camera_frames(source.video, self.options)
+            last = frames[-1][0] if frames else start
+            picked = frames_between(frames, start, min(end, last))
+            return Utterance(start=start, end=min(end, last), frames=[f for _, f in picked],
+                             frame_times=[t for t, _ in picked], id=source.id)
+        overlaps = [min(end, u.end) - max(start, u.start) for u in served]
+        best = int(np.argmax(overlaps)) if overlaps else -1
+        if best < 0 or overlaps[best] <= 0:
+            return None
+        return replace(served[best], id=source.id)
+
+    def _serve(self, audio_path: Path, video_path: Path | None, modality: str) -> list[Utterance] | None:
+        if modality == "visual" and not has_audio_track(audio_path):
+            return None
+        return served_utterances(audio_path, self.options, (modality,), video=video_path)
 
 
 def extract_corpus(
@@ -242,7 +270,7 @@ def _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher,
         pending: list[tuple[int, str]] = []
         for index, source in enumerate(dialogue.utterances):
             try:
-                key = _cache_key(modality, source, hasher, extractor)
+                key = _cache_key(modality, source, hasher, media)
             except (OSError, ValueError) as error:
                 fail(index, modality, error)
                 continue
@@ -261,8 +289,8 @@ def _extract_dialogue(dialogue, profile, modalities, label_index, cache, hasher,
             results = []
             for index, key in pending:
                 try:
-                    results.append(((index, key), extractor.extract(_media_utterance(modality, dialogue.utterances[index],
-                                                                                     extractor, media))))
+                    utterance = media.utterance(dialogue.utterances[index], modality)
+                    results.append(((index, key), None if utterance is None else extractor.extract(utterance)))
                 except (OSError, ValueError) as error:
                     fail(index, modality, error)
         for (index, key), vector in results:
@@ -333,30 +361,17 @@ def infer_task(dialogues: Sequence[DialogueSource]) -> tuple[str, str | None]:
                               "pass --task regression if they are scores")
 
 
-def _cache_key(modality: str, source: UtteranceSource, hasher, extractor) -> str | None:
+def _cache_key(modality: str, source: UtteranceSource, hasher, media: _MediaReader) -> str | None:
     """None when the utterance has nothing for this modality."""
     if modality == "text":
         return None if source.transcript is None else _text_key(source.transcript)
     path = source.video if modality == "visual" else (source.audio or source.video)
     if path is None:
         return None
-    extra = str(getattr(extractor, "frames_per_second", "")) if modality == "visual" else ""
+    # Served features depend on both files (sound cuts, picture shows) and on how they are served.
+    other = source.audio if modality == "visual" and source.audio is not None else None
+    extra = json.dumps([media.options.to_dict(), hasher(other) if other else None], sort_keys=True)
     return _media_key(hasher, path, source, extra)
-
-
-def _media_utterance(modality: str, source: UtteranceSource, extractor, media: _MediaReader) -> Utterance:
-    utterance = Utterance(start=source.start or 0.0, end=source.end or 0.0, id=source.id)
-    if modality == "audio":
-        utterance.audio, utterance.sample_rate = media.audio(source)
-        if source.end is None:
-            utterance.end = utterance.start + len(utterance.audio) / utterance.sample_rate
-    else:
-        fps = float(getattr(extractor, "frames_per_second", 3.0))
-        utterance.frames, utterance.frame_times = load_video_frames(source.video, source.start, source.end, fps)
-        if utterance.frame_times:
-            utterance.start = source.start if source.start is not None else utterance.frame_times[0]
-            utterance.end = source.end if source.end is not None else utterance.frame_times[-1] + 1.0 / fps
-    return utterance
 
 
 def _write_report(out_dir: Path, report: ExtractionReport) -> None:

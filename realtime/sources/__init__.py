@@ -2,6 +2,7 @@
 that stamp everything on the session clock. See devices.py,
 browser.py (the browser's pushed devices), capture.py, replay.py."""
 
+from ...extractors.resample import StreamResampler
 from .capture import END_OF_STREAM, AudioCapture, CaptureThread, VideoCapture
 from .devices import (
     CameraDevice,
@@ -12,7 +13,6 @@ from .devices import (
     has_video_track,
 )
 from .replay import ReplayPacer, load_transcript
-from .resample import StreamResampler
 
 __all__ = [
     "END_OF_STREAM",

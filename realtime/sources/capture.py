@@ -20,12 +20,13 @@ import threading
 import numpy as np
 
 from ...extractors.media import SAMPLE_RATE
+from ...extractors.resample import StreamResampler
+from ...extractors.served import FrameGate
 from ..buffers import AudioChunk, ChunkQueue, FrameBuffer
 from ..clock import SessionClock
 from ..health import HealthMonitor
 from .devices import ReadTimeout
 from .replay import ReplayPacer
-from .resample import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -253,16 +254,10 @@ class VideoCapture(CaptureThread):
     ) -> None:
         super().__init__(device, clock, health, stop, pacer, **kw)
         self.frames = frames
-        self.min_interval = 1.0 / fps
-        self.frozen_s = frozen_s
-        self.black_level = black_level
-        self.on_reset()
+        self.frame_gate = FrameGate(fps, frozen_s, black_level)  # as the served-media path keeps frames
 
     def on_reset(self) -> None:
-        self._last_kept = -float("inf")
-        self._thumbnail = None
-        self._same_since: float | None = None
-        self._bad_run = 0
+        self.frame_gate.reset()
 
     def read(self, enabled: bool):
         if self.device.live:
@@ -273,35 +268,14 @@ class VideoCapture(CaptureThread):
     def deliver(self, frame, t: float) -> None:
         if frame is None:
             return
-        if t - self._last_kept < self.min_interval - 1e-6:
-            return
-        problem = self.check(frame, t)
+        keep, problem = self.frame_gate.admit(frame, t)
         if problem:
             self.health.report_missing("visual", problem)
             return
-        self._last_kept = t
+        if not keep:
+            return
         if self.enabled():  # again: the privacy switch may have flipped during the checks
             self.frames.add(t, frame)
             if not self.enabled():
                 self.frames.forget("visual")
         self.health.report_data("visual")
-
-    def check(self, frame, t: float) -> str | None:
-        """None for a usable frame, else why it is not."""
-        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8 \
-                or frame.shape[0] < 8 or frame.shape[1] < 8:
-            shape = getattr(frame, "shape", None)
-            return f"corrupt frame (shape {shape}, dtype {getattr(frame, 'dtype', type(frame).__name__)})"
-        thumbnail = frame[:: max(1, frame.shape[0] // 32), :: max(1, frame.shape[1] // 32)].astype(np.float32)
-        if thumbnail.mean() < self.black_level:
-            return "black frames (lens covered or camera dark)"
-        if self._thumbnail is not None and self._thumbnail.shape == thumbnail.shape \
-                and float(np.abs(self._thumbnail - thumbnail).mean()) < 0.5:
-            if self._same_since is None:
-                self._same_since = t
-            if t - self._same_since >= self.frozen_s:
-                return f"frozen frames (unchanged for over {self.frozen_s:g} s)"
-        else:
-            self._same_since = None
-        self._thumbnail = thumbnail
-        return None

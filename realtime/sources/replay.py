@@ -80,6 +80,16 @@ class ReplayPacer:
             self.release_text(media_t)
         return True
 
+    def wait_passed(self, stream: str, media_t: float, stop: threading.Event) -> bool:
+        """Block until `stream` has delivered everything up to media_t (it has moved past it, or
+        ended); False if stopped first."""
+        with self._condition:
+            while self._position.get(stream, math.inf) <= media_t:
+                if stop.is_set():
+                    return False
+                self._condition.wait(0.05)
+        return True
+
     def now(self) -> float:
         """The replay's current media time: the furthest any stream has got."""
         if self.realtime:

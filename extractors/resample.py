@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from ...extractors.media import SAMPLE_RATE, to_mono_float
+from .media import SAMPLE_RATE, to_mono_float
 
 
 class StreamResampler:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..extractors.media import SAMPLE_RATE
+from .media import SAMPLE_RATE
 
 WINDOW = 512  # silero-vad's fixed window at 16 kHz (32 ms)
 _NEG_THRESHOLD_GAP = 0.15  # hysteresis below `threshold`, as silero-vad's own iterator uses
