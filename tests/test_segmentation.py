@@ -215,3 +215,26 @@ def test_the_vad_model_loads_from_the_package_without_network(monkeypatch):
     seg = UtteranceSegmenter()
     assert seg._net is segmentation._model is not None
     assert torch.get_num_threads() == threads  # silero_vad's import-time set_num_threads undone
+
+
+def test_shouted_speech_is_speech():
+    """Strong-intensity RAVDESS clips that silero-vad scores below 0.1 still give an utterance,
+    and so does a clip scaled to full scale; broadband noise at the same level gives none."""
+    from synth_speech import data_dir
+
+    folder = data_dir() / "ravdess_speech_16k"
+    names = ["Actor_18/03-01-05-02-01-02-18", "Actor_18/03-01-05-02-02-01-18", "Actor_06/03-01-06-02-01-01-06"]
+    clips = [folder / f"{name}.flac" for name in names]
+    if not all(c.is_file() for c in clips):
+        pytest.skip(f"RAVDESS clips not found in {folder} (set MOMKE_DATA_DIR)")
+    import soundfile as sf
+
+    seg = UtteranceSegmenter()
+    for clip in clips:
+        audio = sf.read(str(clip), dtype="float32")[0]
+        for scaled in (audio, audio / np.abs(audio).max()):
+            segments = run(seg, scaled, 1024)
+            assert len(segments) >= 1, f"{clip.name} (peak {np.abs(scaled).max():.2f}) gave no utterance"
+            assert sum(s.duration for s in segments) > 0.8  # the sentence, not a blip
+    noise = (0.3 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+    assert run(seg, noise, 1024) == []
