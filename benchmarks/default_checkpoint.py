@@ -40,7 +40,7 @@ TARGETS = {"ravdess": ("ua", 0.65), "fer2013": ("wa", 0.70)}
 
 def scores(model, conversations: list[Conversation], modality: str) -> dict:
     """WA / UA / weighted F1 and the confusion matrix (rows: true, columns: predicted)."""
-    from momke.models.training.metrics import classification_metrics
+    from momke.models.metrics import classification_metrics
 
     conversations = [c for c in conversations if (c.labels >= 0).any()]
     presence = [condition_presence(c, (modality,)) for c in conversations]

@@ -49,7 +49,7 @@ from momke.models.config import MODALITIES
 from momke.models.streaming import StreamingMoMKE
 from momke.models.training.data import Conversation
 from momke.models.training.label_matched import conflict_items
-from momke.models.training.metrics import classification_metrics
+from momke.models.metrics import classification_metrics
 from momke.models.training.trainer import CONDITIONS, condition_name, condition_presence, predict
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -4,9 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from momke.models.training.metrics import (
+from momke.models.metrics import (
     classification_metrics,
+    confusion_matrix,
     is_better,
+    macro_f1,
+    per_class_recall,
     regression_metrics,
     score,
 )
@@ -23,6 +26,18 @@ def test_classification_by_hand():
     # F1: class 0: tp 3, predicted 4, actual 4 -> 6/8; class 1: tp 1, predicted 3, actual 2 -> 2/5;
     # class 2: tp 1, predicted 1, actual 2 -> 2/3. Weighted by support 4, 2, 2.
     assert metrics["f1"] == pytest.approx((0.75 * 4 + 0.4 * 2 + (2 / 3) * 2) / 8)
+
+
+def test_confusion_recall_and_macro_f1_by_hand():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 0, 0, 1, 1, 0, 2, 1])
+    assert confusion_matrix(labels, predictions, 4).tolist() == [[3, 1, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
+    assert per_class_recall(labels, predictions) == pytest.approx({0: 3 / 4, 1: 1 / 2, 2: 1 / 2})
+    assert macro_f1(labels, predictions) == pytest.approx((0.75 + 0.4 + 2 / 3) / 3)
+    # "No prediction" (-1) is counted in no column; a predicted class absent from the labels
+    # counts in macro F1 with F1 0 (scikit-learn's convention).
+    assert confusion_matrix(np.array([0, 1]), np.array([-1, 1]), 2).tolist() == [[0, 0], [0, 1]]
+    assert macro_f1(np.array([0, 0]), np.array([0, 1])) == pytest.approx((2 / 3 + 0) / 2)
 
 
 def test_ua_differs_from_wa_on_imbalance():

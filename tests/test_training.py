@@ -5,7 +5,7 @@ import pytest
 import torch
 from momke.models.config import MODALITIES, MoMKEConfig
 from momke.models.training.data import Conversation
-from momke.models.training.metrics import score
+from momke.models.metrics import score
 from momke.models.training.toy_corpus import make_toy_corpus
 from momke.models.training.trainer import (
     CONDITIONS,

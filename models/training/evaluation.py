@@ -32,7 +32,7 @@ from ...extractors.runtime import write_text_atomic
 from ..config import MODALITIES, MoMKEConfig
 from ..momke import MoMKE
 from .data import Conversation, FeatureCorpus
-from .metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
+from ..metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
 from .trainer import (
     CONDITIONS,
     TrainingSettings,

@@ -42,7 +42,7 @@ from ...extractors.runtime import pick_device
 from ..config import MODALITIES, MoMKEConfig
 from ..momke import MoMKE
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
-from .metrics import (
+from ..metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     beats_constant,

@@ -1,7 +1,11 @@
-"""The paper's metrics, computed with numpy only (so they are easy to check by hand).
+"""The paper's metrics, computed with numpy only (so they are easy to check by hand). Used by
+training and evaluation (models/training/) and by `momke-evaluate-media` (realtime/ui/), so they
+live beside the model, below both.
 
 Classification (IEMOCAP): WA = accuracy; UA = mean per-class recall over the classes that occur
-in the true labels; weighted F1 = per-class F1 weighted by each class's true support.
+in the true labels; weighted F1 = per-class F1 weighted by each class's true support. Also
+`confusion_matrix`, `per_class_recall` and `macro_f1` (the unweighted mean of per-class F1 over
+the classes that occur in the true labels or the predictions, as scikit-learn's "macro").
 
 Regression (CMU-MOSI/MOSEI, sentiment in [-3, 3]):
 - ``acc2_nonzero`` / ``f1_nonzero``: binary positive/negative accuracy and weighted F1 on the
@@ -59,6 +63,33 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[
         "ua": float(np.mean(recalls)),
         "f1": weighted_f1(labels, predictions),
     }
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """[num_classes, num_classes] counts: rows = true class, columns = predicted class. A
+    prediction outside 0..num_classes-1 (e.g. -1 for "no prediction") is counted in no column."""
+    labels, predictions = _check_pair(labels, predictions)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    inside = (predictions >= 0) & (predictions < num_classes)
+    np.add.at(matrix, (labels[inside].astype(np.int64), predictions[inside].astype(np.int64)), 1)
+    return matrix
+
+
+def per_class_recall(labels: np.ndarray, predictions: np.ndarray) -> dict[int, float]:
+    """{class: recall} for each class that occurs in the true labels."""
+    labels, predictions = _check_pair(labels, predictions)
+    return {int(cls): float(np.mean(predictions[labels == cls] == cls)) for cls in np.unique(labels)}
+
+
+def macro_f1(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Unweighted mean of per-class F1 over the classes in the true labels or the predictions."""
+    labels, predictions = _check_pair(labels, predictions)
+    scores = []
+    for cls in np.union1d(np.unique(labels), np.unique(predictions)):
+        true_positive = np.sum((predictions == cls) & (labels == cls))
+        denominator = np.sum(predictions == cls) + np.sum(labels == cls)
+        scores.append(0.0 if true_positive == 0 else 2 * true_positive / denominator)
+    return float(np.mean(scores))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
