@@ -104,6 +104,7 @@ def test_recipe_trains_end_to_end_on_a_tiny_slice(tmp_path):
     trained = load_checkpoint(out, device="cpu")
     assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe()["labels"]
     sources = trained.config.metadata["data"]["sources"]
-    for source, modality in (("ravdess", "audio"), ("meld", "text"), ("emorynlp", "text"), ("fer2013", "visual")):
+    for source, modality in (("ravdess", "audio"), ("nemo", "audio"), ("kor_emotiontts", "audio"), ("meld", "text"),
+                             ("emorynlp", "text"), ("fer2013", "visual")):
         assert sources[source]["modality"] == modality
         assert sources[source]["labelled_utterances"]["train"] > 0

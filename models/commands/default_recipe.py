@@ -3,14 +3,16 @@
     python -m momke.models.commands.default_recipe --out assets/checkpoints/momke-whisper-4class   # the shipped checkpoint
     python -m momke.models.commands.default_recipe --limit 4 --out /tmp/tiny --stage1-epochs 1 --stage2-epochs 1
 
-Everything that shapes the run is in the recipe file (models/commands/recipes/whisper_4class.json; the
-earlier lite_4class.json still runs): label mapping, splits, pseudo-dialogues, label-matched
-conversations, text chains, model size, epochs. Sources and what they give:
+Everything that shapes the run is in the recipe file (models/commands/recipes/whisper_4class.json):
+label mapping, splits, pseudo-dialogues, augmentation, label-matched conversations, text chains,
+model size, epochs. Sources and what they give:
 
-- RAVDESS speech (audio only): the clips of one actor, shuffled, grouped into pseudo-dialogues
-  (one speaker over time, as in live use, so the causal context sees earlier clips of the same
-  voice). Training actors are grouped several times with different shuffles (oversampling of
-  the smallest corpus, each copy with new context). Split by actor.
+- Emotional speech (audio only): RAVDESS (English), nEMO (Polish) and the Korean emotional TTS
+  sample, each clip served as the live app serves it (models/commands/speech_corpora.py: the
+  live segmenter's cut, never the whole studio file), training clips also as augmented variants
+  (other rooms, microphones, noise, levels). One speaker's clips are shuffled into
+  pseudo-dialogues (one voice over time, as live, so the causal context sees earlier clips of
+  the same voice), training speakers several times with new shuffles. Split by speaker.
 - MELD and EmoryNLP (text only): real dialogues in their order; utterances whose emotion is not
   one of the four classes stay as unlabeled context. Their own train/dev/test splits.
 - FER2013 (visual only): one face = one pseudo-utterance, random faces grouped into
@@ -24,8 +26,8 @@ label-matched tri-modal pseudo-conversations (models/training/label_matched.py; 
 chained back to back up to the context limit) with the random protocol and causal context, each
 modality's own head trained alongside; temperatures are then fitted on validation for every
 path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance:
-inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample and the
-oversampled RAVDESS. The whole training runs once per seed of the recipe's `ensemble_seeds`; the
+inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample. The
+whole training runs once per seed of the recipe's `ensemble_seeds`; the
 models are kept as one ensemble (models/ensemble.py), calibrated as one.
 """
 
@@ -66,8 +68,9 @@ from ..training.trainer import (
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
-SOURCES = ("ravdess", "meld", "emorynlp", "fer2013")
-SOURCE_MODALITY = {"ravdess": "audio", "meld": "text", "emorynlp": "text", "fer2013": "visual", "iemocap": "text"}
+TEXT_SOURCES = ("meld", "emorynlp")
+SOURCE_MODALITY = {"ravdess": "audio", "nemo": "audio", "kor_emotiontts": "audio", "meld": "text", "emorynlp": "text",
+                   "fer2013": "visual", "iemocap": "text"}
 FER_FILE = "fer2013_48x48.npz"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
@@ -105,27 +108,38 @@ def chunk(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def ravdess_dialogues(folder: Path, recipe: dict[str, Any]) -> list:
-    """RAVDESS clips with a mapped label, grouped per actor into shuffled pseudo-dialogues."""
-    from .corpus_readers import DialogueSource, map_labels, read_ravdess
+def speech_sources(recipe: dict[str, Any]) -> list[str]:
+    """The recipe's emotional-speech corpora (the voice path's training data), in order."""
+    return list(recipe["speech_corpora"])
 
-    splits, grouping = recipe["splits"]["ravdess"], recipe["pseudo_dialogues"]
-    mapping = {k.lower(): v for k, v in recipe["label_maps"]["ravdess"].items()}
-    clips = [d.utterances[0] for d in map_labels(read_ravdess(folder, group="clip"), mapping)]
-    clips = [u for u in clips if u.label is not None]
-    by_actor: dict[int, list] = {}
-    for clip in clips:
-        by_actor.setdefault(int(clip.id.split("-")[-1]), []).append(clip)
-    dialogues = []
-    for actor, actor_clips in sorted(by_actor.items()):
-        split = "test" if actor in splits["test_actors"] else "valid" if actor in splits["valid_actors"] else "train"
-        repeats = grouping.get("ravdess_train_repeats", 1) if split == "train" else 1
-        for repeat in range(repeats):
-            rng = np.random.default_rng([grouping["seed"], actor, repeat])
-            order = [actor_clips[i] for i in rng.permutation(len(actor_clips))]
-            for k, group in enumerate(chunk(order, grouping["ravdess_clips_per_dialogue"])):
-                dialogues.append(DialogueSource(f"ravdess-actor{actor:02d}-r{repeat}-{k}", group, split, actor))
-    return dialogues
+
+def build_speech_corpus(source: str, data_dir: Path, recipe: dict[str, Any], profile, cache_dir: Path,
+                        limit: int | None, progress: bool) -> FeatureCorpus:
+    """One speech corpus served as the app serves it (models/commands/speech_corpora.py)."""
+    from .extract_corpus import FeatureCache, profile_key
+    from .speech_corpora import AUGMENT_VERSION, ServedVoice, read_clips, speech_corpus
+
+    settings, grouping = recipe["speech_corpora"][source], recipe["pseudo_dialogues"]["speech"]
+    clips = read_clips(source, data_dir / settings["folder"], settings, recipe["label_maps"][source])
+    if limit is not None:  # a quick run: `limit` speakers of each split, two clips of each class
+        kept, taken = [], {}
+        for clip in clips:
+            speakers = taken.setdefault(clip.split, {})
+            if clip.speaker in speakers or len(speakers) < limit:
+                per_class = speakers.setdefault(clip.speaker, {})
+                if per_class.get(clip.label, 0) < 2:
+                    per_class[clip.label] = per_class.get(clip.label, 0) + 1
+                    kept.append(clip)
+        clips = kept
+    key = profile_key(profile)
+    voice = ServedVoice(profile.extractor("audio"), FeatureCache(cache_dir / "utterances", key), seed=grouping.get("seed", 0))
+    # Named by the profile, the split and grouping settings and the serving options: another
+    # cache is never reused.
+    described = json.dumps([settings, grouping, voice.options.to_dict(), AUGMENT_VERSION, limit], sort_keys=True)
+    out = cache_dir / "corpora" / f"{source}-{key}-{hashlib.sha1(described.encode()).hexdigest()[:8]}"
+    metadata = CorpusMetadata(profile.name, profile.dims, tuple(recipe["labels"]), "classification",
+                              f"{source} speech served as the app serves it, default-checkpoint recipe", {"source": source})
+    return speech_corpus(source, clips, voice, grouping, recipe["labels"], out, metadata, progress)
 
 
 def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
@@ -223,20 +237,22 @@ def build_corpora(
     recipe: dict[str, Any], data_dir: Path = DATA_DIR, cache_dir: Path | None = None,
     limit: int | None = None, progress: bool = True, device: str | None = None,
 ) -> dict[str, FeatureCorpus]:
-    """{source: feature corpus} for the four sources; limit = first N dialogues of each split (tests)."""
+    """{source: feature corpus}: the speech corpora, MELD, EmoryNLP and FER2013; limit = first N
+    dialogues of each split (tests)."""
     from ...extractors.profiles import load_profile
 
     cache_dir = Path(cache_dir or default_cache_dir())
     profile = load_profile(recipe["feature_profile"], device=device)
     labels = recipe["labels"]
-    paths = {"ravdess": data_dir / "ravdess_speech_16k", "meld": data_dir / "meld", "emorynlp": data_dir / "emorynlp",
-             "fer2013": data_dir / FER_FILE}
+    paths = {source: data_dir / settings["folder"] for source, settings in recipe["speech_corpora"].items()}
+    paths.update({"meld": data_dir / "meld", "emorynlp": data_dir / "emorynlp", "fer2013": data_dir / FER_FILE})
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise ValueError(f"recipe data not found: {missing} (set --data to the folder of the shared corpora)")
-    corpora = {}
-    for source in ("ravdess", "meld", "emorynlp"):
-        dialogues = ravdess_dialogues(paths[source], recipe) if source == "ravdess" else text_dialogues(source, paths[source], recipe)
+    corpora = {source: build_speech_corpus(source, data_dir, recipe, profile, cache_dir, limit, progress)
+               for source in speech_sources(recipe)}
+    for source in TEXT_SOURCES:
+        dialogues = text_dialogues(source, paths[source], recipe)
         if limit is not None:
             dialogues = [d for split in ("train", "valid", "test") for d in [x for x in dialogues if x.split == split][:limit]]
         name = source if limit is None else f"{source}-limit{limit}"
@@ -296,7 +312,8 @@ def matched_conversations(recipe: dict[str, Any], corpora: dict[str, FeatureCorp
     settings = recipe.get("label_matched")
     if not settings:
         return []
-    pools = build_pools(corpora["ravdess"].split(split), [c for s in ("meld", "emorynlp") for c in corpora[s].split(split)],
+    pools = build_pools([c for s in speech_sources(recipe) for c in corpora[s].split(split)],
+                        [c for s in TEXT_SOURCES for c in corpora[s].split(split)],
                         corpora["fer2013"].split(split))
     training = split == "train"
     return label_matched_conversations(
@@ -375,10 +392,10 @@ def train_recipe(
     chains = recipe.get("text_chains")
     splits = {}
     for split in ("train", "valid"):
-        text = [c for source in ("meld", "emorynlp") for c in corpora[source].split(split)]
+        text = [c for source in TEXT_SOURCES for c in corpora[source].split(split)]
         if chains:
             text = chained(text, chains["max_length"], chains["seed"])
-        others = [c for source in ("ravdess", "fer2013") for c in corpora[source].split(split)]
+        others = [c for source in [*speech_sources(recipe), "fer2013"] for c in corpora[source].split(split)]
         splits[split] = others + text + matched_conversations(recipe, corpora, split)
     stats = feature_statistics(splits["train"]) if recipe.get("standardize", True) else None
     train = splits["train"] if stats is None else standardized(splits["train"], stats)
