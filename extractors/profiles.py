@@ -7,6 +7,11 @@
   encoder states over the utterance (whisper.py, 512-d; the same packaged model is the live
   ASR), text as in lite, visual = the mini-Xception's 7 expression log-probabilities alone
   (visual.py says why its pooled features are left out).
+- "whisper-prosody" (the default checkpoint's since the served-path issue): as whisper, with
+  the lite acoustic/prosodic functionals (pitch, energy, spectral shape, pauses; 166) beside
+  Whisper's states in the audio vector (678-d): Whisper's last layer is tuned to the words, the
+  functionals carry how they are said (linear probe through the served path, RAVDESS actors
+  17-20: 66.9 -> 75.8 % UA; see benchmarks/README.md).
 - "research": the paper's kind of encoders from local checkpoint folders (research.py):
   `audio_path` (wav2vec 2.0 / HuBERT) and `text_path` (DeBERTa or another encoder), with
   `audio_layer`, `audio_pooling`, `text_layers`, `text_pooling`; visual = the lite one unless
@@ -24,7 +29,7 @@ import numpy as np
 
 from .base import FeatureProfile, ModalityExtractor, Utterance
 
-PROFILES = ("lite", "whisper", "research")
+PROFILES = ("lite", "whisper", "whisper-prosody", "research")
 # mini-Xception's pooled last-block features (128) + the 7 FER2013 expression probabilities.
 LITE_VISUAL_DIM = 135
 EXPRESSION_DIM = 7  # the whisper profile's visual features: log-probabilities only
@@ -54,8 +59,8 @@ def _lite_visual(device, options: dict) -> ModalityExtractor:
 def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
     """Build a profile's extractors (networks load lazily on first use).
 
-    lite and whisper options: text_batch_size, visual_options (dict for the visual extractor);
-    whisper also whisper_model ("base", the default, or "tiny.en" / a local CTranslate2 folder).
+    lite and whisper(-prosody) options: text_batch_size, visual_options (dict for the visual
+    extractor); whisper(-prosody) also whisper_model ("base", the default, or "tiny.en" / a local CTranslate2 folder).
     research options: audio_path, text_path (required local folders), audio_layer,
     audio_pooling, text_layers, text_pooling, visual (a ModalityExtractor to use for faces),
     visual_options.
@@ -67,12 +72,14 @@ def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
         raise ValueError(f"unknown feature profile {name!r}; expected one of {PROFILES}")
     options = dict(options)
     visual_options = dict(options.pop("visual_options", None) or {})
-    if name in ("lite", "whisper"):
+    if name in ("lite", "whisper", "whisper-prosody"):
         text = LiteTextExtractor(device=device, **_take(options, {"text_batch_size": "batch_size"}))
-        if name == "whisper":
-            from .whisper import WhisperAudioExtractor
+        if name.startswith("whisper"):
+            from .whisper import WhisperAudioExtractor, WhisperProsodyExtractor
 
             audio = WhisperAudioExtractor(device=device, **_take(options, {"whisper_model": "model"}))
+            if name == "whisper-prosody":
+                audio = WhisperProsodyExtractor(audio, LiteAudioExtractor())
             visual_options.setdefault("expression_only", True)
         else:
             audio = LiteAudioExtractor()

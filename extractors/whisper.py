@@ -190,3 +190,29 @@ class WhisperAudioExtractor(ModalityExtractor):
         if str(device) != str(self.device):
             self.device, self._engine = str(device), None
         return self
+
+
+class WhisperProsodyExtractor(ModalityExtractor):
+    """The `whisper-prosody` profile's audio: Whisper's pooled states beside the lite acoustic and
+    prosodic functionals (audio_lite.py: pitch, energy, spectral shape, pauses) of the same
+    utterance. None when Whisper hears nothing; functionals the lite extractor cannot measure
+    (an utterance it calls silent) are zeros."""
+
+    modality = "audio"
+
+    def __init__(self, whisper: WhisperAudioExtractor, prosody: ModalityExtractor) -> None:
+        self.whisper, self.prosody = whisper, prosody
+        self.dim = whisper.dim + prosody.dim
+
+    def extract(self, utterance: Utterance) -> np.ndarray | None:
+        states = self.whisper.extract(utterance)
+        if states is None:
+            return None
+        functionals = self.prosody.extract(utterance)
+        if functionals is None:
+            functionals = np.zeros(self.prosody.dim, np.float32)
+        return np.concatenate([states, functionals]).astype(np.float32)
+
+    def to(self, device) -> WhisperProsodyExtractor:
+        self.whisper.to(device)
+        return self

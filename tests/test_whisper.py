@@ -184,3 +184,19 @@ def test_a_checkpoint_records_the_whisper_profile_and_refuses_other_features(tmp
     check_features(loaded.config, "whisper", dims)
     with pytest.raises(ValueError, match="lite"):
         check_features(loaded.config, "lite", profile_dims("lite"))
+
+
+def test_whisper_prosody_profile_puts_the_functionals_beside_the_states():
+    profile = load_profile("whisper-prosody")
+    assert profile.dims == (512 + 166, 384, 7)
+    assert profile.audio.whisper.engine is shared_engine("base")  # one engine for ASR and features
+    clip = read_clips(ravdess_clips(1, actor="Actor_01"))[0]
+    utterance = Utterance(audio=clip, sample_rate=16_000)
+    vector = profile.audio.extract(utterance)
+    assert vector.shape == (678,) and vector.dtype == np.float32
+    assert np.array_equal(vector[:512], WhisperAudioExtractor().extract(utterance))
+    assert np.array_equal(vector[512:], load_profile("lite").audio.extract(utterance))
+    # Quiet speech the functionals call silence keeps Whisper's half; digital silence is missing.
+    quiet = profile.audio.extract(Utterance(audio=clip * 10 ** (-50 / 20), sample_rate=16_000))
+    assert quiet is not None and quiet[:512].any() and not quiet[512:].any()
+    assert profile.audio.extract(Utterance(audio=np.zeros(16_000, np.float32), sample_rate=16_000)) is None
