@@ -109,3 +109,35 @@ def test_segments_of_samples_in_memory_equal_those_of_the_file():
     assert len(from_file) == len(from_memory) >= 1
     for a, b in zip(from_file, from_memory):
         assert (a.start, a.end) == (b.start, b.end) and np.array_equal(a.audio, b.audio)
+
+
+def test_silence_around_speech_hardly_moves_the_served_voice_features():
+    """The voice path reads the voice, not the room: the served cut drops the silence a whole
+    studio file carries, so padding a clip with 0.5-2 s of silence moves the served features a
+    little (the VAD's 32 ms grid shifts the cut) and whole-file features a lot."""
+    import soundfile as sf
+    from momke.extractors.base import Utterance
+    from momke.extractors.profiles import load_profile
+    from momke.extractors.served import speech_segments_of
+    from synth_speech import ravdess_clips
+
+    extractor = load_profile("whisper-prosody", device="cpu").audio
+    clip, rate = sf.read(str(ravdess_clips(1)[0]), dtype="float32")
+    loud = np.flatnonzero(np.abs(clip) > 0.02 * np.abs(clip).max())
+    speech = clip[max(0, loud[0] - 800): loud[-1] + 800]
+
+    def padded(seconds):
+        silence = np.zeros(int(seconds * rate), np.float32)
+        return np.concatenate([silence, speech, silence])
+
+    def served(samples):
+        cut = max(speech_segments_of(samples, rate), key=lambda s: s.end - s.start)
+        return extractor.extract(Utterance(audio=cut.audio, sample_rate=rate))
+
+    def change(a, b):
+        return float(np.linalg.norm(a - b) / np.linalg.norm(a))
+
+    reference = served(padded(0.0))
+    assert max(change(reference, served(padded(s))) for s in (0.5, 1.0, 2.0)) < 0.15
+    whole = [extractor.extract(Utterance(audio=padded(s), sample_rate=rate)) for s in (0.0, 2.0)]
+    assert change(*whole) > 0.25
