@@ -1,14 +1,14 @@
 """Live pipeline benchmark: latency from utterance end to event, real-time factor, CPU load.
 
-    python benchmarks/bench_live.py [--input FILE --transcript JSON] [--out benchmarks/results/bench_live.json]
+    python benchmarks/bench_live.py [--input FILE --transcript JSON] [--checkpoint DIR] [--asr SPEC]
+                                    [--out benchmarks/results/bench_live.json]
 
 Input: the bundled demo conversation (assets/demo: 37 s, 7 utterances, speech + a face video +
-transcript), replayed through LiveSession exactly as a live session runs, with the lite profile
-and the default checkpoint (or, while none is shipped, an untrained MoMKE of the paper's size,
-which costs the same to run). Three runs:
+transcript), replayed through LiveSession exactly as a live session runs, with the default
+checkpoint (or --checkpoint) and its own feature profile. Three runs:
 
 1. real time, transcript replayed (no ASR): latency per utterance;
-2. real time, default ASR (pocketsphinx, no transcript): latency per utterance;
+2. real time, the ASR named by --asr (no transcript): latency per utterance;
 3. as fast as possible, all three modalities: real-time factor = processing time / media time.
 
 Latency "total" runs from the moment the VAD closed the utterance to the event; "endpoint" is
@@ -43,16 +43,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def load_model(profile):
-    from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+def load_model(directory: Path):
+    from momke.models.checkpoint import load_checkpoint
 
-    if (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
-        return load_checkpoint(DEFAULT_CHECKPOINT, device="cpu"), str(DEFAULT_CHECKPOINT.relative_to(ROOT))
-    from momke.models.config import MoMKEConfig
-    from momke.models.momke import MoMKE
-
-    config = MoMKEConfig(feature_dims=profile.dims, context_mode="causal", feature_profile=profile.name)
-    return MoMKE(config).eval(), "untrained MoMKE, paper size (d=256, 4 blocks; no default checkpoint yet)"
+    name = str(directory.relative_to(ROOT)) if directory.is_relative_to(ROOT) else str(directory)
+    return load_checkpoint(directory, device="cpu"), name
 
 
 def run(profile, model, media: Path, transcript, realtime: bool, asr: str) -> dict:
@@ -106,7 +101,7 @@ def main(argv=None) -> int:
     parser.add_argument("--transcript", type=Path, default=ROOT / "assets" / "demo" / "transcript.json")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_live.json")
     parser.add_argument("--skip-asr", action="store_true")
-    parser.add_argument("--profile", default="whisper", help="the feature profile (the default checkpoint's: whisper)")
+    parser.add_argument("--checkpoint", type=Path, help="the checkpoint timed (default: the shipped one); its profile is used")
     parser.add_argument("--asr", default="whisper-base", help="the ASR timed as the default (the live app's: whisper-base)")
     args = parser.parse_args(argv)
 
@@ -114,8 +109,10 @@ def main(argv=None) -> int:
     from momke.extractors.profiles import load_profile
 
     t0 = time.perf_counter()
-    profile = load_profile(args.profile, device="cpu")
-    model, model_name = load_model(profile)
+    from momke.models.checkpoint import DEFAULT_CHECKPOINT
+
+    model, model_name = load_model((args.checkpoint or DEFAULT_CHECKPOINT).resolve())
+    profile = load_profile(model.config.feature_profile, device="cpu")
     duration = media_duration(args.input)
     report = {
         "input": str(args.input.relative_to(ROOT) if args.input.is_relative_to(ROOT) else args.input),

@@ -3,7 +3,7 @@
 - "lite": everything ships in installed packages / assets and works offline on a CPU:
   audio = torchaudio functionals (audio_lite, 166-d), text = all-MiniLM-L6-v2 (384-d),
   visual = MTCNN faces + mini-Xception features (extractors/visual.py).
-- "whisper": the live app's default since the Whisper issue: audio = the mean of Whisper base's
+- "whisper": the default from the Whisper issue to the served-path issue: audio = the mean of Whisper base's
   encoder states over the utterance (whisper.py, 512-d; the same packaged model is the live
   ASR), text as in lite, visual = the mini-Xception's 7 expression log-probabilities alone
   (visual.py says why its pooled features are left out).

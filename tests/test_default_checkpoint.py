@@ -27,7 +27,7 @@ def model():
 def profile():
     from momke.extractors.profiles import load_profile
 
-    return load_profile("whisper", device="cpu")
+    return load_profile(load_config(DEFAULT_CHECKPOINT).feature_profile, device="cpu")
 
 
 def predict_one(model, modality: str, vector: np.ndarray) -> str:
@@ -41,25 +41,26 @@ def predict_one(model, modality: str, vector: np.ndarray) -> str:
     return model.config.labels[int(logits.argmax())]
 
 
-def test_checkpoint_matches_its_recipe_and_the_whisper_profile(model):
+def test_checkpoint_matches_its_recipe_and_profile(model):
     from momke.extractors.profiles import profile_dims
 
     recipe = load_recipe(DEFAULT_RECIPE)
     config = load_config(DEFAULT_CHECKPOINT)
-    assert config.feature_profile == "whisper"
+    assert config.feature_profile == recipe["feature_profile"] == "whisper-prosody"
     assert list(config.labels) == recipe["labels"] == ["happy", "sad", "neutral", "angry"]
     assert config.context_mode == "causal"
     assert config.hidden_dim == recipe["model"]["hidden_dim"] and config.num_blocks == recipe["model"]["num_blocks"]
-    check_features(config, "whisper", profile_dims("whisper"))  # raises ValueError on any mismatch
-    with pytest.raises(ValueError):
-        check_features(config, "lite", profile_dims("lite"))
+    check_features(config, "whisper-prosody", profile_dims("whisper-prosody"))  # raises ValueError on any mismatch
+    for other in ("lite", "whisper"):
+        with pytest.raises(ValueError):
+            check_features(config, other, profile_dims(other))
     # It knows the context it was trained for and carries a temperature for every path and condition.
     assert config.max_context == recipe["model"]["max_context"] == recipe["label_matched"]["length_range"][1]
     assert set(config.calibration["modalities"]) == set(MODALITIES)
     assert set(config.calibration["fused"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
     meta = config.metadata
     assert meta["protocol"] == "random" and meta["data"]["limit"] is None
-    assert set(meta["data"]["sources"]) == {"ravdess", "meld", "emorynlp", "fer2013"}
+    assert set(meta["data"]["sources"]) == {"ravdess", "nemo", "kor_emotiontts", "meld", "emorynlp", "fer2013"}
     assert "non-commercial" in meta["licences"]["checkpoint"]
     assert (DEFAULT_CHECKPOINT / "MODEL_CARD.md").is_file()
     # One member per seed of the recipe, stored as float16 so three fit in ~4 MB.
@@ -70,11 +71,12 @@ def test_checkpoint_matches_its_recipe_and_the_whisper_profile(model):
 
 @needs_data
 def test_strongly_angry_ravdess_clip_is_angry(model, profile):
-    from momke.extractors.media import load_audio
+    from momke.extractors.served import served_utterances
 
-    # Actor 18 (held out: never trained on), emotion 05 angry, intensity 02 strong.
-    samples, rate = load_audio(DATA / "ravdess_speech_16k" / "Actor_18" / "03-01-05-02-01-01-18.flac")
-    utterance = Utterance(0.0, len(samples) / rate, samples, rate, id="angry")
+    # Actor 18 (held out: never trained on), emotion 05 angry, intensity 02 strong; served as the
+    # app serves it (the segmenter's cut, not the whole file).
+    served = served_utterances(DATA / "ravdess_speech_16k" / "Actor_18" / "03-01-05-02-01-01-18.flac", modalities=("audio",))
+    utterance = max(served, key=lambda u: u.end - u.start)
     assert predict_one(model, "audio", profile.extractor("audio").extract(utterance)) == "angry"
 
 

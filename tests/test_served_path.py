@@ -27,9 +27,11 @@ class Recording(ModalityExtractor):
 
 @pytest.fixture(scope="module")
 def whisper_profile():
+    """The default checkpoint's own profile (Whisper's states and the prosodic functionals)."""
     from momke.extractors.profiles import load_profile
+    from momke.models.checkpoint import DEFAULT_CHECKPOINT, load_config
 
-    return load_profile("whisper", device="cpu")
+    return load_profile(load_config(DEFAULT_CHECKPOINT).feature_profile, device="cpu")
 
 
 def replayed_features(path, profile: FeatureProfile, disabled=("text",)):
