@@ -5,10 +5,7 @@ against the same faces found in camera-like frames by the live app's path.
         [--json benchmarks/results/faces_as_served.json] [--md benchmarks/results/faces_as_served.md]
 
 Faces: the test half of FER2013's four-class public test exactly as the default recipe splits it
-(models/commands/default_recipe.py `fer_corpus`: one generator seeded with the recipe's seed draws
-the train shuffle, the class-balanced train sample's shuffle, then the public-test shuffle; the
-first `valid_fraction_of_public_test` validates, the rest tests). The split settings are read from
-the checkpoint's own metadata. `--sample N` scores a seeded sample of N of them instead.
+(models/commands/default_recipe.py `fer_splits`, with the checkpoint's own recipe). `--sample N` scores a seeded sample of N of them instead.
 
 Per face, with the profile the checkpoint uses (`load_profile(<its profile>, device="cpu").visual`):
 - direct (the SHORTCUT): `features_from_faces(gray 48x48)`, the recipe's training/test path;
@@ -68,25 +65,11 @@ LAX_THRESHOLDS = (0.6, 0.7, 0.7)  # facenet-pytorch MTCNN's own defaults (the ap
 # The recipe's FER2013 test half
 
 
-def recipe_test_faces(arrays, labels: list[str], mapping: dict[str, str], split_cfg: dict, seed: int):
-    """(public_test rows, label indices) of the recipe's test half, in the recipe's order.
+def recipe_test_faces(arrays, recipe: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(public_test rows, label indices) of the recipe's test half, in the recipe's order."""
+    from momke.models.commands.default_recipe import fer_splits
 
-    The same draws, in the same order, as default_recipe.fer_corpus: one generator for the train
-    shuffle, the class-balanced sample's shuffle, then the public-test shuffle."""
-    rng = np.random.default_rng(seed)
-    for part in ("train", "public_test"):
-        names = [FER_CLASSES[i] for i in arrays[f"{part}_labels"]]
-        index = np.array([labels.index(mapping[n]) if n in mapping else -1 for n in names])
-        keep = np.flatnonzero(index >= 0)
-        keep = keep[rng.permutation(len(keep))]
-        if part == "public_test":
-            n_valid = round(split_cfg["valid_fraction_of_public_test"] * len(keep))
-            return keep[n_valid:], index[keep[n_valid:]]
-        per_class = split_cfg.get("train_per_class")
-        if per_class:
-            keep = np.concatenate([keep[index[keep] == c][:per_class] for c in range(len(labels))])
-            rng.permutation(len(keep))  # the training sample's shuffle: drawn only to keep the order of draws
-    raise AssertionError("unreachable")
+    return next((rows, labels) for split, _, rows, labels in fer_splits(arrays, recipe) if split == "test")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -362,16 +345,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
 
     model = load_checkpoint(args.checkpoint, device="cpu")
-    meta = model.config.metadata
     classes = list(model.config.labels)
     visual = load_profile(model.config.feature_profile, device="cpu").visual
     with np.load(args.data / "fer2013_48x48.npz", allow_pickle=False) as arrays:
         assert tuple(str(c) for c in arrays["classes"]) == FER_CLASSES
-        rows, labels = recipe_test_faces(arrays, classes, meta["data"]["label_maps"]["fer2013"],
-                                         meta["data"]["splits"]["fer2013"], meta["data"]["pseudo_dialogues"]["seed"])
+        from momke.models.commands.default_recipe import recipe_of
+
+        rows, labels = recipe_test_faces(arrays, recipe_of(model.config))
         images = arrays["public_test_images"][rows]
     faces_note = ("the default recipe's FER2013 test half (the four-class public-test faces the recipe does not "
-                  "validate on; split reproduced from default_recipe.fer_corpus with the checkpoint's split settings)")
+                  "validate on; split drawn by default_recipe.fer_splits with the checkpoint's recipe)")
     if args.sample:
         pick = np.sort(np.random.default_rng([args.seed, 1]).choice(len(rows), args.sample, replace=False))
         rows, labels, images = rows[pick], labels[pick], images[pick]

@@ -45,7 +45,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -152,40 +151,18 @@ def chosen_items(items: list[Item], labels: list[str], conversation: bool, limit
 
 
 # ------------------------------------------------------------------------------ matched tri-modal media
-def fer_test_faces(recipe: dict, data: Path, work: Path) -> dict[str, list[str]]:
-    """{class: FER2013 public-test face names} of the half the recipe keeps for TESTING.
-
-    Made by the recipe's own code (default_recipe.fer_corpus, its seeded generator drawing the
-    train shuffle and sample first) with a stand-in extractor that returns zeros, so the split is
-    exactly the training run's; cached in --work by the settings that decide it."""
-    from momke.models.commands.default_recipe import FER_FILE, fer_corpus
-
-    settings = [recipe["splits"]["fer2013"], recipe["labels"], recipe["label_maps"]["fer2013"],
-                recipe["pseudo_dialogues"]["seed"], recipe["pseudo_dialogues"]["fer2013_faces_per_dialogue"]]
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    cached = work / f"fer_test_faces-{key}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-
-    class Zeros:
-        def features_from_faces(self, images):
-            return np.zeros((len(images), 7), np.float32)
-
-    class Stand_in:
-        name, dims = "served-bench-split", (1, 1, 7)
-
-        def extractor(self, modality):
-            return Zeros()
+def fer_test_faces(recipe: dict, data: Path) -> dict[str, list[str]]:
+    """{class: FER2013 public-test face names} of the half the recipe keeps for TESTING, drawn
+    by the recipe's own split (default_recipe.fer_splits)."""
+    from momke.models.commands.default_recipe import FER_FILE, fer_splits
 
     labels = list(recipe["labels"])
     faces: dict[str, list[str]] = {label: [] for label in labels}
-    with tempfile.TemporaryDirectory(prefix="served-bench-fer-") as folder:
-        corpus = fer_corpus(data / FER_FILE, recipe, Stand_in(), Path(folder))
-        for conversation in corpus.split("test"):
-            for name, label in zip(conversation.utterance_ids, conversation.labels):
-                faces[labels[int(label)]].append(str(name))
-    work.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(faces))
+    with np.load(data / FER_FILE, allow_pickle=False) as arrays:
+        for split, part, rows, label_index in fer_splits(arrays, recipe):
+            if split == "test":
+                for name, label in zip(arrays[f"{part}_names"][rows], label_index):
+                    faces[labels[int(label)]].append(str(name))
     return faces
 
 
@@ -333,7 +310,7 @@ def plan(args, recipe: dict, labels: list[str]) -> tuple[list[Run], dict]:
             items = clips("ravdess")
             fer = np.load(args.data / "fer2013_48x48.npz", allow_pickle=False)
             images = fer["public_test_images"]
-            faces, blank = usable_faces(fer_test_faces(recipe, args.data, args.work), fer["public_test_names"], images)
+            faces, blank = usable_faces(fer_test_faces(recipe, args.data), fer["public_test_names"], images)
             picks = matched_picks(items, faces, meld_test_lines(recipe, args.data))
             split_s = time.perf_counter() - began
             row_of = {str(n): k for k, n in enumerate(fer["public_test_names"])}
@@ -522,8 +499,8 @@ def markdown(report: dict) -> str:
               "file's transcript (so no speech-to-text runs).")]
     if "fer_test_faces" in notes:
         lines.append("- FER2013 faces: drawn (seeded, without replacement within a class) from the public-test half "
-                     "the recipe keeps for TESTING, made by the recipe's own `default_recipe.fer_corpus` with a "
-                     "stand-in extractor, so the split is exactly the training run's (test faces per class: "
+                     "the recipe keeps for TESTING, drawn by the recipe's own split (`default_recipe.fer_splits`), "
+                     "so it is exactly the training run's (test faces per class: "
                      + ", ".join(f"{k} {v}" for k, v in notes["fer_test_faces"].items()) + "); no validation face is used. "
                      f"Blank images (pixel std < {BLANK_STD:g}) are left out: {', '.join(notes['fer_blank_faces_left_out']) or 'none'}. "
                      "Faces the app's face detector (MTCNN) does not find stay in: on such a video the visual modality "

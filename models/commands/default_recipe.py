@@ -174,32 +174,18 @@ def extract_source(
     return corpus.subset(c for c in corpus.conversations if c.dialogue_id in wanted)
 
 
-def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, limit: int | None = None) -> FeatureCorpus:
-    """FER2013 faces of the four classes as pseudo-dialogues of single faces (visual only).
-
-    Validation faces come from the public test, never from train: the mini-Xception that makes
-    the visual features was trained on the train faces, so on them it is right far more often
-    (81 % vs 73 % on 4 classes) and temperatures fitted there would be overconfident on new faces.
-    A seeded `valid_fraction_of_public_test` of the public test validates; the rest tests."""
+def fer_splits(arrays, recipe: dict[str, Any]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """The recipe's FER2013 faces of the four classes: (split, source part, rows, label indices)
+    for train (a class-balanced sample of the train images), valid and test (the two halves of
+    the public test). The one place this split is drawn: the recipe and the benchmarks use it."""
     labels = list(recipe["labels"])
     mapping = recipe["label_maps"]["fer2013"]
-    grouping, split_cfg = recipe["pseudo_dialogues"], recipe["splits"]["fer2013"]
-    size = grouping["fer2013_faces_per_dialogue"]
-    # Named by the profile's visual features and the split settings: another cache is never reused.
-    settings = hashlib.sha1(json.dumps([split_cfg, size, grouping["seed"]], sort_keys=True).encode()).hexdigest()[:8]
-    name = f"fer2013-{profile.name}-{profile.dims[2]}d-{settings}"
-    out = cache_dir / "corpora" / (name if limit is None else f"{name}-limit{limit}")
-    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification",
-                              "FER2013 faces, default-checkpoint recipe", {"source": "fer2013"})
-    writer = CorpusWriter(out, metadata)
-    if writer.dialogue_ids:  # already extracted
-        return load_corpus(out)
-    arrays = np.load(path, allow_pickle=False)
+    split_cfg = recipe["splits"]["fer2013"]
     # One seeded generator for every draw, in this order: train shuffle, train sample, public-test
     # shuffle. Changing train_per_class therefore changes which public-test faces validate: a
     # checkpoint and its benchmark figures must come from the same recipe settings.
-    rng = np.random.default_rng(grouping["seed"])
-    parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # (split, source part, rows, label indices)
+    rng = np.random.default_rng(recipe["pseudo_dialogues"]["seed"])
+    parts: list[tuple[str, str, np.ndarray, np.ndarray]] = []
     for part in ("train", "public_test"):
         names = [FER_CLASSES[i] for i in arrays[f"{part}_labels"]]
         index = np.array([labels.index(mapping[n]) if n in mapping else -1 for n in names])
@@ -217,6 +203,30 @@ def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, lim
             keep = np.concatenate([keep[index[keep] == c][:per_class] for c in range(len(labels))])
             keep = keep[rng.permutation(len(keep))]
         parts.append(("train", part, keep, index[keep]))
+    return parts
+
+
+def fer_corpus(path: Path, recipe: dict[str, Any], profile, cache_dir: Path, limit: int | None = None) -> FeatureCorpus:
+    """FER2013 faces of the four classes as pseudo-dialogues of single faces (visual only).
+
+    Validation faces come from the public test, never from train: the mini-Xception that makes
+    the visual features was trained on the train faces, so on them it is right far more often
+    (81 % vs 73 % on 4 classes) and temperatures fitted there would be overconfident on new faces.
+    A seeded `valid_fraction_of_public_test` of the public test validates; the rest tests."""
+    labels = list(recipe["labels"])
+    grouping, split_cfg = recipe["pseudo_dialogues"], recipe["splits"]["fer2013"]
+    size = grouping["fer2013_faces_per_dialogue"]
+    # Named by the profile's visual features and the split settings: another cache is never reused.
+    settings = hashlib.sha1(json.dumps([split_cfg, size, grouping["seed"]], sort_keys=True).encode()).hexdigest()[:8]
+    name = f"fer2013-{profile.name}-{profile.dims[2]}d-{settings}"
+    out = cache_dir / "corpora" / (name if limit is None else f"{name}-limit{limit}")
+    metadata = CorpusMetadata(profile.name, profile.dims, tuple(labels), "classification",
+                              "FER2013 faces, default-checkpoint recipe", {"source": "fer2013"})
+    writer = CorpusWriter(out, metadata)
+    if writer.dialogue_ids:  # already extracted
+        return load_corpus(out)
+    arrays = np.load(path, allow_pickle=False)
+    parts = fer_splits(arrays, recipe)
     visual = profile.extractor("visual")
     for split, source, rows, label_index in parts:
         if limit is not None:
