@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..extractors.base import FeatureProfile
 from ..extractors.runtime import pick_device
+from ..extractors.served import ServingOptions
 from ..models.cli_common import version
 from ..models.config import MODALITIES
 from ..models.ensemble import MoMKEEnsemble
@@ -75,8 +76,8 @@ class LiveSession:
         asr_language: str | None = "en",
         asr_timeout_s: float = 3.0,
         asr_timeout_factor: float = 1.0,
-        camera_fps: float = 5.0,
-        max_frames: int = 3,
+        camera_fps: float = ServingOptions.camera_fps,
+        max_frames: int = ServingOptions.max_frames,
         segmenter=None,
         window_s: float = 2.0,
     ) -> None:
@@ -198,9 +199,7 @@ class LiveSession:
             self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
             self._log_file.flush()
         if self._segmenter is None:
-            from ..extractors.segmentation import UtteranceSegmenter
-
-            self._segmenter = UtteranceSegmenter()
+            self._segmenter = ServingOptions().segmenter()  # the settings training corpora are cut with
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
