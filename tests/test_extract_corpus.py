@@ -304,3 +304,24 @@ def test_overwrite_starts_over_where_resuming_is_refused(manifest, tmp_path, cap
     assert main([*argv, "--labels", "angry,happy,neutral,sad", "--overwrite"]) == 0
     assert load_corpus(out).metadata.labels == ("angry", "happy", "neutral", "sad")
     assert [c.dialogue_id for c in load_corpus(out).conversations] == ["d1"]
+
+
+def test_faces_of_a_video_are_served_as_the_app_sees_them(profile, recorded_conversation, tmp_path):
+    """The visual features of a manifest's video spans are those of the served utterances: the
+    camera's frame rate and checks, at most three frames spread over the cut."""
+    from momke.extractors.served import served_utterances
+
+    conversation = recorded_conversation(2)
+    served = served_utterances(conversation["path"])
+    assert len(served) == 2
+    rows = [{"dialogue": "v", "utterance": f"u{i}", "video": str(conversation["path"]),
+             "start": u.start - 0.2, "end": u.end + 0.2} for i, u in enumerate(served)]
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = extract_corpus(read_corpus(path), profile, tmp_path / "features", modalities=["audio", "visual"],
+                            labels=["a", "b"], progress=False)
+    assert not report.failures
+    features = load_corpus(tmp_path / "features").conversations[0].features
+    for i, utterance in enumerate(served):
+        assert np.allclose(features["visual"][i], profile.visual.extract(utterance), atol=1e-5)
+        assert np.allclose(features["audio"][i], profile.audio.extract(utterance), atol=1e-5)
