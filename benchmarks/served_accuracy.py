@@ -22,7 +22,8 @@ Sets:
   is a FER2013 face of the same class (from the public-test half the recipe keeps for testing)
   drifting slowly over a grey frame, with the clip as its sound track, and a MELD test line of
   the same class as its transcript; scored under the seven modality conditions (`--privacy`).
-  One session per file: momke-evaluate-media refuses conversation mode for videos.
+  One session per file, and {a,t,v} once more with each actor's videos joined into one
+  conversation (a grey picture and silence in the pauses).
 
 Generated media and CSVs go to --work (default runs/served-bench, never committed); existing
 media are reused, every draw is seeded. `--limit N` keeps N files a set, taken from a seeded
@@ -334,6 +335,8 @@ def plan(args, recipe: dict, labels: list[str]) -> tuple[list[Run], dict]:
             for short in args.matched_conditions:
                 condition, privacy = MATCHED_CONDITIONS[short]
                 runs.append(Run(name, condition, path, privacy, False, True, len(items)))
+            # The same videos, each actor's joined into one conversation: {a,t,v} with context.
+            runs.append(Run(name, "{a,t,v}, conversation by speaker", path, "", True, True, len(items)))
     return runs, notes
 
 
@@ -490,8 +493,9 @@ def markdown(report: dict) -> str:
         lines += ["", "| target (issue) | asked | measured | |", "|---|---|---|---|", *targets]
     notes = report["notes"]
     lines += ["", "Notes:",
-              ("- `matched-atv` is one session per file: momke-evaluate-media refuses conversation mode for videos "
-              "(it joins a conversation's files as audio only), so these items have no conversation context. "
+              ("- `matched-atv` is one session per file (no conversation context), except the row 'conversation by "
+               "speaker', where each actor's videos are joined into one stream (momke-evaluate-media: a grey picture "
+               "and 1 s of silence between them). "
               f"Each video: the FER2013 face (48 px, upscaled with cubic interpolation to {FACE_PX} px) on a "
               f"{FRAME_W}x{FRAME_H} mid-grey frame, drifting 1-2 px a frame at {FPS} fps, H.264 + AAC 16 kHz mono, "
               "as long as its RAVDESS clip; transcript: a MELD test line of the same class "

@@ -181,15 +181,44 @@ def test_a_conversation_is_one_stream_and_each_event_goes_back_to_its_file(check
     assert not list(Path(tempfile.gettempdir()).glob("momke-evaluate-*"))
 
 
-def test_conversation_mode_refuses_videos_with_a_clear_error(tmp_path, checkpoint, capsys):
+def test_videos_of_a_conversation_are_one_stream_and_each_event_goes_back_to_its_file(checkpoint, tmp_path):
+    """Two face videos joined (a grey picture and silence between them): each file gets its own
+    events, with the face and the voice, inside its own span."""
+    from momke.realtime.ui.evaluate_media import main
+    from realtime_support import make_conversation
+
+    videos = []
+    for k, clip in enumerate(ravdess(HAPPY, ANGRY)):
+        folder = tmp_path / f"v{k}"
+        folder.mkdir()
+        videos.append(make_conversation(folder, [clip], pause_s=0.3, transcript=False)["path"])
+    labels = write_csv(tmp_path / "labels.csv", ["file", "label", "talk"],
+                       [[str(videos[0]), "happy", "x"], [str(videos[1]), "angry", "x"]])
+    report_path = tmp_path / "report.json"
+    assert main([str(labels), "--conversation-column", "talk", "--privacy", "text", "--checkpoint", checkpoint,
+                 "--device", "cpu", "--report", str(report_path), "-q"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["timing"]["sessions"] == 1 and report["n_scored"] == 2 and report["stray_events"] == 0
+    (first, second) = [row["span"] for row in report["files"]]
+    assert second[0] == pytest.approx(first[1] + 1.0, abs=1e-3)
+    for row in report["files"]:
+        start, end = row["span"]
+        assert row["n_events"] >= 1 and all("visual" in e["modalities"] for e in row["events"])
+        for event in row["events"]:
+            assert max(0.0, min(event["end"], end) - max(event["start"], start)) > 0.5 * (event["end"] - event["start"])
+    assert not list(Path(tempfile.gettempdir()).glob("momke-evaluate-*"))
+
+
+def test_a_conversation_mixing_video_and_sound_only_files_is_refused(tmp_path, checkpoint, capsys):
     from momke.realtime.ui.evaluate_media import main
 
     video = DEMO_DIR / "conversation.mp4"
+    (clip,) = ravdess(NEUTRAL)
     labels = write_csv(tmp_path / "labels.csv", ["file", "label", "talk"],
-                       [[str(video), "happy", "x"], [str(video), "sad", "x"]])
+                       [[str(video), "happy", "x"], [str(clip), "sad", "x"]])
     assert main([str(labels), "--conversation-column", "talk", "--checkpoint", checkpoint, "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "has a video track: conversation mode replays audio only" in err and len(err.strip().splitlines()) == 2
+    assert "mixes video and sound-only files" in err and len(err.strip().splitlines()) == 2
 
 
 # ------------------------------------------------------------------------- usage errors

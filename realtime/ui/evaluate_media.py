@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replay labelled recordings through the live app (as `momke-live --input FILE --fast` "
                     "does) and score its emotion events: WA, UA, F1, confusion matrix, calibration.",
         epilog="A file's prediction is the duration-weighted mean of its events' fused probabilities. "
-               "Conversation mode (files grouped by a column) replays audio files only: a video file "
-               "in a group of several is refused (evaluate videos one per session). "
+               "Conversation mode (files grouped by a column) joins a group's files into one stream "
+               "with --pause between them (videos with a grey picture in the pauses; a group may not mix "
+               "video and sound-only files). "
                "Exit codes: 0 done, 1 some files failed (the rest is scored), 2 usage error or bad "
                "input, 3 some replays incomplete (damaged parts skipped), 130 Ctrl-C.",
     )
@@ -256,17 +257,24 @@ def group_conversations(rows: list[Row]) -> list[list[Row]]:
     return list(groups.values())
 
 
-def refuse_video_conversations(conversations: list[list[Row]]) -> None:
+def conversation_has_video(rows: list[Row]) -> bool:
+    from ..sources import has_video_track
+
+    return any(row.file and row.path.is_file() and has_video_track(row.path) for row in rows)
+
+
+def refuse_mixed_conversations(conversations: list[list[Row]]) -> None:
+    """A conversation is joined as one stream: all of its files video, or all of them sound only."""
     from ..sources import has_video_track
 
     for rows in conversations:
-        if len(rows) < 2:
-            continue
-        for row in rows:
-            if row.file and row.path.is_file() and has_video_track(row.path):
-                raise UsageProblem(
-                    f"{row.file} (line {row.line}) has a video track: conversation mode replays audio only; "
-                    f"evaluate videos one per session (--conversation-column {NO_COLUMN})")
+        present = [row for row in rows if row.file and row.path.is_file()]
+        kinds = {has_video_track(row.path) for row in present}
+        if len(rows) > 1 and len(kinds) > 1:
+            video = next(row for row in present if has_video_track(row.path))
+            raise UsageProblem(
+                f"the conversation of {video.file} (line {video.line}) mixes video and sound-only files; "
+                f"join them as one kind, or evaluate one file per session (--conversation-column {NO_COLUMN})")
 
 
 # --------------------------------------------------------------------------------- replay
@@ -412,21 +420,17 @@ def _timing(outcome: dict, files: int) -> dict:
 
 
 def run_conversation(engine: Engine, rows: list[Row], pause_s: float) -> tuple[list[FileResult], int, dict | None]:
-    """The files of one conversation joined into one 16 kHz stream (pause_s of silence between
-    them), replayed as one session; each event goes back to the file holding most of it.
-    Returns the per-file results, the number of stray events (in no file's span) and the
-    session's timings (None when no file could be decoded)."""
+    """The files of one conversation joined into one stream (pause_s of silence, and of a grey
+    picture for videos, between them), replayed as one session; each event goes back to the file
+    holding most of it. Returns the per-file results, the number of stray events (in no file's
+    span) and the session's timings (None when no file could be decoded)."""
     import tempfile
-
-    import numpy as np
-    import soundfile
 
     from ...extractors.media import SAMPLE_RATE, load_audio, resample_to_target
 
     results = [FileResult(row) for row in rows]
-    pieces, transcript, spans, owners = [], [], [], []
-    position = 0  # samples
-    gap = np.zeros(round(pause_s * SAMPLE_RATE), dtype=np.float32)
+    pieces, transcript, spans, owners = [], [], [], []  # pieces: (file, samples at 16 kHz)
+    position = 0.0  # seconds
     for result in results:
         row = result.row
         result.error = not_there(row)
@@ -440,12 +444,10 @@ def run_conversation(engine: Engine, rows: list[Row], pause_s: float) -> tuple[l
             result.error = str(error)
             continue
         if pieces:
-            pieces.append(gap)
-            position += len(gap)
-        start, end = position / SAMPLE_RATE, (position + len(samples)) / SAMPLE_RATE
-        pieces.append(np.asarray(samples, dtype=np.float32))
-        position += len(samples)
-        result.span = (round(start, 3), round(end, 3))
+            position += pause_s
+        result.span = (round(position, 3), round(position + len(samples) / SAMPLE_RATE, 3))
+        position += len(samples) / SAMPLE_RATE
+        pieces.append((row.path, samples))
         spans.append(result.span)
         owners.append(result)
         if row.transcript and "text" not in engine.disabled:
@@ -453,8 +455,8 @@ def run_conversation(engine: Engine, rows: list[Row], pause_s: float) -> tuple[l
     if not pieces:
         return results, 0, None
     with tempfile.TemporaryDirectory(prefix="momke-evaluate-") as folder:
-        stream = Path(folder) / "conversation.wav"
-        soundfile.write(str(stream), np.concatenate(pieces), SAMPLE_RATE, subtype="FLOAT")
+        videos = conversation_has_video(rows)
+        stream = _join_videos(pieces, pause_s, Path(folder)) if videos else _join_audio(pieces, pause_s, Path(folder))
         outcome = replay(engine, stream, transcript)
     stray = 0
     for event in outcome["emotions"]:
@@ -471,6 +473,73 @@ def run_conversation(engine: Engine, rows: list[Row], pause_s: float) -> tuple[l
         result.incomplete = outcome["incomplete"]
         result.wall_s = outcome["wall_s"]
     return results, stray, _timing(outcome, len(owners))
+
+
+def _join_audio(pieces, pause_s: float, folder: Path) -> Path:
+    """The pieces' 16 kHz samples with pause_s of silence between them, as one WAV."""
+    import numpy as np
+    import soundfile
+
+    from ...extractors.media import SAMPLE_RATE
+
+    gap = np.zeros(round(pause_s * SAMPLE_RATE), dtype=np.float32)
+    joined = [part for k, (_, samples) in enumerate(pieces) for part in ([gap] if k else []) + [samples]]
+    stream = folder / "conversation.wav"
+    soundfile.write(str(stream), np.concatenate(joined).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+    return stream
+
+
+def _join_videos(pieces, pause_s: float, folder: Path) -> Path:
+    """The videos back to back (ffmpeg), pause_s of silence and a grey picture between them, each
+    cut or held to its sound's length so the spans computed from the sound stay exact; every
+    picture scaled into the first one's frame. Matroska with PCM sound: nothing re-encodes it."""
+    import shutil
+    import subprocess
+
+    from ...extractors.media import SAMPLE_RATE
+    from ...extractors.media_files import FileVideoDevice
+
+    if shutil.which("ffmpeg") is None:
+        raise UsageProblem("joining the videos of a conversation needs ffmpeg on PATH")
+    first = FileVideoDevice(pieces[0][0])
+    first.open()
+    try:
+        height, width = first.read()[0].shape[:2]
+    finally:
+        first.close()
+    width, height, fps = width - width % 2, height - height % 2, 15
+    inputs, filters, labels = [], [], []
+    for k, (path, samples) in enumerate(pieces):
+        if k:  # the pause: a grey picture and silence
+            inputs += ["-f", "lavfi", "-t", f"{pause_s}", "-i", f"color=c=gray:s={width}x{height}:r={fps}",
+                       "-f", "lavfi", "-t", f"{pause_s}", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=mono"]
+            v, a = _count_inputs(inputs) - 2, _count_inputs(inputs) - 1
+            filters += [f"[{v}:v]format=yuv420p,setsar=1[v{len(labels)}]",
+                        f"[{a}:a]aformat=sample_fmts=fltp:channel_layouts=mono[a{len(labels)}]"]
+            labels.append(len(labels))
+        inputs += ["-i", str(path)]
+        index, seconds = _count_inputs(inputs) - 1, len(samples) / SAMPLE_RATE
+        filters += [f"[{index}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+                    f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps},format=yuv420p,"
+                    f"tpad=stop_mode=clone:stop_duration={seconds:.3f},trim=duration={seconds:.6f},"
+                    f"setpts=PTS-STARTPTS[v{len(labels)}]",
+                    f"[{index}:a]aresample={SAMPLE_RATE},aformat=sample_fmts=fltp:channel_layouts=mono,"
+                    f"apad,atrim=duration={seconds:.6f},asetpts=PTS-STARTPTS[a{len(labels)}]"]
+        labels.append(len(labels))
+    filters.append("".join(f"[v{n}][a{n}]" for n in labels) + f"concat=n={len(labels)}:v=1:a=1[v][a]")
+    stream = folder / "conversation.mkv"
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y", *inputs, "-filter_complex", ";".join(filters),
+               "-map", "[v]", "-map", "[a]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+               "-c:a", "pcm_f32le", str(stream)]
+    result = subprocess.run(command, capture_output=True, timeout=600, check=False)
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise ValueError(f"cannot join the conversation's videos: {message[-1] if message else 'ffmpeg failed'}")
+    return stream
+
+
+def _count_inputs(arguments: list[str]) -> int:
+    return arguments.count("-i")
 
 
 # --------------------------------------------------------------------------------- scoring
@@ -721,7 +790,7 @@ def _evaluate(args, json_out) -> int:
         rows, skipped = select_rows(media.rows, tuple(config.labels), label_map, wanted, args.limit)
         grouped = media.conversation_column is not None
         conversations = group_conversations(rows) if grouped else [[row] for row in rows]
-        refuse_video_conversations(conversations)
+        refuse_mixed_conversations(conversations)
         profile = load_profile(config.feature_profile, device=device)
     except UsageProblem as problem:
         print(f"{PROG}: {problem}", file=sys.stderr)
