@@ -325,3 +325,22 @@ def test_faces_of_a_video_are_served_as_the_app_sees_them(profile, recorded_conv
     for i, utterance in enumerate(served):
         assert np.allclose(features["visual"][i], profile.visual.extract(utterance), atol=1e-5)
         assert np.allclose(features["audio"][i], profile.audio.extract(utterance), atol=1e-5)
+
+
+def test_a_silent_video_is_judged_by_the_frames_of_each_span(profile, recorded_conversation, tmp_path):
+    """No sound track, no speech to cut by: each span gets the camera's frames inside it (the video
+    decoded once for all its spans)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    silent = tmp_path / "silent.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(recorded_conversation(2)["path"]), "-an", "-c:v", "copy",
+                    str(silent)], check=True)
+    rows = [{"dialogue": "s", "utterance": f"u{i}", "video": "silent.mp4", "start": 2.0 * i, "end": 2.0 * i + 1.5}
+            for i in range(2)]
+    path = tmp_path / "manifest.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    report = extract_corpus(read_corpus(path), profile, tmp_path / "features", modalities=["visual"],
+                            labels=["a", "b"], progress=False)
+    assert not report.failures
+    conversation = load_corpus(tmp_path / "features").conversations[0]
+    assert conversation.present[:, 2].all() and not np.allclose(*conversation.features["visual"])

@@ -162,7 +162,7 @@ class _MediaReader:
 
     def __init__(self, options: ServingOptions = ServingOptions()) -> None:
         self.options = options
-        self._last: tuple[tuple, list[Utterance]] | None = None
+        self._last: tuple[tuple, str, list] | None = None  # (file key, "speech" | "frames", what was served)
 
     def utterance(self, source: UtteranceSource, modality: str) -> Utterance | None:
         """The served utterance that overlaps the source's span most (a whole file: its longest),
@@ -171,11 +171,11 @@ class _MediaReader:
         audio_path = source.audio or source.video
         key = (audio_path, source.video, modality)
         if self._last is None or self._last[0] != key:
-            self._last = (key, self._serve(audio_path, source.video, modality))
-        served = self._last[1]
+            self._last = (key, *self._serve(audio_path, source.video, modality))
+        _, kind, served = self._last
         start, end = source.start or 0.0, math.inf if source.end is None else source.end
-        if served is None:  # no sound track: the span's frames
-            frames = camera_frames(source.video, self.options)
+        if kind == "frames":  # no sound track: the span's frames
+            frames = served
             last = frames[-1][0] if frames else start
             picked = frames_between(frames, start, min(end, last))
             return Utterance(start=start, end=min(end, last), frames=[f for _, f in picked],
@@ -186,10 +186,12 @@ class _MediaReader:
             return None
         return replace(served[best], id=source.id)
 
-    def _serve(self, audio_path: Path, video_path: Path | None, modality: str) -> list[Utterance] | None:
+    def _serve(self, audio_path: Path, video_path: Path | None, modality: str) -> tuple[str, list]:
+        """("speech", the served utterances), or ("frames", the camera's frames) for a video without
+        sound: decoded once per file, however many spans it has."""
         if modality == "visual" and not has_audio_track(audio_path):
-            return None
-        return served_utterances(audio_path, self.options, (modality,), video=video_path)
+            return "frames", camera_frames(video_path, self.options)
+        return "speech", served_utterances(audio_path, self.options, (modality,), video=video_path)
 
 
 def extract_corpus(
