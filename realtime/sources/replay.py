@@ -55,6 +55,7 @@ class ReplayPacer:
         self.realtime = realtime
         self.slack_s = slack_s
         self._position = {s: 0.0 for s in streams}
+        self._furthest = 0.0  # the furthest media time any stream reached (kept once they end)
         self._condition = threading.Condition()
         self._transcript = list(transcript or [])
         self._text_sink = text_sink
@@ -75,6 +76,7 @@ class ReplayPacer:
                     self._condition.wait(0.05)
         with self._condition:
             self._position[stream] = max(self._position[stream], media_t)
+            self._furthest = max(self._furthest, media_t)
             self._condition.notify_all()
         if stream == "audio":
             self.release_text(media_t)
@@ -91,11 +93,12 @@ class ReplayPacer:
         return True
 
     def now(self) -> float:
-        """The replay's current media time: the furthest any stream has got."""
+        """The replay's current media time: the furthest any stream has got (an ended stream
+        counts where it ended, so the time never goes back, not even once every stream has ended)."""
         if self.realtime:
             return self.clock.now()
         with self._condition:
-            return max((t for t in self._position.values() if math.isfinite(t)), default=0.0)
+            return self._furthest
 
     def finish(self, stream: str) -> None:
         """This stream has ended (or is paused): it holds no one back any more."""
