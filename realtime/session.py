@@ -392,6 +392,12 @@ class LiveSession:
             return None
         return not self.replay_problems
 
+    @property
+    def failures(self) -> dict[str, str]:
+        """Modalities whose extractor failed on several utterances in a row (health.FAILURE_LIMIT)
+        at some point of this session, and why; a status event "failed" said so at the time."""
+        return dict(self.health.failures)
+
     # ----------------------------------------------------------------------------- controls
     def set_enabled(self, modality: str, enabled: bool) -> None:
         """Privacy switch: a switched-off modality is not captured and nothing of it is kept."""

@@ -7,7 +7,8 @@
 
 Exit codes (scripts may rely on them):
     0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
-    1    runtime error (the engine failed, or a replay produced no utterance at all)
+    1    runtime error (the engine failed, a modality failed: its extractor failed on 3
+         utterances in a row, or a replay produced no utterance at all)
     2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
     3    a replay was incomplete: damaged parts of the file were skipped (the rest was scored)
     130  stopped with Ctrl-C (after a clean shutdown and the summary; a second Ctrl-C during the
@@ -297,6 +298,11 @@ def run(session, args, description: str) -> int:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
     if reader_gone:
         return EXIT_OK
+    failures = getattr(session, "failures", None) or {}
+    if failures:  # a modality's extractor kept failing: its readings are missing from the events
+        for modality, why in failures.items():
+            print(f"momke-live: the {modality} modality failed ({why}); the events lack its readings", file=sys.stderr)
+        return EXIT_ERROR
     if getattr(session, "replay_complete", None) is False:  # engines that report decode damage
         problems = "; ".join(getattr(session, "replay_problems", None) or []) or "damaged data"
         print(f"momke-live: the replay was incomplete ({problems}); what could be decoded was scored",
