@@ -123,8 +123,9 @@ class LiveSession:
         from ..models.checkpoint import check_features
 
         check_features(self.model.config, self.profile.name, self.profile.dims)
+        _check_weights(self.profile, disabled)
         self.context = ConversationContext(self.model, max_context=max_context)
-        self._asr_backend = _make_asr(asr, asr_language, self.device)
+        self._asr_backend = _make_asr(asr, asr_language, self.device, text_off="text" in disabled)
         self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
 
         self.clock = SessionClock()
@@ -498,9 +499,34 @@ def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
     return load_checkpoint(directory, device=device)
 
 
-def _make_asr(asr, language, device):
+def _check_weights(profile: FeatureProfile, disabled) -> None:
+    """Before anything starts: each enabled modality's weights are installed and intact, else a
+    ValueError names what to install (a modality switched off is only said to be off)."""
+    for modality in MODALITIES:
+        off = modality in disabled
+        check = getattr(profile.extractor(modality), "check", None)  # a host's own extractor may have none
+        try:
+            if check is not None:
+                check(verify=not off)
+        except (RuntimeError, ImportError, OSError) as error:
+            if off:
+                log.warning("%s; %s is switched off, so the session goes on without it", error, modality)
+                continue
+            raise ValueError(f"the {modality} extractor cannot load: {error}. "
+                             f"Install it, or switch {modality} off (--privacy {modality})") from error
+
+
+def _make_asr(asr, language, device, text_off: bool = False):
     if asr is None:
         return None
+    from ..extractors.whisper_weights import WhisperWeightsError
     from .asr import make_asr
 
-    return make_asr(asr, language=language, device=device)
+    try:
+        return make_asr(asr, language=language, device=device)
+    except (WhisperWeightsError, ImportError) as error:
+        if text_off:
+            log.warning("%s; text is switched off, so the session goes on without speech-to-text", error)
+            return None
+        raise ValueError(f"speech-to-text cannot load: {error}. Install it, choose another --asr "
+                         "(pocketsphinx, none), or switch text off (--privacy text)") from error
