@@ -80,6 +80,7 @@ class LiveSession:
         max_frames: int = ServingOptions.max_frames,
         segmenter=None,
         window_s: float = 2.0,
+        accept_modified_checkpoint: bool = False,
     ) -> None:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
@@ -100,7 +101,8 @@ class LiveSession:
         second kept from the camera and `max_frames` the frames per utterance given to the visual
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
-        utterances (camera-only mode)."""
+        utterances (camera-only mode), `accept_modified_checkpoint` loads a checkpoint whose
+        weights file no longer matches the sha256 recorded at save (refused otherwise)."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -118,7 +120,7 @@ class LiveSession:
         self._transcript = load_transcript(transcript) if transcript is not None else []
         self.log_path = Path(log_path) if log_path is not None else None
 
-        self.model = _load_model(checkpoint, self.device)
+        self.model = _load_model(checkpoint, self.device, accept_modified_checkpoint)
         self.profile = _load_profile(profile or self.model.config.feature_profile, self.device)
         from ..models.checkpoint import check_features
 
@@ -485,7 +487,7 @@ def _load_profile(profile, device: str) -> FeatureProfile:
     return load_profile(profile, device=device)
 
 
-def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
+def _load_model(checkpoint, device: str, allow_modified: bool = False) -> MoMKE | MoMKEEnsemble:
     if isinstance(checkpoint, (MoMKE, MoMKEEnsemble)):
         return checkpoint.to(device).eval()
     from ..models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -496,7 +498,7 @@ def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
             f"checkpoint {directory} does not exist"
             + (" (the default checkpoint is not trained yet: pass checkpoint=...)" if checkpoint is None else "")
         )
-    return load_checkpoint(directory, device=device)
+    return load_checkpoint(directory, device=device, allow_modified=allow_modified)
 
 
 def _check_weights(profile: FeatureProfile, disabled) -> None:

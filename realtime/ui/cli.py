@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--privacy", metavar="MODS", default="",
                        help="comma-separated modalities to switch off (audio,text,visual): not captured, not kept")
     model.add_argument("--checkpoint", metavar="DIR", type=Path, help="MoMKE checkpoint directory (default: the shipped one)")
+    model.add_argument("--accept-modified-checkpoint", action="store_true",
+                       help="load a checkpoint whose weights no longer match the sha256 recorded when it was saved")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
     model.add_argument("--asr", metavar="SPEC", default="auto",
                        help="speech-to-text: whisper-tiny, whisper-base, pocketsphinx, none, or whisper:DIR "
@@ -209,6 +211,8 @@ def session_options(args, source: dict, accepted) -> dict:
     elif source.get("demo") or source.get("transcript"):
         options["asr"] = None  # the transcript gives the words
     # else: the engine's default speech-to-text
+    if args.accept_modified_checkpoint:
+        options["accept_modified_checkpoint"] = True
     asked = {"asr_language": (args.language, args.language != "en"),
              "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None)}
     flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor"}
