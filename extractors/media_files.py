@@ -4,13 +4,15 @@ devices, so a replay plays them like live devices).
 
 Audio goes through soundfile (wav, flac, ogg) or PyAV (the audio track of a video); video frames
 through PyAV (FFmpeg), as RGB. Damaged packets are skipped and counted (`decode_errors`), as
-ffmpeg does, so the rest still plays. The live replay and the served-media path (served.py,
+ffmpeg does, so the rest still plays; FFmpeg's own messages about the damage (hundreds for one
+damaged file) are silenced (`quiet_decoder_log`), since the count says it once. The live replay and the served-media path (served.py,
 which builds training corpora) read files only through these classes, so both hear and see the
 same samples and frames.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,16 @@ class _SoundFileAudio:
         self._handle.close()
 
 
+def quiet_decoder_log() -> None:
+    """Silence FFmpeg's messages about damaged data: once PyAV forwards them to Python logging (a
+    library the text extractor imports turns that on), one damaged file prints hundreds of
+    "ERROR libav..." lines. The damage is counted (`decode_errors`) and reported once instead. A
+    host that set the "libav" logger's level keeps its choice (`momke-live -v` shows them)."""
+    logger = logging.getLogger("libav")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.CRITICAL)
+
+
 class _Decoded:
     """The frames of one stream of a container FFmpeg reads, skipping damaged packets.
 
@@ -97,6 +109,7 @@ class _Decoded:
     def __init__(self, path: Path, kind: str) -> None:
         import av
 
+        quiet_decoder_log()
         try:
             self.container = av.open(str(path))
         except Exception as error:

@@ -383,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        if args.verbose:  # FFmpeg's messages about damaged data too (else summed up in one line)
+            logging.getLogger("libav").setLevel(logging.DEBUG)
         if threading.current_thread() is not threading.main_thread():  # embedded: signals are the host's
             return _main(args)
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
