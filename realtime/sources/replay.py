@@ -25,6 +25,9 @@ def load_transcript(path_or_items) -> list[TextItem]:
     if isinstance(path_or_items, (str, Path)):
         try:
             data = json.loads(Path(path_or_items).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"cannot read transcript {path_or_items}: it is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                             f"at offset {error.start}); save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from error
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read transcript {path_or_items}: {error}") from error
     if not isinstance(data, list):
@@ -32,9 +35,12 @@ def load_transcript(path_or_items) -> list[TextItem]:
     items = []
     for index, entry in enumerate(data):
         try:
-            start, end, text = float(entry["start"]), float(entry["end"]), str(entry["text"])
+            start, end, text = float(entry["start"]), float(entry["end"]), entry["text"]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f'transcript entry {index} needs "start", "end" (seconds) and "text": {entry!r}') from error
+        if not isinstance(text, str):  # null would be read as the word "None"
+            raise ValueError(f'transcript entry {index}: "text" must be a string (the words said; "" for none), '
+                             f"got {json.dumps(text)}")
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ValueError(f"transcript entry {index} has bad times start={start}, end={end}")
         items.append(TextItem(text=text, start=start, end=end))

@@ -149,8 +149,14 @@ def source_kwargs(args, disabled: tuple[str, ...] = ()) -> tuple[dict, str]:
     if args.transcript and not args.input:
         raise UsageProblem("--transcript goes with --input")
     pace = "fast replay" if args.fast else "real-time replay"
+    asked_asr = args.asr not in ("auto", "none")  # the user asked for speech-to-text: it gives the words
+    if args.demo and asked_asr:
+        return ({"demo": True, "realtime": not args.fast, "transcript": None},
+                f"demo conversation ({pace}), words by --asr {args.asr}, not the demo's transcript")
     if args.demo:
         return {"demo": True, "realtime": not args.fast}, f"demo conversation ({pace})"
+    if args.transcript and asked_asr:
+        raise UsageProblem(f"give --transcript or --asr {args.asr}, not both: each gives the words said")
     if args.input:
         check_file("--input", args.input, "a video or audio file")
         if args.transcript:
@@ -412,6 +418,9 @@ def _main(args) -> int:
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
                           device=None if args.device == "auto" else args.device, disabled=disabled,
                           max_sessions=args.max_sessions)
+        if set(disabled) == set(MODALITIES):
+            raise UsageProblem(f"--privacy {args.privacy} switches every modality off (audio, text and visual): "
+                               "there is nothing to read. Leave at least one on")
         source, description = source_kwargs(args, disabled)
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
