@@ -5,7 +5,7 @@ devices, so a replay plays them like live devices).
 Audio goes through soundfile (wav, flac, ogg) or PyAV (the audio track of a video); video frames
 through PyAV (FFmpeg), as RGB. Damaged packets are skipped and counted (`decode_errors`), as
 ffmpeg does, so the rest still plays; FFmpeg's own messages about the damage (hundreds for one
-damaged file) are silenced (`quiet_decoder_log`), since the count says it once. The live replay and the served-media path (served.py,
+damaged file) are silenced (`quiet_decoder_log`): the count says it once. The live replay and the served-media path (served.py,
 which builds training corpora) read files only through these classes, so both hear and see the
 same samples and frames.
 """
@@ -90,13 +90,15 @@ class _SoundFileAudio:
 
 
 def quiet_decoder_log() -> None:
-    """Silence FFmpeg's messages about damaged data: once PyAV forwards them to Python logging (a
-    library the text extractor imports turns that on), one damaged file prints hundreds of
-    "ERROR libav..." lines. The damage is counted (`decode_errors`) and reported once instead. A
-    host that set the "libav" logger's level keeps its choice (`momke-live -v` shows them)."""
-    logger = logging.getLogger("libav")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.CRITICAL)
+    """Silence FFmpeg's messages about damaged data. PyAV ignores them by default, but a library
+    the text extractor imports (torchvision.io) has PyAV forward them to Python logging, and one
+    damaged file then prints hundreds of "ERROR libav..." lines. The damage is counted
+    (`decode_errors`) and reported once instead; PyAV's default is restored unless the "libav"
+    logger was set to DEBUG (`momke-live -v` shows them)."""
+    import av.logging
+
+    if logging.getLogger("libav").level != logging.DEBUG:
+        av.logging.set_level(None)
 
 
 class _Decoded:

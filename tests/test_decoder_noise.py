@@ -13,13 +13,14 @@ from test_realtime_faults import damaged_copy
 
 
 @pytest.fixture
-def libav_logging_on(monkeypatch):
-    """As after the text extractor loads: a library it imports has PyAV forward FFmpeg's log."""
-    previous = av.logging.get_level()
+def libav_logging_on():
+    """As after the text extractor loads: a library it imports (torchvision.io) has PyAV forward
+    FFmpeg's log to Python logging."""
+    previous, logger_level = av.logging.get_level(), logging.getLogger("libav").level
     av.logging.set_level(av.logging.ERROR)
-    monkeypatch.setattr(logging.getLogger("libav"), "level", logging.NOTSET)
     yield
     av.logging.set_level(previous)
+    logging.getLogger("libav").setLevel(logger_level)
 
 
 def test_a_damaged_replay_logs_no_decoder_message_and_counts_the_damage(libav_logging_on, tmp_path, caplog):
