@@ -150,6 +150,10 @@ def make_asr(spec, language: str | None = "en", device: str | None = None) -> AS
     raise ValueError(f"unknown asr {spec!r}: use one of {', '.join(ASR_CHOICES)}")
 
 
+class _Forgotten(Exception):
+    """A job whose samples were forgotten before it ran."""
+
+
 class _Job:
     __slots__ = ("audio", "done", "result", "text_off")
 
@@ -229,10 +233,14 @@ class ASRWorker:
             job, self._queued = self._queued, None
         result = None
         try:
+            if job.audio is None:  # forgotten before it started (privacy): nothing to transcribe
+                raise _Forgotten
             text = self.backend.transcribe(job.audio)
             if not isinstance(text, str):
                 raise TypeError(f"backend returned {type(text).__name__}, not str")
             result = text
+        except _Forgotten:
+            pass
         except Exception as exc:  # noqa: BLE001 - any ASR failure only makes this text missing
             with self._lock:
                 self.stats["error"] += 1
@@ -248,16 +256,16 @@ class ASRWorker:
         return True
 
     def forget(self, modality: str) -> None:
-        """Privacy: audio drops the samples of the job waiting and of the job in flight (the
-        backend finishes the latter); text makes those jobs return no transcript. Between jobs the
+        """Privacy: audio or text drops the samples of the job waiting (it will not run) and of
+        the job in flight (the backend finishes it); text also makes them return no transcript. Between jobs the
         worker holds nothing of the last utterance (see `_serve_next`)."""
         with self._lock:
             for job in (self._queued, self._job):
                 if job is None:
                     continue
-                if modality == "audio":
+                if modality in ("audio", "text"):  # text off: the samples serve no transcript
                     job.audio = None
-                elif modality == "text":
+                if modality == "text":
                     job.text_off = True
                     job.result = None
 

@@ -44,3 +44,24 @@ def test_asr_worker_keeps_no_transcript_nor_audio_once_text_is_switched_off():
         assert held_by_thread(worker, text) == []
         assert worker._job is None and worker._queued is None
         assert [r for r in gc.get_referrers(text) if r is not sys._getframe()] == []
+
+
+def test_a_job_forgotten_before_it_runs_is_not_transcribed():
+    from momke.realtime.asr import _Job
+
+    class Counting(WordsASR):
+        calls = 0
+
+        def transcribe(self, audio):
+            Counting.calls += 1
+            return super().transcribe(audio)
+
+    worker = ASRWorker(Counting(), timeout_s=1.0)
+    assert worker.close()  # its thread ended: this test drives the worker's loop itself
+    job = _Job(np.zeros(1600, np.float32))
+    with worker._lock:
+        worker._closed, worker._queued, worker._job = False, job, job  # as transcribe() leaves it
+    worker.forget("text")  # switched off before the worker took the job
+    assert worker._serve_next() is True
+    assert job.done.is_set() and job.result is None and job.audio is None
+    assert Counting.calls == 0 and worker.stats["error"] == 0
