@@ -9,7 +9,8 @@ Exit codes (scripts may rely on them):
     0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
     1    runtime error (the engine failed, a modality failed: its extractor failed on 3
          utterances in a row, or a replay produced no utterance at all)
-    2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
+    2    usage error, bad input (file, checkpoint, transcript), an enabled modality's weights
+         missing or altered (the message names the pip packages), or no device to listen to
     3    a replay was incomplete: damaged parts of the file were skipped (the rest was scored)
     130  stopped with Ctrl-C (after a clean shutdown and the summary; a second Ctrl-C during the
          shutdown exits at once, still 130)
