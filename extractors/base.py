@@ -57,6 +57,11 @@ class ModalityExtractor(ABC):
         """Move any network to `device` ("cpu", "cuda"); extractors without one ignore it."""
         return self
 
+    def check(self, verify: bool = True) -> None:
+        """Raise, naming what to install, if this extractor's weights are missing (verify: or
+        differ from the published ones), without loading any network; a session calls it before
+        it starts. The default has nothing to check."""
+
 
 @dataclass
 class FeatureProfile:

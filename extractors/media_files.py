@@ -4,13 +4,15 @@ devices, so a replay plays them like live devices).
 
 Audio goes through soundfile (wav, flac, ogg) or PyAV (the audio track of a video); video frames
 through PyAV (FFmpeg), as RGB. Damaged packets are skipped and counted (`decode_errors`), as
-ffmpeg does, so the rest still plays. The live replay and the served-media path (served.py,
+ffmpeg does, so the rest still plays; FFmpeg's own messages about the damage (hundreds for one
+damaged file) are silenced (`quiet_decoder_log`): the count says it once. The live replay and the served-media path (served.py,
 which builds training corpora) read files only through these classes, so both hear and see the
 same samples and frames.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,18 @@ class _SoundFileAudio:
         self._handle.close()
 
 
+def quiet_decoder_log() -> None:
+    """Silence FFmpeg's messages about damaged data. PyAV ignores them by default, but a library
+    the text extractor imports (torchvision.io) has PyAV forward them to Python logging, and one
+    damaged file then prints hundreds of "ERROR libav..." lines. The damage is counted
+    (`decode_errors`) and reported once instead; PyAV's default is restored unless the "libav"
+    logger was set to DEBUG (`momke-live -v` shows them)."""
+    import av.logging
+
+    if logging.getLogger("libav").level != logging.DEBUG:
+        av.logging.set_level(None)
+
+
 class _Decoded:
     """The frames of one stream of a container FFmpeg reads, skipping damaged packets.
 
@@ -97,6 +111,7 @@ class _Decoded:
     def __init__(self, path: Path, kind: str) -> None:
         import av
 
+        quiet_decoder_log()
         try:
             self.container = av.open(str(path))
         except Exception as error:

@@ -31,7 +31,7 @@ import numpy as np
 from .base import ModalityExtractor, Utterance
 from .media import SAMPLE_RATE, resample_to_target, to_mono_float
 from .runtime import pick_device
-from .whisper_weights import ALIASES, PACKAGED, WhisperWeightsError, model_dir
+from .whisper_weights import ALIASES, PACKAGED, WhisperWeightsError, check_installed, model_dir
 
 ENCODER_WIDTH = {"tiny.en": 384, "base": 512}
 WINDOW_SAMPLES = 30 * SAMPLE_RATE  # Whisper's window: 30 s, 3000 mel frames, 1500 encoder states
@@ -186,6 +186,15 @@ class WhisperAudioExtractor(ModalityExtractor):
             raise ValueError(f"Whisper {self.model} gives {vector.shape[0]}-d states, this extractor promises {self.dim}")
         return vector.astype(np.float32)
 
+    def check(self, verify: bool = True) -> None:
+        """The packaged weights are installed (verify: and intact); a local folder has a model."""
+        if self._engine is not None:
+            return
+        if str(self.model).strip().lower() in ALIASES:
+            check_installed(self.model, verify)
+        elif not (Path(self.model).expanduser() / "model.bin").is_file():
+            raise WhisperWeightsError(f"{self.model} is not a CTranslate2 Whisper folder (no model.bin); models are never downloaded")
+
     def to(self, device) -> WhisperAudioExtractor:
         if str(device) != str(self.device):
             self.device, self._engine = str(device), None
@@ -212,6 +221,10 @@ class WhisperProsodyExtractor(ModalityExtractor):
         if functionals is None:
             functionals = np.zeros(self.prosody.dim, np.float32)
         return np.concatenate([states, functionals]).astype(np.float32)
+
+    def check(self, verify: bool = True) -> None:
+        self.whisper.check(verify)
+        self.prosody.check(verify)
 
     def to(self, device) -> WhisperProsodyExtractor:
         self.whisper.to(device)

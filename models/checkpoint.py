@@ -5,12 +5,21 @@ in its metadata, the training protocol, data and metrics. Loading checks the wei
 the config, and `check_features` checks a checkpoint against the features it will be fed, so
 a model never silently reads features from another extractor.
 
-config.json: {"format": "momke-checkpoint", "version": 1, "config": MoMKEConfig.to_dict()}.
-safetensors holds tensors only and, unlike pickle, runs no code when loaded.
+config.json: {"format": "momke-checkpoint", "version": 1, "config": MoMKEConfig.to_dict(),
+"weights_sha256": the sha256 of model.safetensors as saved}. safetensors holds tensors only and,
+unlike pickle, runs no code when loaded.
+
+Integrity: weights changed after the save (zeroed, scaled, fine-tuned by hand) load and run, and
+their labels change with nothing said; so a checkpoint whose weights file does not match its
+recorded sha256 is refused, unless the caller accepts a modified file (`allow_modified=True`,
+`momke-live --accept-modified-checkpoint`). A checkpoint written before the digest was recorded
+has none to check. A calibration that covers only some modalities or conditions is refused too
+(the rest would run uncalibrated): a part is either absent (uncalibrated) or complete.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -23,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import assets
 from ..extractors.runtime import atomic_path, pick_device, write_text_atomic
-from .config import MODALITIES, MoMKEConfig
+from .config import CONDITION_NAMES, MODALITIES, MoMKEConfig
 from .ensemble import MoMKEEnsemble, build_model
 from .momke import MoMKE
 
@@ -63,12 +72,28 @@ def save_checkpoint(
     tensors = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_FILE) as temporary:
         save_file(tensors, str(temporary))
-    write_text_atomic(directory / CONFIG_FILE, config_text + "\n")
+        digest = file_sha256(Path(temporary))
+    document = json.loads(config_text)
+    document["weights_sha256"] = digest
+    write_text_atomic(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     return directory
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_config(directory: str | os.PathLike) -> MoMKEConfig:
     """The config of a checkpoint, without loading its weights."""
+    return _read_document(directory)[0]
+
+
+def _read_document(directory: str | os.PathLike) -> tuple[MoMKEConfig, dict]:
+    """(the config, config.json's document) of a checkpoint, checked."""
     directory = _existing_directory(directory)
     path = directory / CONFIG_FILE
     if not path.is_file():
@@ -81,14 +106,50 @@ def load_config(directory: str | os.PathLike) -> MoMKEConfig:
         raise ValueError(f"{path} is not a MoMKE checkpoint config (expected format {FORMAT_NAME!r})")
     if document.get("version") != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format version {document.get('version')!r}; this code reads version {FORMAT_VERSION}")
+    if not isinstance(document["config"], dict):
+        raise ValueError(f"{path}: \"config\" must be a JSON object of MoMKE settings, got a JSON "
+                         f"{_json_type(document['config'])}; the checkpoint is corrupt")
+    digest = document.get("weights_sha256")
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64):
+        raise ValueError(f"{path}: weights_sha256 must be a sha256 (64 hex digits), got {digest!r}")
     try:
-        return MoMKEConfig.from_dict(document["config"])
+        return MoMKEConfig.from_dict(document["config"]), document
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path} holds an invalid MoMKE config: {error}") from error
 
 
+def _json_type(value) -> str:
+    return {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
+
+
+def check_calibration(config: MoMKEConfig, path: Path) -> None:
+    """A calibration part is absent (uncalibrated) or has a temperature for every modality /
+    condition; a partial one would run some conditions uncalibrated without a word."""
+    for part, names in (("modalities", MODALITIES), ("fused", CONDITION_NAMES)):
+        temperatures = config.calibration.get(part) or {}
+        missing = [name for name in names if name not in temperatures]
+        if temperatures and missing:
+            raise ValueError(f"{path}: calibration[{part!r}] has no temperature for {', '.join(missing)}: "
+                             "those would run uncalibrated. Refit the calibration on validation data "
+                             f"(every {'modality' if part == 'modalities' else 'condition'}), or remove calibration[{part!r}]")
+
+
+def check_weights_digest(document: dict, path: Path, allow_modified: bool = False) -> None:
+    """Refuse a weights file whose sha256 differs from the one recorded at save."""
+    expected = document.get("weights_sha256")
+    if expected is None or allow_modified:
+        return
+    actual = file_sha256(path)
+    if actual != expected.lower():
+        raise ValueError(
+            f"{path} was modified after the checkpoint was saved (sha256 {actual[:12]}..., recorded "
+            f"{expected[:12]}...): its predictions are not the saved model's. Restore the file, or "
+            "accept it knowingly (allow_modified=True; momke-live --accept-modified-checkpoint)")
+
+
 def load_checkpoint(
-    directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None
+    directory: str | os.PathLike = DEFAULT_CHECKPOINT, device: str | torch.device | None = None,
+    allow_modified: bool = False,
 ) -> MoMKE | MoMKEEnsemble:
     """Load a checkpoint into a MoMKE (or an ensemble of them) in eval mode, float32, on device
     (default: CUDA if present, else CPU).
@@ -97,11 +158,13 @@ def load_checkpoint(
     load_config), then the tensor names and shapes in the weights file's header against the
     shapes the config implies (computed on the "meta" device, which allocates nothing, so a
     config asking for a huge model is refused, not built), then every weight for NaN/inf.
+    The weights file must match the sha256 recorded at save, unless allow_modified.
     """
-    config = load_config(directory)
+    config, document = _read_document(directory)
     path = Path(directory) / WEIGHTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the checkpoint has a config but no weights")
+    check_calibration(config, Path(directory) / CONFIG_FILE)
     check_weight_shapes(config, weight_shapes(path), path)
     try:
         tensors = load_file(str(path), device="cpu")
@@ -111,6 +174,7 @@ def load_checkpoint(
     if not_finite:
         raise ValueError(f"weights in {path} hold NaN or infinite values ({', '.join(not_finite[:5])}); "
                          "the checkpoint is corrupt or its training diverged")
+    check_weights_digest(document, path, allow_modified)  # well-formed, but not what was saved?
     model = build_model(config)
     model.load_state_dict(tensors)  # copies into the float32 parameters, whatever the file's dtype
     return model.to(pick_device(device)).eval()

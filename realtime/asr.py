@@ -150,13 +150,18 @@ def make_asr(spec, language: str | None = "en", device: str | None = None) -> AS
     raise ValueError(f"unknown asr {spec!r}: use one of {', '.join(ASR_CHOICES)}")
 
 
+class _Forgotten(Exception):
+    """A job whose samples were forgotten before it ran."""
+
+
 class _Job:
-    __slots__ = ("audio", "done", "result")
+    __slots__ = ("audio", "done", "result", "text_off")
 
     def __init__(self, audio: np.ndarray) -> None:
         self.audio = audio
         self.done = threading.Event()
         self.result: str | None = None
+        self.text_off = False  # text was switched off while this job waited or ran
 
 
 class ASRWorker:
@@ -214,41 +219,55 @@ class ASRWorker:
         return job.result
 
     def _run(self) -> None:
-        while True:
+        while self._serve_next():
+            pass
+
+    def _serve_next(self) -> bool:
+        """Wait for one job and run it; False once closed. One call per job, so the thread keeps
+        nothing of an utterance (samples, transcript) while it waits for the next (privacy)."""
+        with self._lock:
+            while self._queued is None and not self._closed:
+                self._wake.wait()
+            if self._closed and self._queued is None:
+                return False
+            job, self._queued = self._queued, None
+        result = None
+        try:
+            if job.audio is None:  # forgotten before it started (privacy): nothing to transcribe
+                raise _Forgotten
+            text = self.backend.transcribe(job.audio)
+            if not isinstance(text, str):
+                raise TypeError(f"backend returned {type(text).__name__}, not str")
+            result = text
+        except _Forgotten:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any ASR failure only makes this text missing
             with self._lock:
-                while self._queued is None and not self._closed:
-                    self._wake.wait()
-                if self._closed and self._queued is None:
-                    return
-                job, self._queued = self._queued, None
-            result = None
-            try:
-                text = self.backend.transcribe(job.audio)
-                if not isinstance(text, str):
-                    raise TypeError(f"backend returned {type(text).__name__}, not str")
-                result = text
-            except Exception as exc:  # noqa: BLE001 - any ASR failure only makes this text missing
-                with self._lock:
-                    self.stats["error"] += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("ASR %s failed: %s", getattr(self.backend, "name", "?"), exc)
-            with self._lock:
-                if result is not None:
-                    self.stats["ok"] += 1
-                job.result = result
-                job.audio = None  # this thread keeps nothing of the utterance while it waits
-                self._job = None
-                job.done.set()
+                self.stats["error"] += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("ASR %s failed: %s", getattr(self.backend, "name", "?"), exc)
+        with self._lock:
+            if result is not None:
+                self.stats["ok"] += 1
+            job.result = None if job.text_off else result  # text switched off meanwhile: not kept
+            job.audio = None
+            self._job = None
+            job.done.set()
+        return True
 
     def forget(self, modality: str) -> None:
-        """Privacy: drop the samples of the job waiting and of the job in flight (the backend
-        finishes the latter; its text is only returned, and the caller checks the switches)."""
-        if modality != "audio":
-            return
+        """Privacy: audio or text drops the samples of the job waiting (it will not run) and of
+        the job in flight (the backend finishes it); text also makes them return no transcript. Between jobs the
+        worker holds nothing of the last utterance (see `_serve_next`)."""
         with self._lock:
             for job in (self._queued, self._job):
-                if job is not None:
+                if job is None:
+                    continue
+                if modality in ("audio", "text"):  # text off: the samples serve no transcript
                     job.audio = None
+                if modality == "text":
+                    job.text_off = True
+                    job.result = None
 
     def close(self, timeout: float | None = 1.0) -> bool:
         """Stop the worker after its current job; True if the thread ended within `timeout`.

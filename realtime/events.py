@@ -52,7 +52,8 @@ class EmotionEvent(Event):
 
 @dataclass
 class StatusEvent(Event):
-    """A modality changed state: "active", "missing" (with the reason) or "disabled" (privacy)."""
+    """A modality changed state: "active", "missing" (with the reason), "failed" (its extractor
+    failed on several utterances in a row; the reason says why) or "disabled" (privacy)."""
 
     type: ClassVar[str] = "status"
     modality: str

@@ -1,4 +1,4 @@
-"""Per-modality health: "active", "missing" (with the reason) or "disabled" (privacy).
+"""Per-modality health: "active", "missing" (with the reason), "failed" or "disabled" (privacy).
 
 Capture threads report what they see (data arrived, a device error, frozen or black frames, a
 microphone delivering zeros); the pipeline reports extractor verdicts (no face, ASR failed).
@@ -11,6 +11,12 @@ Two sides make a modality's state: the device (what the sensor does now) and the
 (the pipeline's judgement of what was captured, e.g. no face). A device fault always wins: the
 verdict on an older utterance never makes a dark camera "active" again, and frames still
 arriving never hide "no face" (only a later verdict clears it).
+
+"failed" is the pipeline's verdict on itself: the modality's extractor raised (or gave non-finite
+features) on FAILURE_LIMIT utterances in a row (out of memory, weights missing, a bug). It says
+why, wins over every other state but "disabled", is cleared by the next utterance that extracts
+(or by switching the modality off and on), and `failures` keeps it for the end of a run: a
+command-line replay with a failed modality exits non-zero.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from collections.abc import Callable
 from ..models.config import MODALITIES
 from .events import StatusEvent
 
-ACTIVE, MISSING, DISABLED = "active", "missing", "disabled"
+ACTIVE, MISSING, FAILED, DISABLED = "active", "missing", "failed", "disabled"
+FAILURE_LIMIT = 3  # utterances in a row whose extraction failed: the modality has failed
 
 
 class HealthMonitor:
@@ -39,6 +46,8 @@ class HealthMonitor:
         self._state = {m: (MISSING, "not started") for m in MODALITIES}  # as last announced
         self._device = {m: (MISSING, "not started") for m in MODALITIES}
         self._verdict: dict[str, str | None] = dict.fromkeys(MODALITIES)  # why content is unusable
+        self._failed: dict[str, str | None] = dict.fromkeys(MODALITIES)  # why its extraction fails
+        self.failures: dict[str, str] = {}  # every modality that failed in this session, and why
         self._enabled = {m: m not in disabled for m in MODALITIES}
         # Live devices only: how long without data counts as a read timeout.
         self._read_timeout_s = dict(read_timeout_s or {})
@@ -51,6 +60,7 @@ class HealthMonitor:
             if enabled:
                 self._device[modality] = (MISSING, "switched on, waiting for data")
                 self._verdict[modality] = None
+                self._failed[modality] = None
         # Announced even if it was off already (a session's initial states).
         self._update(modality, announce_again=not enabled)
 
@@ -80,6 +90,14 @@ class HealthMonitor:
                 self._verdict[modality] = reason
             else:
                 self._device[modality] = (MISSING, reason)
+        self._update(modality)
+
+    def report_failed(self, modality: str, reason: str | None) -> None:
+        """The modality's extraction keeps failing (reason), or works again (None)."""
+        with self._lock:
+            self._failed[modality] = reason
+            if reason is not None:
+                self.failures[modality] = reason
         self._update(modality)
 
     def watch_timeout(self, modality: str, timeout_s: float | None) -> None:
@@ -123,6 +141,8 @@ class HealthMonitor:
                 if not announce_again:
                     return  # a switched-off modality stays "disabled" whatever its device does
                 new = (DISABLED, "switched off")
+            elif self._failed[modality] is not None:
+                new = (FAILED, self._failed[modality])
             elif self._device[modality][0] != ACTIVE:
                 new = self._device[modality]
             elif self._verdict[modality] is not None:

@@ -30,12 +30,17 @@ from ..models.config import MODALITIES
 from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent
-from .health import HealthMonitor
+from .health import FAILURE_LIMIT, HealthMonitor
 from .sources import END_OF_STREAM
 
 log = logging.getLogger(__name__)
 
 END_OF_UTTERANCES = object()
+
+
+def _extractor_failed(m: str, reason: str) -> bool:
+    """Whether _extract's reason is a failure of the extractor (not "nothing found", "no face")."""
+    return reason.startswith((f"{m} extractor failed", f"{m} features were not finite"))
 
 
 @dataclass
@@ -313,6 +318,7 @@ class UtteranceProcessor(_QueueWorker):
         self.lock = threading.RLock()
         self.processed = 0
         self.warmed: set[str] = set()
+        self.failures_in_a_row = dict.fromkeys(MODALITIES, 0)  # extractions that raised or gave NaN
 
     def begin(self) -> bool:
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
@@ -407,6 +413,18 @@ class UtteranceProcessor(_QueueWorker):
             return None, f"{m} features were not finite (NaN/inf)", ms
         return vector, None, ms
 
+    def _count_failure(self, m: str, failed: bool, reason: str | None) -> None:
+        """FAILURE_LIMIT extractions of m failing in a row: m has failed (a health state, with
+        the reason); the next one that works clears it."""
+        if not failed:
+            if self.failures_in_a_row[m] >= FAILURE_LIMIT:
+                self.health.report_failed(m, None)
+            self.failures_in_a_row[m] = 0
+            return
+        self.failures_in_a_row[m] += 1
+        if self.failures_in_a_row[m] == FAILURE_LIMIT:
+            self.health.report_failed(m, f"failed on {FAILURE_LIMIT} utterances in a row: {reason}")
+
     def process(self, utterance: PendingUtterance):
         began = time.perf_counter()
         latency = {"queue": (began - utterance.closed_at) * 1000}
@@ -438,6 +456,8 @@ class UtteranceProcessor(_QueueWorker):
             if reason:
                 reasons[m] = reason
         self.warmed.update(jobs)  # an extractor used is loaded
+        for m in jobs:
+            self._count_failure(m, features[m] is None and _extractor_failed(m, reasons.get(m, "")), reasons.get(m))
         if "visual" in jobs:  # the face verdict is a health state of its own
             if features["visual"] is not None:
                 self.health.report_data("visual", by="content")

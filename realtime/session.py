@@ -80,6 +80,7 @@ class LiveSession:
         max_frames: int = ServingOptions.max_frames,
         segmenter=None,
         window_s: float = 2.0,
+        accept_modified_checkpoint: bool = False,
     ) -> None:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
@@ -100,7 +101,8 @@ class LiveSession:
         second kept from the camera and `max_frames` the frames per utterance given to the visual
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
-        utterances (camera-only mode)."""
+        utterances (camera-only mode), `accept_modified_checkpoint` loads a checkpoint whose
+        weights file no longer matches the sha256 recorded at save (refused otherwise)."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -118,13 +120,14 @@ class LiveSession:
         self._transcript = load_transcript(transcript) if transcript is not None else []
         self.log_path = Path(log_path) if log_path is not None else None
 
-        self.model = _load_model(checkpoint, self.device)
+        self.model = _load_model(checkpoint, self.device, accept_modified_checkpoint)
         self.profile = _load_profile(profile or self.model.config.feature_profile, self.device)
         from ..models.checkpoint import check_features
 
         check_features(self.model.config, self.profile.name, self.profile.dims)
+        _check_weights(self.profile, disabled)
         self.context = ConversationContext(self.model, max_context=max_context)
-        self._asr_backend = _make_asr(asr, asr_language, self.device)
+        self._asr_backend = _make_asr(asr, asr_language, self.device, text_off="text" in disabled)
         self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
 
         self.clock = SessionClock()
@@ -392,6 +395,12 @@ class LiveSession:
             return None
         return not self.replay_problems
 
+    @property
+    def failures(self) -> dict[str, str]:
+        """Modalities whose extractor failed on several utterances in a row (health.FAILURE_LIMIT)
+        at some point of this session, and why; a status event "failed" said so at the time."""
+        return dict(self.health.failures)
+
     # ----------------------------------------------------------------------------- controls
     def set_enabled(self, modality: str, enabled: bool) -> None:
         """Privacy switch: a switched-off modality is not captured and nothing of it is kept."""
@@ -478,7 +487,7 @@ def _load_profile(profile, device: str) -> FeatureProfile:
     return load_profile(profile, device=device)
 
 
-def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
+def _load_model(checkpoint, device: str, allow_modified: bool = False) -> MoMKE | MoMKEEnsemble:
     if isinstance(checkpoint, (MoMKE, MoMKEEnsemble)):
         return checkpoint.to(device).eval()
     from ..models.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
@@ -489,12 +498,37 @@ def _load_model(checkpoint, device: str) -> MoMKE | MoMKEEnsemble:
             f"checkpoint {directory} does not exist"
             + (" (the default checkpoint is not trained yet: pass checkpoint=...)" if checkpoint is None else "")
         )
-    return load_checkpoint(directory, device=device)
+    return load_checkpoint(directory, device=device, allow_modified=allow_modified)
 
 
-def _make_asr(asr, language, device):
+def _check_weights(profile: FeatureProfile, disabled) -> None:
+    """Before anything starts: each enabled modality's weights are installed and intact, else a
+    ValueError names what to install (a modality switched off is only said to be off)."""
+    for modality in MODALITIES:
+        off = modality in disabled
+        check = getattr(profile.extractor(modality), "check", None)  # a host's own extractor may have none
+        try:
+            if check is not None:
+                check(verify=not off)
+        except (RuntimeError, ImportError, OSError) as error:
+            if off:
+                log.warning("%s; %s is switched off, so the session goes on without it", error, modality)
+                continue
+            raise ValueError(f"the {modality} extractor cannot load: {error}. "
+                             f"Install it, or switch {modality} off (--privacy {modality})") from error
+
+
+def _make_asr(asr, language, device, text_off: bool = False):
     if asr is None:
         return None
+    from ..extractors.whisper_weights import WhisperWeightsError
     from .asr import make_asr
 
-    return make_asr(asr, language=language, device=device)
+    try:
+        return make_asr(asr, language=language, device=device)
+    except (WhisperWeightsError, ImportError) as error:
+        if text_off:
+            log.warning("%s; text is switched off, so the session goes on without speech-to-text", error)
+            return None
+        raise ValueError(f"speech-to-text cannot load: {error}. Install it, choose another --asr "
+                         "(pocketsphinx, none), or switch text off (--privacy text)") from error

@@ -5,7 +5,8 @@ They implement the live-device interface of sources/devices.py (open / read / cl
 the browser exactly like local hardware: same capture threads, clock, health checks (a browser
 that stops streaming is reported "missing" after the read timeout) and privacy switches.
 
-The host calls `push(...)` from any thread. While the device is closed (not started yet, or its
+The host calls `push(...)` from any thread. Both devices are `interruptible`: `close()` from another
+thread wakes a read() waiting for a push, so the session's stop() ends their capture threads at once. While the device is closed (not started yet, or its
 modality switched off, which closes a live device) pushes are dropped: nothing is kept.
 
 Timing: a browser's audio arrives in bursts (network, event loop), so stamping each block with
@@ -34,6 +35,7 @@ class PushedMicrophone:
     """Audio blocks pushed by the host, read by the session's audio capture thread."""
 
     live = True
+    interruptible = True  # close() may come from another thread: it wakes a waiting read()
 
     def __init__(self, read_timeout_s: float = 2.0, max_blocks: int = 64, resync_s: float = 1.0) -> None:
         self.read_timeout_s = read_timeout_s
@@ -93,6 +95,7 @@ class PushedCamera:
     """The newest frame pushed by the host (older unread frames are replaced, not queued)."""
 
     live = True
+    interruptible = True  # close() may come from another thread: it wakes a waiting read()
 
     def __init__(self, read_timeout_s: float = 2.0) -> None:
         self.read_timeout_s = read_timeout_s

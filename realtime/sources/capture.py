@@ -102,9 +102,13 @@ class CaptureThread(threading.Thread):
                 except EOFError:
                     return
                 except ReadTimeout as error:
+                    if self.stop_event.is_set():
+                        return
                     self.health.report_missing(self.modality, f"read timeout: {error}")
                     continue
                 except Exception as error:  # noqa: BLE001
+                    if self.stop_event.is_set():  # interrupt() closed the device to stop us: no fault
+                        return
                     if not self.device.live:  # a file is not reopened: the rest of this stream is lost
                         self.error = f"cannot read the file further: {error}"
                         self.health.report_missing(self.modality, self.error)

@@ -25,6 +25,9 @@ def load_transcript(path_or_items) -> list[TextItem]:
     if isinstance(path_or_items, (str, Path)):
         try:
             data = json.loads(Path(path_or_items).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"cannot read transcript {path_or_items}: it is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                             f"at offset {error.start}); save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from error
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read transcript {path_or_items}: {error}") from error
     if not isinstance(data, list):
@@ -32,9 +35,12 @@ def load_transcript(path_or_items) -> list[TextItem]:
     items = []
     for index, entry in enumerate(data):
         try:
-            start, end, text = float(entry["start"]), float(entry["end"]), str(entry["text"])
+            start, end, text = float(entry["start"]), float(entry["end"]), entry["text"]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f'transcript entry {index} needs "start", "end" (seconds) and "text": {entry!r}') from error
+        if not isinstance(text, str):  # null would be read as the word "None"
+            raise ValueError(f'transcript entry {index}: "text" must be a string (the words said; "" for none), '
+                             f"got {json.dumps(text)}")
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
             raise ValueError(f"transcript entry {index} has bad times start={start}, end={end}")
         items.append(TextItem(text=text, start=start, end=end))
@@ -55,6 +61,7 @@ class ReplayPacer:
         self.realtime = realtime
         self.slack_s = slack_s
         self._position = {s: 0.0 for s in streams}
+        self._furthest = 0.0  # the furthest media time any stream reached (kept once they end)
         self._condition = threading.Condition()
         self._transcript = list(transcript or [])
         self._text_sink = text_sink
@@ -75,6 +82,7 @@ class ReplayPacer:
                     self._condition.wait(0.05)
         with self._condition:
             self._position[stream] = max(self._position[stream], media_t)
+            self._furthest = max(self._furthest, media_t)
             self._condition.notify_all()
         if stream == "audio":
             self.release_text(media_t)
@@ -91,11 +99,12 @@ class ReplayPacer:
         return True
 
     def now(self) -> float:
-        """The replay's current media time: the furthest any stream has got."""
+        """The replay's current media time: the furthest any stream has got (an ended stream
+        counts where it ended, so the time never goes back, not even once every stream has ended)."""
         if self.realtime:
             return self.clock.now()
         with self._condition:
-            return max((t for t in self._position.values() if math.isfinite(t)), default=0.0)
+            return self._furthest
 
     def finish(self, stream: str) -> None:
         """This stream has ended (or is paused): it holds no one back any more."""

@@ -7,8 +7,10 @@
 
 Exit codes (scripts may rely on them):
     0    finished (a replay ran to its end, SIGTERM, or the reader of --json closed the pipe)
-    1    runtime error (the engine failed, or a replay produced no utterance at all)
-    2    usage error, bad input (file, checkpoint, transcript), or no device to listen to
+    1    runtime error (the engine failed, a modality failed: its extractor failed on 3
+         utterances in a row, or a replay produced no utterance at all)
+    2    usage error, bad input (file, checkpoint, transcript), an enabled modality's weights
+         missing or altered (the message names the pip packages), or no device to listen to
     3    a replay was incomplete: damaged parts of the file were skipped (the rest was scored)
     130  stopped with Ctrl-C (after a clean shutdown and the summary; a second Ctrl-C during the
          shutdown exits at once, still 130)
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--privacy", metavar="MODS", default="",
                        help="comma-separated modalities to switch off (audio,text,visual): not captured, not kept")
     model.add_argument("--checkpoint", metavar="DIR", type=Path, help="MoMKE checkpoint directory (default: the shipped one)")
+    model.add_argument("--accept-modified-checkpoint", action="store_true",
+                       help="load a checkpoint whose weights no longer match the sha256 recorded when it was saved")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
     model.add_argument("--asr", metavar="SPEC", default="auto",
                        help="speech-to-text: whisper-tiny, whisper-base, pocketsphinx, none, or whisper:DIR "
@@ -146,8 +150,14 @@ def source_kwargs(args, disabled: tuple[str, ...] = ()) -> tuple[dict, str]:
     if args.transcript and not args.input:
         raise UsageProblem("--transcript goes with --input")
     pace = "fast replay" if args.fast else "real-time replay"
+    asked_asr = args.asr not in ("auto", "none")  # the user asked for speech-to-text: it gives the words
+    if args.demo and asked_asr:
+        return ({"demo": True, "realtime": not args.fast, "transcript": None},
+                f"demo conversation ({pace}), words by --asr {args.asr}, not the demo's transcript")
     if args.demo:
         return {"demo": True, "realtime": not args.fast}, f"demo conversation ({pace})"
+    if args.transcript and asked_asr:
+        raise UsageProblem(f"give --transcript or --asr {args.asr}, not both: each gives the words said")
     if args.input:
         check_file("--input", args.input, "a video or audio file")
         if args.transcript:
@@ -208,6 +218,8 @@ def session_options(args, source: dict, accepted) -> dict:
     elif source.get("demo") or source.get("transcript"):
         options["asr"] = None  # the transcript gives the words
     # else: the engine's default speech-to-text
+    if args.accept_modified_checkpoint:
+        options["accept_modified_checkpoint"] = True
     asked = {"asr_language": (args.language, args.language != "en"),
              "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None)}
     flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor"}
@@ -297,6 +309,11 @@ def run(session, args, description: str) -> int:
         return EXIT_OK if isinstance(interrupted, _Terminated) else EXIT_INTERRUPTED
     if reader_gone:
         return EXIT_OK
+    failures = getattr(session, "failures", None) or {}
+    if failures:  # a modality's extractor kept failing: its readings are missing from the events
+        for modality, why in failures.items():
+            print(f"momke-live: the {modality} modality failed ({why}); the events lack its readings", file=sys.stderr)
+        return EXIT_ERROR
     if getattr(session, "replay_complete", None) is False:  # engines that report decode damage
         problems = "; ".join(getattr(session, "replay_problems", None) or []) or "damaged data"
         print(f"momke-live: the replay was incomplete ({problems}); what could be decoded was scored",
@@ -373,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        if args.verbose:  # FFmpeg's messages about damaged data too (else summed up in one line)
+            logging.getLogger("libav").setLevel(logging.DEBUG)
         if threading.current_thread() is not threading.main_thread():  # embedded: signals are the host's
             return _main(args)
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -400,6 +419,9 @@ def _main(args) -> int:
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
                           device=None if args.device == "auto" else args.device, disabled=disabled,
                           max_sessions=args.max_sessions)
+        if set(disabled) == set(MODALITIES):
+            raise UsageProblem(f"--privacy {args.privacy} switches every modality off (audio, text and visual): "
+                               "there is nothing to read. Leave at least one on")
         source, description = source_kwargs(args, disabled)
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)

@@ -37,6 +37,27 @@ SOURCE_BROWSER = "My browser's webcam and microphone"
 SOURCES = (SOURCE_DEMO, SOURCE_SERVER, SOURCE_BROWSER)
 DEFAULT_CHECKPOINT_NAME = "default (shipped)"
 DEMO_VIDEO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "conversation.mp4"
+README = Path(__file__).resolve().parents[2] / "README.md"
+INTENDED_USE_ANCHOR = "intended-use"  # README's "## Intended use", shown at the page's foot under this id
+INTENDED_USE_LINE = (
+    "**Intended use:** a reading estimates the emotion a voice, face or line *expresses* (learnt mostly "
+    "from acted recordings), not what anyone feels; everyone recorded should know and agree. Never for "
+    "decisions about people (hiring, grading, policing, credit) nor to monitor workers or pupils "
+    f"(prohibited by the EU AI Act, Art. 5(1)(f)). [More: the README's section](#{INTENDED_USE_ANCHOR})"
+)
+
+
+def readme_section(title: str) -> str | None:
+    """The README's "## title" section (up to the next "## "), or None without a README."""
+    try:
+        text = README.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    head = f"## {title}\n"
+    if head not in text:
+        return None
+    body = text.split(head, 1)[1]
+    return body.split("\n## ", 1)[0].strip()
 SERVER_IN_USE = ("This server's microphone and camera are in use by another visitor. "
                  "Try the bundled demo or your browser's webcam and microphone.")
 
@@ -353,7 +374,7 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
     with gr.Blocks(title="momke-live", analytics_enabled=False, delete_cache=(30, 30)) as app:
         gr.Markdown("### momke-live: live multimodal emotion recognition (MoMKE)\n"
                     "Speech, face and words → one emotion per utterance. The bundled demo is synthetic "
-                    "(espeak-ng voices over a still photo): it shows the pipeline, not accuracy.")
+                    "(espeak-ng voices over a still photo): it shows the pipeline, not accuracy.\n\n" + INTENDED_USE_LINE)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=250):
                 source = gr.Radio(list(SOURCES), value=SOURCE_DEMO, label="Source", elem_id="mk-source")
@@ -384,6 +405,8 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
                 loads = gr.HTML(views.expert_loads_html(blank), elem_id="mk-loads")
         gr.Markdown("**Emotion timeline** (probability per label; dots: the predicted emotion)")
         timeline = gr.HTML(views.timeline_svg(blank, **TIMELINE_SIZE), elem_id="mk-timeline")
+        with gr.Accordion("Intended use (the README's section)", open=False, elem_id=INTENDED_USE_ANCHOR):
+            gr.Markdown(readme_section("Intended use") or "See the project's README, section \"Intended use\".")
 
         inputs_shown = [demo_video, webcam, mic, server_note]
         views_out = [info, status, current, transcript, loads, timeline]

@@ -29,7 +29,7 @@ LABEL_STYLES = {
     "neutral": "bold", "sad": "bold blue", "sadness": "bold blue", "negative": "bold blue",
     "angry": "bold red", "anger": "bold red", "frustrated": "bold magenta", "fear": "bold magenta",
 }
-STATE_STYLES = {"active": "green", "missing": "red", "disabled": "dim"}
+STATE_STYLES = {"active": "green", "missing": "red", "failed": "bold red", "disabled": "dim"}
 BAR_WIDTH = 20
 TRANSCRIPT_LINES = 6  # when the terminal's height is unknown (screenshots, tests)
 MIN_TRANSCRIPT_LINES = 2
