@@ -38,6 +38,7 @@ from .context import ConversationContext
 from .dispatch import EventDispatcher, erase
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
+from .outlets import Outlets, SessionInfo
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
     AudioCapture,
@@ -80,6 +81,7 @@ class LiveSession:
         max_frames: int = ServingOptions.max_frames,
         segmenter=None,
         window_s: float = 2.0,
+        emit=(),
     ) -> None:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
@@ -100,7 +102,8 @@ class LiveSession:
         second kept from the camera and `max_frames` the frames per utterance given to the visual
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
-        utterances (camera-only mode)."""
+        utterances (camera-only mode), `emit` the outlets every event is also sent to: "lsl",
+        "osc://HOST:PORT", "ws://HOST:PORT" (see outlets/; opened by start(), closed by stop())."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -112,6 +115,7 @@ class LiveSession:
             raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
         if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
+        self._outlets = Outlets(emit)  # a bad spec or a missing package: refused before the model loads
         self.device = str(pick_device(device))
         self.realtime = bool(realtime)
         self.input_file = Path(input_file) if input_file is not None else None
@@ -192,6 +196,9 @@ class LiveSession:
     def start(self) -> LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession can be started once; make a new one")
+        if self._outlets:  # first: a port in use refuses the start before anything runs
+            self._outlets.open(SessionInfo(self.model.config.labels or ("score",), self.session_id, self.clock.now))
+            self.on_event(self._outlets.send)
         self._started = True
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -261,6 +268,7 @@ class LiveSession:
         self._dispatcher.close()
         if self._dispatcher is not current:
             self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+        self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
         stuck = [t.name for t in [*self._threads, self._dispatcher] if t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
@@ -271,6 +279,11 @@ class LiveSession:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
+
+    @property
+    def outlets(self) -> str:
+        """The outlets events are sent to, for messages ("" when none)."""
+        return self._outlets.describe()
 
     def __enter__(self) -> LiveSession:
         return self.start()
