@@ -41,6 +41,7 @@ from .health import HealthMonitor
 from .outlets import Outlets, SessionInfo
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
+    PUSH,
     AudioCapture,
     CameraDevice,
     FileAudioDevice,
@@ -48,9 +49,11 @@ from .sources import (
     MicrophoneDevice,
     ReplayPacer,
     VideoCapture,
+    check_device_opens,
     has_video_track,
     load_transcript,
 )
+from .sources.browser import PushedCamera, PushedMicrophone
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +85,12 @@ class LiveSession:
         segmenter=None,
         window_s: float = 2.0,
         emit=(),
+        check_devices: bool = True,
     ) -> None:
-        """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
-        or URL; input_file: a video (with audio) or audio file replayed through the same path,
+        """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
+        push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
+        is opened once here (check_devices=False: not; capture retries it with back-off) and one
+        that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or audio file replayed through the same path,
         with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
         fast as possible (realtime=False); asr: "whisper" (default: Whisper base on CUDA, tiny.en on a CPU) | "whisper-base" | "whisper-tiny" |
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
@@ -117,6 +123,10 @@ class LiveSession:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
         self._outlets = Outlets(emit)  # a bad spec or a missing package: refused before the model loads
         self.device = str(pick_device(device))
+        if check_devices and input_file is None:  # before the model loads: a missing device fails fast
+            for modality, spec in (("audio", microphone), ("visual", camera)):
+                if spec is not None and spec != PUSH and not hasattr(spec, "read") and modality not in disabled:
+                    check_device_opens(modality, spec)
         self.realtime = bool(realtime)
         self.input_file = Path(input_file) if input_file is not None else None
         self._transcript = load_transcript(transcript) if transcript is not None else []
@@ -157,8 +167,15 @@ class LiveSession:
 
         self._audio_device = self._video_device = None
         if live:
+            pusher = "the host program (push_audio / push_frame)"
+            if microphone == PUSH:
+                microphone = PushedMicrophone(sender=pusher)
+            if camera == PUSH:
+                camera = PushedCamera(sender=pusher)
             if microphone is not None:
                 self._audio_device = microphone if hasattr(microphone, "read") else MicrophoneDevice(microphone)
+                if hasattr(self._audio_device, "bind_clock"):  # pushed audio is stamped sample-exactly
+                    self._audio_device.bind_clock(self.clock.now)
             if camera is not None:
                 self._video_device = camera if hasattr(camera, "read") else CameraDevice(camera)
         else:
@@ -445,6 +462,28 @@ class LiveSession:
         now = self.timeline_now() if self._ready.is_set() else 0.0  # before ready: the clock's start
         start = now if start is None else float(start)
         return self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
+
+    def push_audio(self, samples, rate) -> bool:
+        """Audio from the host (needs LiveSession(microphone="push")): samples [n] or
+        [n, channels], float in [-1, 1] or integer PCM, at any rate (resampled to 16 kHz). Push it
+        as it is recorded, in blocks of any length (e.g. 20-250 ms): blocks are stamped on the
+        session clock, sample-exactly one after another, re-anchored on the clock when they drift
+        more than a second from it (a pause). Bad input raises ValueError / TypeError. Returns
+        False if dropped: before the session is ready, or while audio is switched off."""
+        return self._pushed_device("audio", "push_audio", "microphone").push(rate, samples)
+
+    def push_frame(self, image) -> bool:
+        """A camera frame from the host (needs LiveSession(camera="push")): RGB uint8
+        [height, width, 3] (RGBA is cut to RGB), stamped when pushed; the newest frame not yet read
+        replaces an older one. Returns False if dropped: before ready, or while visual is off."""
+        return self._pushed_device("visual", "push_frame", "camera").push(image)
+
+    def _pushed_device(self, modality: str, method: str, parameter: str):
+        device = self._audio_device if modality == "audio" else self._video_device
+        if not isinstance(device, (PushedMicrophone, PushedCamera)):
+            raise RuntimeError(f"{method} needs a session made with LiveSession({parameter}=\"push\"); "
+                               f"this one's {parameter} is {'a replayed file' if not self.live else device!r}")
+        return device
 
     def _push_item(self, item: TextItem) -> bool:
         if not self.health.enabled("text"):
