@@ -6,7 +6,12 @@ that stops reading (dropped and counted, the others served, nothing waits), no t
 
 from __future__ import annotations
 
+import ast
 import json
+import math
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +20,8 @@ import time
 
 import pytest
 from frontend_support import REPO, demo_transcript, free_port
+
+README = (REPO / "README.md").read_text()
 
 pylsl = pytest.importorskip("pylsl")
 pytest.importorskip("pythonosc")
@@ -116,15 +123,63 @@ class Receivers:
         self.osc_server.server_close()
 
 
+def readme_consumers() -> dict[str, str]:
+    """The README's consumer examples ("Sending events to other tools"), by language or protocol."""
+    start = README.index("## Sending events to other tools")
+    section = README[start:README.index("\n## ", start + 1)]
+    blocks = re.findall(r"```(python|javascript)\n(.*?)```", section, flags=re.DOTALL)
+    found = {}
+    for language, code in blocks:
+        found["lsl" if "pylsl" in code else "osc" if "pythonosc" in code else language] = code
+    assert set(found) == {"lsl", "osc", "javascript"}, found.keys()
+    return found
+
+
 @pytest.fixture(scope="module")
 def emitted_demo():
-    ws_port = free_port()
+    """`momke-live --demo --fast --json` with all three outlets, received by the test's own
+    clients and by the README's consumer examples (the OSC one on a free port; the browser
+    snippet in Node, its `document` a stand-in that prints the title it is given)."""
+    ws_port, osc_readme_port = free_port(), free_port()
     receivers = Receivers(ws_port)
+    examples = readme_consumers()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    consumers = {
+        "lsl": subprocess.Popen([sys.executable, "-c", examples["lsl"]], stdout=subprocess.PIPE, text=True, env=env),
+        "osc": subprocess.Popen([sys.executable, "-c", examples["osc"].replace("9000", str(osc_readme_port))],
+                                stdout=subprocess.PIPE, text=True, env=env),
+    }
     command = [sys.executable, "-m", "momke.realtime.ui.cli", "--demo", "--fast", "--json", "--device", "cpu",
-               "--emit", "lsl", "--emit", f"osc://127.0.0.1:{receivers.osc_port}", "--emit", receivers.ws_url]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=REPO)
+               "--emit", "lsl", "--emit", f"osc://127.0.0.1:{receivers.osc_port}", "--emit", receivers.ws_url,
+               "--emit", f"osc://127.0.0.1:{osc_readme_port}"]
+    cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    stderr, listening = [], threading.Event()
+
+    def read_stderr():
+        for line in cli.stderr:
+            stderr.append(line)
+            if "sending events to" in line:
+                listening.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    if shutil.which("node") and listening.wait(240):  # a browser page opened once the server listens
+        shim = "globalThis.document = { set title(value) { console.log(value); } };\n"
+        script = shim + examples["javascript"].replace("8765", str(ws_port))
+        consumers["javascript"] = subprocess.Popen(["node", "--experimental-websocket", "-e", script],
+                                                   stdout=subprocess.PIPE, text=True)
+    stdout = cli.stdout.read()
+    cli.wait(240)
+    reader.join(10)
     receivers.stop()
-    return result, receivers
+    printed = {}
+    for name, consumer in consumers.items():
+        if name != "javascript":  # the Python examples listen for ever: stop them
+            time.sleep(0.5)
+            consumer.terminate()
+        printed[name] = consumer.communicate(timeout=30)[0].splitlines()
+    result = subprocess.CompletedProcess(command, cli.returncode, stdout, "".join(stderr))
+    return result, receivers, printed
 
 
 def stdout_events(result) -> list[dict]:
@@ -133,13 +188,13 @@ def stdout_events(result) -> list[dict]:
 
 
 def test_the_cli_says_where_it_sends(emitted_demo):
-    result, receivers = emitted_demo
+    result, receivers, _ = emitted_demo
     assert "sending events to lsl (momke-emotion, momke-events), osc://127.0.0.1:" in result.stderr
     assert receivers.ws_url in result.stderr
 
 
 def test_lsl_inlets_receive_every_emotion_once_in_order_on_the_lsl_clock(emitted_demo):
-    result, receivers = emitted_demo
+    result, receivers, _ = emitted_demo
     events = stdout_events(result)
     emotions = [e for e in events if e["type"] == "emotion"]
     assert len(emotions) == len(demo_transcript())
@@ -168,7 +223,7 @@ def test_lsl_inlets_receive_every_emotion_once_in_order_on_the_lsl_clock(emitted
 
 
 def test_osc_server_receives_every_emotion_and_status_in_order(emitted_demo):
-    result, receivers = emitted_demo
+    result, receivers, _ = emitted_demo
     events = stdout_events(result)
     labels = list(next(e for e in events if e["type"] == "emotion")["probabilities"])
     assert receivers.osc[0] == ("/momke/labels", labels)  # sent when the outlet opens
@@ -188,7 +243,7 @@ def test_osc_server_receives_every_emotion_and_status_in_order(emitted_demo):
 
 
 def test_websocket_client_receives_the_json_lines_once_in_order(emitted_demo):
-    result, receivers = emitted_demo
+    result, receivers, _ = emitted_demo
     lines = result.stdout.splitlines()
     assert receivers.ws and "<closed abnormally>" not in receivers.ws  # a normal close at the end
     # It connected while the model loaded: from then on, exactly the --json lines.
@@ -196,6 +251,25 @@ def test_websocket_client_receives_the_json_lines_once_in_order(emitted_demo):
     emotions = [line for line in receivers.ws if json.loads(line)["type"] == "emotion"]
     assert emotions == [line for line in lines if json.loads(line)["type"] == "emotion"]
     assert len(emotions) == len(demo_transcript())
+
+
+def test_the_readmes_consumer_examples_print_every_emotion(emitted_demo):
+    result, _, printed = emitted_demo
+    emotions = [e for e in stdout_events(result) if e["type"] == "emotion"]
+    labels = list(emotions[0]["probabilities"])
+    # LSL: "stamp {label: p, ...}" per utterance
+    lsl = [line for line in printed["lsl"] if "{" in line]
+    assert len(lsl) == len(emotions)
+    for line, event in zip(lsl, emotions):
+        assert list(ast.literal_eval(line.split(" ", 1)[1])) == labels
+    # OSC: "label (p, ...)" per utterance, beside the status lines
+    osc = [line.split(" ")[0] for line in printed["osc"] if line.split(" ")[0] in labels and "(" in line]
+    assert osc == [e["label"] for e in emotions]
+    if "javascript" not in printed:
+        pytest.skip("node is not installed: the browser snippet was not run")
+    js_round = lambda x: math.floor(x + 0.5)  # noqa: E731 - Math.round (Python's round() halves to even)
+    assert printed["javascript"] == [f"{e['label']} ({js_round(100 * e['probabilities'][e['label']])} %)"
+                                     for e in emotions]
 
 
 # ------------------------------------------------------------------------------------- failures
@@ -208,6 +282,26 @@ def test_a_port_in_use_is_refused_at_start_with_exit_2():
         with pytest.raises(OutletError, match="cannot listen"):
             outlet.open()
     assert outlet_threads() == []
+
+
+def test_a_port_in_use_stops_the_cli_with_exit_2_and_says_so(capsys):
+    from momke.realtime.ui import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli.main(["--demo", "--fast", "--plain", "--device", "cpu", "--emit", f"ws://127.0.0.1:{port}"])
+    assert code == 2
+    assert f"--emit ws://127.0.0.1:{port}: cannot listen" in capsys.readouterr().err
+    assert outlet_threads() == []
+
+
+def test_emit_is_refused_with_gradio(capsys):
+    from momke.realtime.ui import cli
+
+    assert cli.main(["--gradio", "--emit", "lsl"]) == 2
+    assert "--emit applies to the terminal app" in capsys.readouterr().err
 
 
 def test_a_client_that_stops_reading_loses_events_without_holding_anyone_up():

@@ -6,6 +6,7 @@ README's no-device example run as written; and a named device that does not open
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -42,6 +43,34 @@ def speech_at_44k(clips) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
     return np.stack([mono, 0.8 * mono], axis=1), spans
 
 
+class BrokenOutlet:
+    """An outlet of the host's own that fails on every event (a consumer gone, a bug)."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.calls, self.closed = 0, False
+
+    def open(self, info) -> None:
+        self.labels = info.labels
+
+    def send(self, event) -> None:
+        self.calls += 1
+        raise ConnectionResetError("the consumer went away")
+
+    def close(self, timeout: float) -> None:
+        self.closed = True
+
+
+class CollectWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     return frontend_checkpoint(tmp_path_factory)
@@ -57,14 +86,17 @@ def pushed_session_run(checkpoint):
     rate, block = 44_100, 44_100 // 20  # 50 ms blocks
     frames = face_frames(1000)
     before = set(threading.enumerate())
+    broken = BrokenOutlet()
+    warnings = CollectWarnings()
+    logging.getLogger("momke.realtime.outlets").addHandler(warnings)
     session = LiveSession(microphone="push", camera="push", asr=None, device="cpu", checkpoint=checkpoint,
-                          emit=["ws://127.0.0.1:0"])
+                          emit=["ws://127.0.0.1:0", broken])
     events, refused_before_ready, received = [], None, []
     session.on_event(events.append)
     with session:
         refused_before_ready = session.push_audio(audio[:block], rate)
         assert session.wait_ready(120)
-        ws_url = re.search(r"ws://\S+", session.outlets).group(0)
+        ws_url = re.search(r"ws://[^\s,]+", session.outlets).group(0)
 
         def listen():
             with connect(ws_url) as connection:
@@ -90,8 +122,9 @@ def pushed_session_run(checkpoint):
     time.sleep(0.2)
     # tqdm's monitor (started by a progress bar while loading) is the process's, not the session's
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive() and t.name != "tqdm_monitor"]
+    logging.getLogger("momke.realtime.outlets").removeHandler(warnings)
     return {"events": events, "spans": spans, "refused_before_ready": refused_before_ready, "left": left,
-            "received": received}
+            "received": received, "broken": broken, "warnings": warnings.messages}
 
 
 def test_pushed_speech_face_and_text_become_one_emotion_each(pushed_session_run):
@@ -121,6 +154,14 @@ def test_emit_from_the_api_and_no_thread_left_after_stop(pushed_session_run):
     sent = [e.to_dict() for e in run["events"]]
     assert lines and lines == sent[len(sent) - len(lines):]  # it joined after ready: from then on, in order
     assert [line for line in lines if line["type"] == "emotion"] == [e for e in sent if e["type"] == "emotion"]
+
+
+def test_a_failing_outlet_is_logged_and_the_session_goes_on(pushed_session_run):
+    run = pushed_session_run
+    broken = run["broken"]
+    assert broken.calls == len(run["events"]) and broken.closed  # every event was offered, then closed
+    failed = [m for m in run["warnings"] if m.startswith("outlet broken failed")]
+    assert len(failed) == 1 and "ConnectionResetError: the consumer went away" in failed[0]  # once, not per event
 
 
 def test_bad_pushes_are_refused_with_a_clear_error(checkpoint):

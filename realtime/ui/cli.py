@@ -406,6 +406,9 @@ def _main(args) -> int:
         if args.gradio:
             from .gradio_app import launch
 
+            if args.emit:
+                raise UsageProblem("--emit applies to the terminal app, not to --gradio")
+
             if args.max_sessions < 1:
                 raise UsageProblem("--max-sessions must be at least 1")
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
