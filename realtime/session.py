@@ -53,7 +53,7 @@ from .sources import (
     has_video_track,
     load_transcript,
 )
-from .sources.browser import PushedCamera, PushedMicrophone
+from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_frame
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class LiveSession:
         """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
         is opened once here (check_devices=False: not; capture retries it with back-off) and one
-        that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or audio file replayed through the same path,
-        with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
+        that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
+        audio file replayed through the same path, with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
         fast as possible (realtime=False); asr: "whisper" (default: Whisper base on CUDA, tiny.en on a CPU) | "whisper-base" | "whisper-tiny" |
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
         checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
@@ -109,7 +109,8 @@ class LiveSession:
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
         utterances (camera-only mode), `emit` the outlets every event is also sent to: "lsl",
-        "osc://HOST:PORT", "ws://HOST:PORT" (see outlets/; opened by start(), closed by stop())."""
+        "osc://HOST:PORT", "ws://HOST:PORT" or objects of one's own (see outlets/; opened by
+        start(), closed by stop()); `check_devices` as above."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -470,20 +471,29 @@ class LiveSession:
         session clock, sample-exactly one after another, re-anchored on the clock when they drift
         more than a second from it (a pause). Bad input raises ValueError / TypeError. Returns
         False if dropped: before the session is ready, or while audio is switched off."""
-        return self._pushed_device("audio", "push_audio", "microphone").push(rate, samples)
+        device = self._pushed_device("audio", "push_audio", "microphone")
+        if not self.health.enabled("audio"):  # privacy: dropped at once (the capture thread closes it soon)
+            check_audio(samples, rate)  # bad input is refused all the same
+            return False
+        return device.push(rate, samples)
 
     def push_frame(self, image) -> bool:
         """A camera frame from the host (needs LiveSession(camera="push")): RGB uint8
         [height, width, 3] (RGBA is cut to RGB), stamped when pushed; the newest frame not yet read
         replaces an older one. Returns False if dropped: before ready, or while visual is off."""
-        return self._pushed_device("visual", "push_frame", "camera").push(image)
+        device = self._pushed_device("visual", "push_frame", "camera")
+        if not self.health.enabled("visual"):
+            check_frame(image)
+            return False
+        return device.push(image)
 
     def _pushed_device(self, modality: str, method: str, parameter: str):
         device = self._audio_device if modality == "audio" else self._video_device
-        if not isinstance(device, (PushedMicrophone, PushedCamera)):
-            raise RuntimeError(f"{method} needs a session made with LiveSession({parameter}=\"push\"); "
-                               f"this one's {parameter} is {'a replayed file' if not self.live else device!r}")
-        return device
+        if isinstance(device, (PushedMicrophone, PushedCamera)):
+            return device
+        has = ("replays a file" if not self.live else f"has no {parameter}" if device is None
+               else f"reads {device!r}")
+        raise RuntimeError(f"{method} needs a session made with LiveSession({parameter}=\"push\"); this one {has}")
 
     def _push_item(self, item: TextItem) -> bool:
         if not self.health.enabled("text"):

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 from frontend_support import REPO, demo_transcript, free_port
@@ -27,8 +28,8 @@ pylsl = pytest.importorskip("pylsl")
 pytest.importorskip("pythonosc")
 pytest.importorskip("websockets")
 
-from momke.realtime.outlets import OutletError, OutletSpec, parse_outlet, parse_outlets  # noqa: E402
-from momke.realtime.outlets.websocket import WebSocketOutlet  # noqa: E402
+from momke.realtime.outlets import OutletError, OutletSpec, parse_outlet, parse_outlets
+from momke.realtime.outlets.websocket import WebSocketOutlet
 
 
 def outlet_threads() -> list[str]:
@@ -212,8 +213,7 @@ def test_lsl_inlets_receive_every_emotion_once_in_order_on_the_lsl_clock(emitted
     # Stamped at each utterance's end: the stamps are as far apart as the ends.
     stamps = [stamp for _, stamp in receivers.samples]
     ends = [e["end"] for e in emotions]
-    assert [b - a for a, b in zip(stamps, stamps[1:])] == pytest.approx([b - a for a, b in zip(ends, ends[1:])],
-                                                                      abs=0.02)
+    assert [b - a for a, b in pairwise(stamps)] == pytest.approx([b - a for a, b in pairwise(ends)], abs=0.02)
     # The marker stream: each event's JSON, the emotions among them once and in order, stamped alike.
     markers = [json.loads(sample[0]) for sample, _ in receivers.markers]
     assert markers == events[len(events) - len(markers):]
@@ -228,7 +228,8 @@ def test_osc_server_receives_every_emotion_and_status_in_order(emitted_demo):
     labels = list(next(e for e in events if e["type"] == "emotion")["probabilities"])
     assert receivers.osc[0] == ("/momke/labels", labels)  # sent when the outlet opens
     emotion_messages = [args for address, args in receivers.osc if address == "/momke/emotion"]
-    expected = [[e["label"], *(e["probabilities"][label] for label in labels)] for e in events if e["type"] == "emotion"]
+    expected = [[e["label"], *(e["probabilities"][label] for label in labels)]
+                for e in events if e["type"] == "emotion"]
     assert len(emotion_messages) == len(expected) == len(demo_transcript())
     for got, want in zip(emotion_messages, expected):
         assert got[0] == want[0] and got[1:] == pytest.approx(want[1:], abs=1e-6)  # float32 on the wire
@@ -267,7 +268,9 @@ def test_the_readmes_consumer_examples_print_every_emotion(emitted_demo):
     assert osc == [e["label"] for e in emotions]
     if "javascript" not in printed:
         pytest.skip("node is not installed: the browser snippet was not run")
-    js_round = lambda x: math.floor(x + 0.5)  # noqa: E731 - Math.round (Python's round() halves to even)
+    def js_round(x: float) -> int:  # Math.round (Python's round() halves to even)
+        return math.floor(x + 0.5)
+
     assert printed["javascript"] == [f"{e['label']} ({js_round(100 * e['probabilities'][e['label']])} %)"
                                      for e in emotions]
 
@@ -317,8 +320,7 @@ def test_a_client_that_stops_reading_loses_events_without_holding_anyone_up():
 
     def read_all():
         with connect(url, max_size=None) as connection:
-            for message in connection:
-                received.append(message)
+            received.extend(connection)
 
     reader = threading.Thread(target=read_all, daemon=True)
     reader.start()

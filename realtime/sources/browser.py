@@ -9,13 +9,15 @@ that stops streaming is reported "missing" after the read timeout) and privacy s
 
 The host calls `push(...)` from any thread; bad input (wrong shape or type, NaN, a rate <= 0) is
 refused with ValueError or TypeError whether or not the device is open. `sender` names who pushes
-in status reasons ("the browser sent no audio for 2 s"). While the device is closed (not started yet, or its
-modality switched off, which closes a live device) pushes are dropped: nothing is kept.
+in status reasons ("the browser sent no audio for 2 s"). While the device is closed (not started
+yet, or its modality switched off, which closes a live device) pushes are dropped: nothing is
+kept, and push() returns False.
 
 Timing: a browser's audio arrives in bursts (network, event loop), so stamping each block with
 its arrival time would jitter by more than the segmenter tolerates and cut utterances apart. Once
-`bind_clock(session.clock.now)` is called (a LiveSession does it for a pushed device it is given), the microphone stamps blocks itself: consecutive
-blocks follow each other sample-exactly, and the timeline is re-anchored on the session clock only
+`bind_clock(session.clock.now)` is called (a LiveSession does it for a pushed device it is
+given), the microphone stamps blocks itself: consecutive blocks follow each other
+sample-exactly, and the timeline is re-anchored on the session clock only
 when it drifts by more than `resync_s` (a real gap: the browser paused or dropped audio). The
 stamp is the block's end time, the same convention the capture thread uses for live blocks.
 """
@@ -73,8 +75,7 @@ class PushedMicrophone:
     def push(self, sample_rate: int, samples: np.ndarray) -> bool:
         """Samples [n] or [n, channels] (float in [-1, 1], or integer PCM) at any rate (resampled
         to 16 kHz by the capture thread). False if dropped: the device is closed."""
-        rate = check_rate(sample_rate)
-        block = to_mono_float(check_array(samples, "audio"))
+        block, rate = check_audio(samples, sample_rate)
         if not self._open:
             return False
         if block.size == 0:
@@ -90,6 +91,10 @@ class PushedMicrophone:
             raise RuntimeError(f"the microphone fed by {self.sender} was closed")
         self.sample_rate, block, t_end = item
         return block, t_end
+
+    def forget(self) -> None:
+        """Privacy: drop the blocks pushed but not read yet."""
+        self._blocks.clear()
 
     def close(self) -> None:
         self._open = False
@@ -117,11 +122,7 @@ class PushedCamera:
 
     def push(self, frame: np.ndarray) -> bool:
         """An RGB uint8 frame [H, W, 3] (RGBA is cut to RGB). False if dropped: the device is closed."""
-        frame = check_array(frame, "a frame")
-        if frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 1:
-            raise ValueError(f"a frame must be RGB [height, width, 3], got shape {frame.shape}")
-        if frame.dtype != np.uint8:
-            raise TypeError(f"a frame must be uint8 RGB (0-255), got dtype {frame.dtype}")
+        frame = check_frame(frame)
         with self._condition:
             if not self._open:
                 return False
@@ -138,6 +139,11 @@ class PushedCamera:
             frame, self._frame = self._frame, None
         return frame, None
 
+    def forget(self) -> None:
+        """Privacy: drop the frame pushed but not read yet."""
+        with self._condition:
+            self._frame = None
+
     def close(self) -> None:
         with self._condition:
             self._open = False
@@ -145,13 +151,29 @@ class PushedCamera:
             self._condition.notify_all()
 
 
+def check_audio(samples, sample_rate) -> tuple[np.ndarray, int]:
+    """Pushed audio as the capture thread reads it: (float32 mono samples, rate); bad input raises."""
+    return to_mono_float(check_array(samples, "audio")), check_rate(sample_rate)
+
+
+def check_frame(frame) -> np.ndarray:
+    """A pushed frame: RGB (or RGBA) uint8 [height, width, 3 or 4]; anything else raises."""
+    frame = check_array(frame, "a frame")
+    if frame.ndim != 3 or frame.shape[2] not in (3, 4) or min(frame.shape[:2]) < 1:
+        raise ValueError(f"a frame must be RGB [height, width, 3], got shape {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise TypeError(f"a frame must be uint8 RGB (0-255), got dtype {frame.dtype}")
+    return frame
+
+
 def check_rate(sample_rate) -> int:
     """A sample rate: a positive finite number of samples a second (any rate; 16 kHz is used)."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
         raise TypeError(f"the sample rate must be a number (samples a second), got {type(sample_rate).__name__}")
-    if not np.isfinite(sample_rate) or sample_rate <= 0 or round(sample_rate) <= 0:
+    rate = float(sample_rate)
+    if not np.isfinite(rate) or round(rate) <= 0:
         raise ValueError(f"the sample rate must be a positive number of samples a second, got {sample_rate}")
-    return int(round(sample_rate))
+    return round(rate)
 
 
 def check_array(data, what: str) -> np.ndarray:

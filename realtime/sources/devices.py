@@ -45,7 +45,7 @@ def check_device_opens(modality: str, spec) -> None:
     what = "microphone" if modality == "audio" else "camera"
     try:
         device.open()
-    except Exception as error:  # noqa: BLE001 - PortAudio and OpenCV raise many kinds
+    except Exception as error:  # PortAudio and OpenCV raise many kinds
         parameter = "microphone" if modality == "audio" else "camera"
         raise DeviceUnavailable(
             f"the {what} {spec!r} does not open ({type(error).__name__}: {error}). Without one, push your own "
@@ -160,5 +160,5 @@ def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     return frame  # anything else is passed on; the capture thread rejects it as a corrupt frame
 
 
-__all__ = ["PUSH", "CameraDevice", "DeviceUnavailable", "FileAudioDevice", "FileVideoDevice", "MicrophoneDevice", "ReadTimeout", "bgr_to_rgb",
-           "check_device_opens", "has_video_track"]
+__all__ = ["PUSH", "CameraDevice", "DeviceUnavailable", "FileAudioDevice", "FileVideoDevice", "MicrophoneDevice",
+           "ReadTimeout", "bgr_to_rgb", "check_device_opens", "has_video_track"]
