@@ -89,8 +89,8 @@ class LiveSession:
     ) -> None:
         """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
-        is opened once here (check_devices=False: not; capture retries it with back-off) and one
-        that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
+        on this machine is opened once here (check_devices=False: not; capture retries it with
+        back-off) and one that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
         audio file replayed through the same path, with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
         fast as possible (realtime=False); asr: "whisper" (default: Whisper base on CUDA, tiny.en on a CPU) | "whisper-base" | "whisper-tiny" |
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
@@ -126,7 +126,7 @@ class LiveSession:
         self.device = str(pick_device(device))
         if check_devices and input_file is None:  # before the model loads: a missing device fails fast
             for modality, spec in (("audio", microphone), ("visual", camera)):
-                if spec is not None and spec != PUSH and not hasattr(spec, "read") and modality not in disabled:
+                if _local_device(spec) and modality not in disabled:
                     check_device_opens(modality, spec)
         self.realtime = bool(realtime)
         self.input_file = Path(input_file) if input_file is not None else None
@@ -522,6 +522,14 @@ class LiveSession:
             self.health.report_data("text")
         else:
             self.health.report_missing("text", "no ASR: waiting for pushed text")
+
+
+def _local_device(spec) -> bool:
+    """A device on this machine, named by number, name or /dev path, which opens at once or not at
+    all (not "push", not a device object, not a camera stream URL, which may take long to open)."""
+    if spec is None or spec == PUSH or hasattr(spec, "read"):
+        return False
+    return not isinstance(spec, str) or "://" not in spec
 
 
 def _iso(wall_time: float) -> str:

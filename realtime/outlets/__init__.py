@@ -118,9 +118,9 @@ class Outlets:
 
     def __init__(self, items: Iterable = ()) -> None:
         self.outlets = []
-        specs = [item for item in items or () if isinstance(item, str)]
-        parse_outlets(specs)  # every problem before anything opens
-        for item in items or ():
+        items = [items] if isinstance(items, str) else list(items or ())
+        parse_outlets([item for item in items if isinstance(item, str)])  # every problem before anything opens
+        for item in items:
             self.outlets.append(make_outlet(parse_outlet(item)) if isinstance(item, str) else item)
         self.failures: dict[str, int] = {}
         self._opened: list = []
