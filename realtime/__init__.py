@@ -16,6 +16,10 @@ def __getattr__(name: str):
         from .session import LiveSession
 
         return LiveSession
+    if name == "DeviceUnavailable":
+        from .sources.devices import DeviceUnavailable
+
+        return DeviceUnavailable
     if name in _EVENT_TYPES:
         from . import events
 
@@ -23,4 +27,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'momke.realtime' has no attribute {name!r}")
 
 
-__all__ = ["DroppedUtteranceEvent", "EmotionEvent", "Event", "LiveSession", "ReadyEvent", "StatusEvent"]
+__all__ = ["DeviceUnavailable", "DroppedUtteranceEvent", "EmotionEvent", "Event", "LiveSession", "ReadyEvent", "StatusEvent"]

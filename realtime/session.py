@@ -38,8 +38,10 @@ from .context import ConversationContext
 from .dispatch import EventDispatcher, erase
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
+from .outlets import Outlets, SessionInfo
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
+    PUSH,
     AudioCapture,
     CameraDevice,
     FileAudioDevice,
@@ -47,9 +49,11 @@ from .sources import (
     MicrophoneDevice,
     ReplayPacer,
     VideoCapture,
+    check_device_opens,
     has_video_track,
     load_transcript,
 )
+from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_frame
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +85,14 @@ class LiveSession:
         segmenter=None,
         window_s: float = 2.0,
         accept_modified_checkpoint: bool = False,
+        emit=(),
+        check_devices: bool = True,
     ) -> None:
-        """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
-        or URL; input_file: a video (with audio) or audio file replayed through the same path,
-        with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
+        """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
+        push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
+        on this machine is opened once here (check_devices=False: not; capture retries it with
+        back-off) and one that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
+        audio file replayed through the same path, with an optional transcript (JSON [{"start", "end", "text"}]) at real-time speed or as
         fast as possible (realtime=False); asr: "whisper" (default: Whisper base on CUDA, tiny.en on a CPU) | "whisper-base" | "whisper-tiny" |
         "pocketsphinx" | "none" | "whisper:/local/ctranslate2/folder";
         checkpoint: None for the shipped default; device: None = CUDA if present, else CPU;
@@ -102,7 +110,10 @@ class LiveSession:
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
         utterances (camera-only mode), `accept_modified_checkpoint` loads a checkpoint whose
-        weights file no longer matches the sha256 recorded at save (refused otherwise)."""
+        weights file no longer matches the sha256 recorded at save (refused otherwise), `emit`
+        the outlets every event is also sent to: "lsl", "osc://HOST:PORT", "ws://HOST:PORT" or
+        objects of one's own (see outlets/; opened by start(), closed by stop());
+        `check_devices` as above."""
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -114,7 +125,12 @@ class LiveSession:
             raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
         if max_context is not None and max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
+        self._outlets = Outlets(emit)  # a bad spec or a missing package: refused before the model loads
         self.device = str(pick_device(device))
+        if check_devices and input_file is None:  # before the model loads: a missing device fails fast
+            for modality, spec in (("audio", microphone), ("visual", camera)):
+                if _local_device(spec) and modality not in disabled:
+                    check_device_opens(modality, spec)
         self.realtime = bool(realtime)
         self.input_file = Path(input_file) if input_file is not None else None
         self._transcript = load_transcript(transcript) if transcript is not None else []
@@ -156,8 +172,15 @@ class LiveSession:
 
         self._audio_device = self._video_device = None
         if live:
+            pusher = "the host program (push_audio / push_frame)"
+            if microphone == PUSH:
+                microphone = PushedMicrophone(sender=pusher)
+            if camera == PUSH:
+                camera = PushedCamera(sender=pusher)
             if microphone is not None:
                 self._audio_device = microphone if hasattr(microphone, "read") else MicrophoneDevice(microphone)
+                if hasattr(self._audio_device, "bind_clock"):  # pushed audio is stamped sample-exactly
+                    self._audio_device.bind_clock(self.clock.now)
             if camera is not None:
                 self._video_device = camera if hasattr(camera, "read") else CameraDevice(camera)
         else:
@@ -195,6 +218,9 @@ class LiveSession:
     def start(self) -> LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession can be started once; make a new one")
+        if self._outlets:  # first: a port in use refuses the start before anything runs
+            self._outlets.open(SessionInfo(self.model.config.labels or ("score",), self.session_id, self.clock.now))
+            self.on_event(self._outlets.send)
         self._started = True
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +290,7 @@ class LiveSession:
         self._dispatcher.close()
         if self._dispatcher is not current:
             self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+        self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
         stuck = [t.name for t in [*self._threads, self._dispatcher] if t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
@@ -274,6 +301,11 @@ class LiveSession:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
+
+    @property
+    def outlets(self) -> str:
+        """The outlets events are sent to, for messages ("" when none)."""
+        return self._outlets.describe()
 
     def __enter__(self) -> LiveSession:
         return self.start()
@@ -442,6 +474,37 @@ class LiveSession:
         start = now if start is None else float(start)
         return self._push_item(TextItem(text=text, start=start, end=start if end is None else float(end)))
 
+    def push_audio(self, samples, rate) -> bool:
+        """Audio from the host (needs LiveSession(microphone="push")): samples [n] or
+        [n, channels], float in [-1, 1] or integer PCM, at any rate (resampled to 16 kHz). Push it
+        as it is recorded, in blocks of any length (e.g. 20-250 ms): blocks are stamped on the
+        session clock, sample-exactly one after another, re-anchored on the clock when they drift
+        more than a second from it (a pause). Bad input raises ValueError / TypeError. Returns
+        False if dropped: before the session is ready, or while audio is switched off."""
+        device = self._pushed_device("audio", "push_audio", "microphone")
+        if not self.health.enabled("audio"):  # privacy: dropped at once (the capture thread closes it soon)
+            check_audio(samples, rate)  # bad input is refused all the same
+            return False
+        return device.push(rate, samples)
+
+    def push_frame(self, image) -> bool:
+        """A camera frame from the host (needs LiveSession(camera="push")): RGB uint8
+        [height, width, 3] (RGBA is cut to RGB), stamped when pushed; the newest frame not yet read
+        replaces an older one. Returns False if dropped: before ready, or while visual is off."""
+        device = self._pushed_device("visual", "push_frame", "camera")
+        if not self.health.enabled("visual"):
+            check_frame(image)
+            return False
+        return device.push(image)
+
+    def _pushed_device(self, modality: str, method: str, parameter: str):
+        device = self._audio_device if modality == "audio" else self._video_device
+        if isinstance(device, (PushedMicrophone, PushedCamera)):
+            return device
+        has = ("replays a file" if not self.live else f"has no {parameter}" if device is None
+               else f"reads {device!r}")
+        raise RuntimeError(f"{method} needs a session made with LiveSession({parameter}=\"push\"); this one {has}")
+
     def _push_item(self, item: TextItem) -> bool:
         if not self.health.enabled("text"):
             return False
@@ -469,6 +532,14 @@ class LiveSession:
             self.health.report_data("text")
         else:
             self.health.report_missing("text", "no ASR: waiting for pushed text")
+
+
+def _local_device(spec) -> bool:
+    """A device on this machine, named by number, name or /dev path, which opens at once or not at
+    all (not "push", not a device object, not a camera stream URL, which may take long to open)."""
+    if spec is None or spec == PUSH or hasattr(spec, "read"):
+        return False
+    return not isinstance(spec, str) or "://" not in spec
 
 
 def _iso(wall_time: float) -> str:

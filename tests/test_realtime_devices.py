@@ -126,7 +126,9 @@ def test_session_with_live_microphone_that_fails_to_open_then_works(monkeypatch)
     fake = FakeSoundDevice(rate=48_000, fail_open=2)
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
     events = []
-    session = LiveSession(microphone="default", asr="none", checkpoint=spy_model(), profile=spy_profile())
+    # check_devices=False: the first opens fail, and the capture thread retries (no refusal up front)
+    session = LiveSession(microphone="default", asr="none", checkpoint=spy_model(), profile=spy_profile(),
+                          check_devices=False)
     session.on_event(events.append)
     with session:
         assert wait_for(lambda: session.status()["audio"] == "active", 8)

@@ -5,20 +5,25 @@ browser.py (the browser's pushed devices), capture.py, replay.py."""
 from ...extractors.resample import StreamResampler
 from .capture import END_OF_STREAM, AudioCapture, CaptureThread, VideoCapture
 from .devices import (
+    PUSH,
     CameraDevice,
+    DeviceUnavailable,
     FileAudioDevice,
     FileVideoDevice,
     MicrophoneDevice,
     ReadTimeout,
+    check_device_opens,
     has_video_track,
 )
 from .replay import ReplayPacer, load_transcript
 
 __all__ = [
     "END_OF_STREAM",
+    "PUSH",
     "AudioCapture",
     "CameraDevice",
     "CaptureThread",
+    "DeviceUnavailable",
     "FileAudioDevice",
     "FileVideoDevice",
     "MicrophoneDevice",
@@ -26,6 +31,7 @@ __all__ = [
     "ReplayPacer",
     "StreamResampler",
     "VideoCapture",
+    "check_device_opens",
     "has_video_track",
     "load_transcript",
 ]

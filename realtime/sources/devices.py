@@ -31,6 +31,31 @@ class ReadTimeout(Exception):
     """The device delivered nothing within its read timeout."""
 
 
+class DeviceUnavailable(RuntimeError):
+    """A named microphone or camera that does not open (raised by LiveSession before it loads)."""
+
+
+PUSH = "push"  # LiveSession(microphone=PUSH, camera=PUSH): the host pushes samples and frames
+
+
+def check_device_opens(modality: str, spec) -> None:
+    """Open the microphone ("audio") or camera ("visual") `spec` names once and close it again;
+    DeviceUnavailable says why it does not open and what to do instead."""
+    device = MicrophoneDevice(spec) if modality == "audio" else CameraDevice(spec)
+    what = "microphone" if modality == "audio" else "camera"
+    try:
+        device.open()
+    except Exception as error:  # PortAudio and OpenCV raise many kinds
+        parameter = "microphone" if modality == "audio" else "camera"
+        raise DeviceUnavailable(
+            f"the {what} {spec!r} does not open ({type(error).__name__}: {error}). Without one, push your own "
+            f"{'samples' if modality == 'audio' else 'frames'} (LiveSession({parameter}=\"push\")), replay a file "
+            f"(LiveSession(input_file=...)) or the demo (LiveSession.demo()); check_devices=False starts anyway "
+            f"and retries the device") from error
+    finally:
+        device.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # Live devices
 
@@ -135,5 +160,5 @@ def bgr_to_rgb(frame: np.ndarray) -> np.ndarray:
     return frame  # anything else is passed on; the capture thread rejects it as a corrupt frame
 
 
-__all__ = ["CameraDevice", "FileAudioDevice", "FileVideoDevice", "MicrophoneDevice", "ReadTimeout", "bgr_to_rgb",
-           "has_video_track"]
+__all__ = ["PUSH", "CameraDevice", "DeviceUnavailable", "FileAudioDevice", "FileVideoDevice", "MicrophoneDevice",
+           "ReadTimeout", "bgr_to_rgb", "check_device_opens", "has_video_track"]

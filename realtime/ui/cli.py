@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="one JSON event per line on stdout (nothing else on stdout)")
     out.add_argument("--plain", action="store_true", help="one text line per event instead of the live view")
     out.add_argument("--log", metavar="FILE", type=Path, help="also append every event to FILE as JSON lines")
+    out.add_argument("--emit", metavar="OUTLET", action="append", default=[],
+                     help="also send every event to other programs (repeatable): lsl (Lab Streaming Layer "
+                          "streams momke-emotion and momke-events), osc://HOST:PORT (OSC over UDP) or "
+                          "ws://HOST:PORT (a WebSocket server, the --json lines)")
     out.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks on stderr")
 
     web = parser.add_argument_group("browser demo")
@@ -213,6 +217,8 @@ def session_options(args, source: dict, accepted) -> dict:
         "device": None if args.device == "auto" else args.device,
         "log_path": args.log,
     }
+    if args.emit:
+        options["emit"] = list(args.emit)
     if args.asr != "auto":
         options["asr"] = None if args.asr == "none" else args.asr
     elif source.get("demo") or source.get("transcript"):
@@ -290,6 +296,8 @@ def run(session, args, description: str) -> int:
     json_out = _JsonOut() if args.json else None
     try:
         session.start()
+        if getattr(session, "outlets", ""):
+            print(f"momke-live: sending events to {session.outlets}", file=sys.stderr, flush=True)
         show_events(session, state, args, description, json_out)
     except KeyboardInterrupt as stop:
         interrupted = stop
@@ -411,8 +419,14 @@ def _main(args) -> int:
         disabled = parse_privacy(args.privacy)
         check_log(args.log)
         check_asr(args.asr)
+        from ..outlets import parse_outlets  # standard library only: a missing package is named now
+
+        parse_outlets(args.emit)
         if args.gradio:
             from .gradio_app import launch
+
+            if args.emit:
+                raise UsageProblem("--emit applies to the terminal app, not to --gradio")
 
             if args.max_sessions < 1:
                 raise UsageProblem("--max-sessions must be at least 1")
@@ -440,8 +454,13 @@ def _main(args) -> int:
         print(f"momke-live: error while starting: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_ERROR
 
+    from ..outlets import OutletError
+
     try:
         return run(session, args, description)
+    except OutletError as error:  # e.g. the port is taken
+        print(f"momke-live: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as error:
         if args.verbose:
             log.exception("session failed")

@@ -152,7 +152,8 @@ class LiveDemo:
             # With visual off the camera is not even probed: the session opens it only if the
             # visitor switches visual on (and reports it missing if there is none).
             camera = 0 if not self.enabled["visual"] or probe_camera(0).found else None
-            session = factory(microphone="default", camera=camera, **common)
+            # Probed above, with this page's own message: the session need not open them again.
+            session = factory(microphone="default", camera=camera, check_devices=False, **common)
         else:
             from ..sources.browser import PushedCamera, PushedMicrophone
 
