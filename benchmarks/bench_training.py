@@ -65,17 +65,21 @@ def settings_for(variant: dict, protocol: str, batch_size: int) -> training.Trai
     )
 
 
-def run_variant(name: str, protocol: str, batch_size: int) -> dict:
-    """One train_momke call, one epoch per stage, in this process."""
+def prepared_run(name: str, protocol: str, batch_size: int) -> tuple[list, MoMKEConfig, training.TrainingSettings]:
+    """The data, model config and settings of one variant's run (one torch thread, seeded)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    conversations = make_corpus(np.random.default_rng(0))
     variant = VARIANTS[name]
     config = MoMKEConfig(feature_dims=DIMS, labels=LABELS, mlp_ratio=variant["mlp_ratio"])
-    settings = settings_for(variant, protocol, batch_size)
+    return make_corpus(np.random.default_rng(0)), config, settings_for(variant, protocol, batch_size)
+
+
+def run_variant(name: str, protocol: str, batch_size: int) -> dict:
+    """One train_momke call, one epoch per stage, in this process."""
+    conversations, config, settings = prepared_run(name, protocol, batch_size)
     wall, cpu = time.perf_counter(), time.process_time()
     training.train_momke(conversations, conversations[:2], config, settings)
-    return {**variant, "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
+    return {**VARIANTS[name], "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
@@ -83,13 +87,9 @@ def matmul_floor(name: str, protocol: str, batch_size: int) -> dict:
     """The run's matmul FLOPs and the one-thread sgemm rate on an expert's shape."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    conversations = make_corpus(np.random.default_rng(0))
-    variant = VARIANTS[name]
-    config = MoMKEConfig(feature_dims=DIMS, labels=LABELS, mlp_ratio=variant["mlp_ratio"])
+    conversations, config, settings = prepared_run(name, protocol, batch_size)
     with FlopCounterMode(display=False) as counter:
-        training.train_momke(conversations, conversations[:2], config, settings_for(variant, protocol, batch_size))
+        training.train_momke(conversations, conversations[:2], config, settings)
     flops = counter.get_total_flops()
     rows = 3 * sum(map(len, conversations)) // (len(conversations) // batch_size)  # one stage-2 batch's rows
     a, b = torch.randn(rows, config.hidden_dim), torch.randn(config.hidden_dim, 3 * config.hidden_dim)
