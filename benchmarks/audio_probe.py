@@ -68,18 +68,24 @@ class PaddedWhisperBase:
     dim = 512
 
     def __init__(self) -> None:
-        from momke.extractors.whisper import shared_engine
+        import ctranslate2
+        from faster_whisper.feature_extractor import FeatureExtractor
+        from momke.extractors.whisper_weights import model_dir
 
-        self.engine = shared_engine("base", "cpu")
+        # Its own copy of the packaged, sha256-checked base model, driven through CTranslate2's
+        # and faster-whisper's public APIs (the app's engine never pads to 30 s).
+        self.model = ctranslate2.models.Whisper(str(model_dir("base")), device="cpu", compute_type="int8")
+        self.mel_of = FeatureExtractor(feature_size=self.model.n_mels)
 
     def extract(self, utterance) -> np.ndarray | None:
+        import ctranslate2
         from momke.extractors.whisper import WINDOW_SAMPLES
 
         samples = np.asarray(utterance.audio, np.float32)[:WINDOW_SAMPLES]
-        own_frames = self.engine._features(samples, padding=0).shape[1]
-        mel = self.engine._features(np.pad(samples, (0, WINDOW_SAMPLES - len(samples))), padding=0)
-        mel = np.pad(mel, ((0, 0), (0, max(0, 3000 - mel.shape[1]))))[:, :3000]
-        states = np.asarray(self.engine._model.encode(self.engine._storage(mel[None]), to_cpu=True))[0]
+        own_frames = self.mel_of(samples, padding=0).shape[1]
+        mel = self.mel_of(np.pad(samples, (0, WINDOW_SAMPLES - len(samples))), padding=0)
+        mel = np.ascontiguousarray(np.pad(mel, ((0, 0), (0, max(0, 3000 - mel.shape[1]))))[None, :, :3000], np.float32)
+        states = np.asarray(self.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True))[0]
         return states[: max(1, own_frames // 2)].mean(axis=0).astype(np.float32)
 
 

@@ -119,10 +119,10 @@ def window_cost(threads: int, n: int = 200, main_thread: bool = False) -> float:
     def run():
         torch.set_num_threads(threads)
         for _ in range(20):
-            seg._speech_prob(window)
+            seg.speech_prob(window)
         t = time.perf_counter()
         for _ in range(n):
-            seg._speech_prob(window)
+            seg.speech_prob(window)
         result["ms"] = 1000 * (time.perf_counter() - t) / n
 
     if main_thread:

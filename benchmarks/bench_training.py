@@ -1,31 +1,31 @@
-"""Training speed of `momke train`'s own epoch loop at the paper's settings, per speed lever.
+"""Training speed of `momke train`'s trainer, timed through its public API, against an older revision.
 
-    python benchmarks/bench_training.py --baseline 815d515   # results/bench_training.txt
-    python benchmarks/bench_training.py --reps 2 --variants mlp4 mlp1
+    python benchmarks/bench_training.py --baseline 471c5b2 --reps 3   # results/bench_training.txt
+    python benchmarks/bench_training.py --variants mlp2 mlp1 --protocol random
 
 Data: IEMOCAP-shaped random features (bench_model.py's: 151 dialogues, 5,531 utterances, at most
 110 per dialogue, dimensions 512/1024/1024, 4 classes, every modality present). Model and
-training: d = 256, 4 blocks, 2 heads, dropout 0.5, Adam, batch 16 dialogues, random protocol,
-one torch thread. Each variant runs in its own process (so its peak memory is its own) and
-times one stage-1 and one stage-2 epoch of momke.models.training.trainer's trainer (the code `momke
-train` runs; validation excluded). Variants:
-  mlp4          feed-forward width 4*d (`--mlp-ratio 4`)
-  mlp1          1*d, the authors' code's width (`--mlp-ratio 1`)
-  mlp4-bucket   4*d, dialogues of similar length batched together (`--bucket-by-length`)
-  mlp1-bucket   both
-  mlp2, mlp2-bucket   2*d (`--mlp-ratio 2`), without and with bucketing
-  mlp1-bucket-torch-dropout   mlp1-bucket with torch's own dropout (bernoulli_ masks) instead of
-                momke.py's random-byte masks (keep_mask): what that lever is worth
-  mlp1-bucket-compile   mlp1-bucket with each expert under torch.compile(dynamic=True); two
-                epochs per stage, the second timed (the first, with compiling, is recorded as
-                *_first_cpu_s). Not run unless named.
-  baseline      with --baseline REV: mlp4 run with the models/ folder of git revision REV (say
-                the code before a lever), so old and new code are timed in one session
-The authors' code is not on this machine (no network), so it is not run here. Issue 13 timed it
-side by side with ours at 815d515's code and default (mlp4, no bucketing), same data and
-settings, CPU seconds per epoch: ours stage 1 11.3, stage 2 32.3; the authors' 6.0 and 16.2.
-With --baseline 815d515 the summary scales each variant through that shared point as well as
-comparing raw CPU seconds (on a loaded machine CPU seconds grow too).
+training: d = 256, 4 blocks, 2 heads, dropout 0.5, Adam, batch 16 dialogues, one torch thread,
+the fixed protocol with condition atv by default (every modality through every expert: the
+setting issue 21 compares with the authors' code), or the random protocol.
+
+What is timed: `momke.models.training.train_momke` with one stage-1 and one stage-2 epoch,
+CPU seconds of the whole call (model built, each stage's one validation pass over two dialogues
+and the kept-weights copy included: about 0.1 s, the same for every variant). Each run is its own
+process, so its peak memory is its own. With `--baseline REV` the same call runs on the models/
+folder of git revision REV in the same rounds, variants interleaved, so a change of load hits
+every variant alike.
+
+The matmul floor (`--floor`): the run's matrix-multiply FLOPs (torch's FlopCounterMode over the
+same two epochs, backward included) divided by this CPU's one-thread sgemm rate on the expert's
+own shape: how long the run would take if it did nothing but its matmuls at that rate.
+
+Variants: mlp1, mlp2 (the default), mlp4: the feed-forward width (`--mlp-ratio`); with -bucket,
+dialogues of similar length batched together (`--bucket-by-length`).
+
+The authors' code (github wxxv/MoMKE) is not on this machine (no network): issue 21 timed it side by
+side with 471c5b2 on this data and setting (fixed atv, 1 thread, 3 alternating rounds): 17.4 s CPU
+per stage-1 + stage-2 epoch pair; 471c5b2's default 9.41 s.
 """
 
 from __future__ import annotations
@@ -42,81 +42,65 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_model import DIMS, LABELS, machine, make_corpus
+from bench_model import DIMS, LABELS, machine, make_corpus  # benchmarks/ is on the path when run as a script
 from momke.models.config import MoMKEConfig
-
-try:
-    from momke.models.training.trainer import TrainingSettings, _Trainer
-except ModuleNotFoundError:  # --baseline: a revision before models/training/ was a package
-    from momke.models.training import TrainingSettings, _Trainer
+from momke.models.training import trainer as training
 
 VARIANTS = {
-    "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},
     "mlp1": {"mlp_ratio": 1.0, "bucket_by_length": False},
-    "mlp4-bucket": {"mlp_ratio": 4.0, "bucket_by_length": True},
-    "mlp1-bucket": {"mlp_ratio": 1.0, "bucket_by_length": True},
     "mlp2": {"mlp_ratio": 2.0, "bucket_by_length": False},
+    "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},
+    "mlp1-bucket": {"mlp_ratio": 1.0, "bucket_by_length": True},
     "mlp2-bucket": {"mlp_ratio": 2.0, "bucket_by_length": True},
-    "mlp1-bucket-torch-dropout": {"mlp_ratio": 1.0, "bucket_by_length": True, "torch_dropout": True},
-    "mlp1-bucket-compile": {"mlp_ratio": 1.0, "bucket_by_length": True, "compile": True},
+    "mlp4-bucket": {"mlp_ratio": 4.0, "bucket_by_length": True},
 }
-DEFAULT_VARIANTS = [name for name in VARIANTS if not name.endswith("compile")]
-# Issue 13's side-by-side figures, CPU s per epoch: ours at 815d515 (mlp4) and the authors' code.
-ISSUE_BASELINE = {"stage1": 11.3, "stage2": 32.3}
-OFFICIAL = {"stage1": 6.0, "stage2": 16.2}
-OFFICIAL_PEAK_MB = 3400
+AUTHORS_FIXED_ATV_S = 17.4  # issue 21's side-by-side figure, CPU s per epoch pair
+BASELINE_FIXED_ATV_S = 9.41  # 471c5b2's default in the same run
 
 
-def use_torch_dropout() -> None:
-    """Put torch's dropout back into the model (the lever's "before")."""
-    from momke.models import momke, packing
-    from torch.nn import functional as F
-
-    packing.dropout = F.dropout
-    momke.attend = lambda q, k, v, allowed, p: F.scaled_dot_product_attention(
-        q, k, v, attn_mask=allowed.unsqueeze(1), dropout_p=p)
-    # Packed attention's weights and the residual dropout: bernoulli_'s masks, as torch draws them.
-    packing.keep_mask = lambda x, p: torch.empty_like(x).bernoulli_(1.0 - p)
+def settings_for(variant: dict, protocol: str, batch_size: int) -> training.TrainingSettings:
+    return training.TrainingSettings(
+        batch_size=batch_size, bucket_by_length=variant["bucket_by_length"], stage1_epochs=1, stage2_epochs=1,
+        protocol=protocol, condition=("audio", "text", "visual"), progress=False, device="cpu", patience=None,
+    )
 
 
-def time_variant(name: str, batch_size: int) -> dict:
-    """One stage-1 and one stage-2 epoch of the trainer, in this process."""
+def prepared_run(name: str, protocol: str, batch_size: int) -> tuple[list, MoMKEConfig, training.TrainingSettings]:
+    """The data, model config and settings of one variant's run (one torch thread, seeded)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    conversations = make_corpus(np.random.default_rng(0))
-    variant = dict(VARIANTS[name])
-    if variant.pop("torch_dropout", False):
-        use_torch_dropout()
+    variant = VARIANTS[name]
     config = MoMKEConfig(feature_dims=DIMS, labels=LABELS, mlp_ratio=variant["mlp_ratio"])
-    settings = TrainingSettings(batch_size=batch_size, bucket_by_length=variant["bucket_by_length"], progress=False,
-                                device="cpu")
-    trainer = _Trainer(conversations, conversations[:2], config, settings)
-    compiled = variant.pop("compile", False)
-    if compiled:
-        for name_k in list(trainer.model.experts):
-            trainer.model.experts[name_k] = torch.compile(trainer.model.experts[name_k], dynamic=True)
-    experts = trainer.stage1_experts()
-    steps = {"stage1": lambda batch: trainer.stage1_step(batch, experts), "stage2": trainer.stage2_step}
-    padded = sum(len(i) * max(len(conversations[j]) for j in i) for i in trainer._batch_indices())
-    record = {"variant": name, **variant, "padding_share": round(1 - sum(map(len, conversations)) / padded, 3)}
-    for stage, step in steps.items():
-        if hasattr(trainer, "optimizer"):  # the trainer's own (fused Adam)
-            optimizer = trainer.optimizer()
-        else:  # a --baseline revision before it had one
-            optimizer = torch.optim.Adam(trainer.model.parameters(), lr=settings.learning_rate,
-                                         weight_decay=settings.weight_decay)
-        if compiled:  # the first epoch compiles; the second is the one timed
-            cpu = time.process_time()
-            trainer.train_epoch(stage, step, optimizer)
-            record[f"{stage}_first_cpu_s"] = round(time.process_time() - cpu, 2)
-        wall, cpu = time.perf_counter(), time.process_time()
-        trainer.train_epoch(stage, step, optimizer)
-        record[f"{stage}_wall_s"] = round(time.perf_counter() - wall, 2)
-        record[f"{stage}_cpu_s"] = round(time.process_time() - cpu, 2)
-    record["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    return record
+    return make_corpus(np.random.default_rng(0)), config, settings_for(variant, protocol, batch_size)
+
+
+def run_variant(name: str, protocol: str, batch_size: int) -> dict:
+    """One train_momke call, one epoch per stage, in this process."""
+    conversations, config, settings = prepared_run(name, protocol, batch_size)
+    wall, cpu = time.perf_counter(), time.process_time()
+    training.train_momke(conversations, conversations[:2], config, settings)
+    return {**VARIANTS[name], "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+
+
+def matmul_floor(name: str, protocol: str, batch_size: int) -> dict:
+    """The run's matmul FLOPs and the one-thread sgemm rate on an expert's shape."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conversations, config, settings = prepared_run(name, protocol, batch_size)
+    with FlopCounterMode(display=False) as counter:
+        training.train_momke(conversations, conversations[:2], config, settings)
+    flops = counter.get_total_flops()
+    rows = 3 * sum(map(len, conversations)) // (len(conversations) // batch_size)  # one stage-2 batch's rows
+    a, b = torch.randn(rows, config.hidden_dim), torch.randn(config.hidden_dim, 3 * config.hidden_dim)
+    for _ in range(3):
+        a @ b
+    start, repeats = time.process_time(), 50
+    for _ in range(repeats):
+        a @ b
+    rate = 2 * rows * config.hidden_dim * 3 * config.hidden_dim * repeats / (time.process_time() - start)
+    return {"matmul_gflop": round(flops / 1e9, 1), "sgemm_gflop_per_s": round(rate / 1e9, 1),
+            "floor_s": round(flops / rate, 2)}
 
 
 def code_of(revision: str, folder: Path) -> dict:
@@ -128,57 +112,75 @@ def code_of(revision: str, folder: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(folder)}  # found before the installed momke/models
 
 
-def summary(records: list[dict], names: list[str]) -> list[str]:
-    lines = ["mean over rounds (CPU seconds per epoch; wall in brackets):"]
+def summary(records: list[dict], names: list[str], default: str) -> list[str]:
+    lines = ["mean over rounds (CPU seconds per stage-1 + stage-2 epoch pair; wall in brackets):"]
     totals = {}
     for name in names:
         mine = [r for r in records if r["variant"] == name]
-        stage1, stage2 = (float(np.mean([r[f"{s}_cpu_s"] for r in mine])) for s in ("stage1", "stage2"))
-        walls = [float(np.mean([r[f"{s}_wall_s"] for r in mine])) for s in ("stage1", "stage2")]
-        totals[name] = stage1 + stage2
-        lines.append(f"  {name:26s} stage1 {stage1:5.1f} s ({walls[0]:5.1f})  stage2 {stage2:5.1f} s ({walls[1]:5.1f})  "
-                     f"both {totals[names[0]] / totals[name]:.2f}x {names[0]}'s speed  "
-                     f"padding {mine[0]['padding_share']:.0%}  peak memory {max(r['peak_memory_mb'] for r in mine)} MB")
-    official = sum(OFFICIAL.values())
-    lines += ["", (f"against the authors' code (issue 13's figures: stage 1 {OFFICIAL['stage1']} s + stage 2 "
-                  f"{OFFICIAL['stage2']} s = {official:.1f} s CPU; 2x faster = at most {official / 2:.1f} s):")]
-    scale = sum(ISSUE_BASELINE.values()) / totals["baseline"] if "baseline" in totals else None
-    for name in names:
-        line = f"  {name:26s} raw {official / totals[name]:.2f}x"
-        if scale:
-            line += f"  scaled through the baseline (x{scale:.2f}) {official / (totals[name] * scale):.2f}x"
-        lines.append(line)
+        totals[name] = float(np.mean([r["cpu_s"] for r in mine]))
+        wall = float(np.mean([r["wall_s"] for r in mine]))
+        spread = f"{min(r['cpu_s'] for r in mine):.2f}-{max(r['cpu_s'] for r in mine):.2f}"
+        lines.append(f"  {name:18s} {totals[name]:6.2f} s ({wall:6.2f})  rounds {spread}  "
+                     f"peak memory {max(r['peak_memory_mb'] for r in mine)} MB")
+    if "baseline" in totals:
+        lines += ["", "against the baseline revision, same rounds (CPU):"]
+        for name in names[1:]:
+            lines.append(f"  {name:18s} {totals[name] / totals['baseline']:.3f} of its time "
+                         f"({1 - totals[name] / totals['baseline']:+.1%} less)")
+        if default in totals:
+            scaled = AUTHORS_FIXED_ATV_S * totals["baseline"] / BASELINE_FIXED_ATV_S
+            lines += ["", f"against the authors' code (issue 21: {AUTHORS_FIXED_ATV_S} s beside the baseline's "
+                          f"{BASELINE_FIXED_ATV_S} s; scaled to this run's baseline: {scaled:.2f} s): "
+                          f"{default} {scaled / totals[default]:.2f}x"]
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
-    parser.add_argument("--baseline", metavar="REV", help="also time mlp4 with the models/ code of this git revision")
+    parser.add_argument("--variants", nargs="+", default=["mlp2"], choices=list(VARIANTS))
+    parser.add_argument("--baseline", metavar="REV", help="also time mlp2 with the models/ code of this git revision")
     parser.add_argument("--reps", type=int, default=1, help="rounds; each round runs every variant once")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--protocol", choices=("fixed", "random"), default="fixed")
+    parser.add_argument("--floor", action="store_true", help="also measure the matmul floor of each variant")
     parser.add_argument("--one", choices=list(VARIANTS), help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--one-floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(time_variant(args.one, args.batch_size)))
+        run = matmul_floor if args.one_floor else run_variant
+        print(json.dumps(run(args.one, args.protocol, args.batch_size)))
         return 0
     print(f"machine: {machine()}; torch threads 1")
     print(f"data: bench_model.py's IEMOCAP-shaped set; d=256, 4 blocks, 2 heads, batch {args.batch_size}, "
-          "random protocol; one epoch per stage, validation excluded")
+          f"{args.protocol} protocol{' atv' if args.protocol == 'fixed' else ''}; train_momke, one epoch per stage")
     names = (["baseline"] if args.baseline else []) + args.variants
+
+    def child(name: str, env=None, floor: bool = False) -> dict:
+        command = [sys.executable, __file__, "--one", "mlp2" if name == "baseline" else name,
+                   "--batch-size", str(args.batch_size), "--protocol", args.protocol] + (["--one-floor"] if floor else [])
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        if done.returncode:
+            raise SystemExit(f"{name}: the child failed:\n{done.stderr[-2000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
     records = []
     with tempfile.TemporaryDirectory() as folder:
         baseline_env = code_of(args.baseline, Path(folder)) if args.baseline else None
         for round_number in range(args.reps):  # interleaved, so load changes hit every variant alike
             for name in names:
-                command = [sys.executable, __file__, "--one", "mlp4" if name == "baseline" else name,
-                           "--batch-size", str(args.batch_size)]
-                child = subprocess.run(command, capture_output=True, text=True, check=True,
-                                       env=baseline_env if name == "baseline" else None)
-                record = {"round": round_number, **json.loads(child.stdout.strip().splitlines()[-1]), "variant": name}
+                record = {"round": round_number, "variant": name,
+                          **child(name, baseline_env if name == "baseline" else None)}
                 records.append(record)
                 print(json.dumps(record), flush=True)
-    print("\n" + "\n".join(summary(records, names)))
+        lines = summary(records, names, "mlp2")
+        if args.floor:
+            lines += ["", "matmul floor (FLOPs of the run's matmuls / one-thread sgemm rate on the expert's shape):"]
+            for name in names:
+                floor = child(name, baseline_env if name == "baseline" else None, floor=True)
+                mean = float(np.mean([r["cpu_s"] for r in records if r["variant"] == name]))
+                lines.append(f"  {name:18s} {floor['matmul_gflop']} GFLOP at {floor['sgemm_gflop_per_s']} GFLOP/s "
+                             f"= {floor['floor_s']:.2f} s: {floor['floor_s'] / mean:.0%} of its {mean:.2f} s")
+    print("\n" + "\n".join(lines))
     return 0
 
 

@@ -26,7 +26,6 @@ from unittest import mock
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from momke.models.training import trainer as training
 from momke.models.training.data import FeatureCorpus
 from momke.models.training.evaluation import evaluate_model

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fusion import (
     build_corpora,
     conditions_and_conflicts,

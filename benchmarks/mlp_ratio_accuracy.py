@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from momke.models.training.data import load_corpus
 from momke.models.training.evaluation import AVERAGE, evaluate_conditions, folds_of
 from momke.models.training.trainer import (

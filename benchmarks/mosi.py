@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from momke.models.training.evaluation import (
     AVERAGE,
     COLUMNS,

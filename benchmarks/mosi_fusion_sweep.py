@@ -10,7 +10,7 @@ sees text at ~98 % and visual at ~90 % Acc2 (test: ~78 % and ~53 %); only audio 
 labels) is as informative there as on test. Validation therefore cannot show the test failure
 (a condition with visual below its subset without it); it can only rank designs on the whole.
 
-Exploration tool: it drives the trainer's internals (training._Trainer) so every variant starts
+Exploration tool: it drives the trainer's internals (training.Trainer) so every variant starts
 from the same stage-1 weights and costs only its stage 2. Budget as benchmarks/mosi.py.
 """
 
@@ -25,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from momke.models.momke import MoMKE
 from momke.models.training.evaluation import COLUMNS, evaluate_conditions
 from momke.models.training.trainer import (
     TrainingSettings,
-    _random_subset,
-    _Trainer,
+    random_subset,
+    Trainer,
     model_config_for,
     random_presence,
     split_for_training,
@@ -61,7 +60,7 @@ def full_set_sampler(rate: float, drop_rate: float):
             return random_presence(conversation, drop_rate, rng)
         mask = conversation.present.copy()
         for row in np.flatnonzero(rng.random(len(conversation)) < drop_rate):
-            mask[row] = conversation.present[row] & _random_subset(conversation.present[row], rng)
+            mask[row] = conversation.present[row] & random_subset(conversation.present[row], rng)
         return mask
     return sample
 
@@ -78,7 +77,7 @@ class Sweep:
         path = self.cache / f"stage1_{seed}.pt"
         if path.exists():
             return torch.load(path)
-        trainer = _Trainer(self.train, self.valid, self.config, replace(BASE, seed=seed))
+        trainer = Trainer(self.train, self.valid, self.config, replace(BASE, seed=seed))
         experts = trainer.stage1_experts()
         trainer.run_stage("stage1", BASE.stage1_epochs, lambda b: trainer.stage1_step(b, experts),
                           lambda: trainer.stage1_validation(experts))
@@ -88,7 +87,7 @@ class Sweep:
     def stage2(self, seed: int, name: str) -> MoMKE:
         variant = VARIANTS[name]
         settings = replace(BASE, seed=seed, **variant.get("settings", {}))
-        trainer = _Trainer(self.train, self.valid, self.config, settings)
+        trainer = Trainer(self.train, self.valid, self.config, settings)
         trainer.rng = np.random.default_rng(1000 + seed)  # the same stage-2 draws whether or not stage 1 ran here
         torch.manual_seed(1000 + seed)
         trainer.model.load_state_dict(self.stage1(seed))
@@ -96,7 +95,7 @@ class Sweep:
             return trainer.model.eval()
         if "full_set_rate" in variant:
             sample = full_set_sampler(variant["full_set_rate"], settings.utterance_drop_rate)
-            trainer._training_presence = lambda conversation, stage: sample(conversation, trainer.rng)
+            trainer.training_presence = lambda conversation, stage: sample(conversation, trainer.rng)
         if variant.get("freeze"):
             for part in (trainer.model.projections, trainer.model.experts, trainer.model.unimodal_heads):
                 part.requires_grad_(False)

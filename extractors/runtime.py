@@ -10,10 +10,17 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import IO
 
 DEVICE_HELP = "use cpu, cuda, cuda:N or auto"
+
+
+def bundled(*parts: str) -> Path:
+    """A file or folder shipped with the package (momke.assets, the repo's assets/ folder):
+    bundled("demo", "conversation.mp4"). The one way the code finds its bundled files."""
+    return Path(str(resources.files("momke.assets").joinpath("/".join(parts))))
 
 
 def pick_device(requested=None):

@@ -305,7 +305,9 @@ class UtteranceSegmenter:
             raise ValueError(f"t_start must be finite, got {t_start!r}")
         return check_mono_audio(samples, "audio chunk")
 
-    def _speech_prob(self, window: np.ndarray) -> float:
+    def speech_prob(self, window: np.ndarray) -> float:
+        """Silero's speech probability for the next 32 ms window (512 samples at 16 kHz), carrying
+        the model's state and context from the windows before it."""
         x = torch.cat([self._context, torch.from_numpy(window).unsqueeze(0)], dim=1)
         with torch.inference_mode():
             prob, self._state = self._net(x, self._state)
@@ -326,7 +328,7 @@ class UtteranceSegmenter:
         return _periodicity(window) >= VOICED_PERIODICITY
 
     def _process_window(self, start: int, window: np.ndarray) -> None:
-        p = self._speech_prob(window)
+        p = self.speech_prob(window)
         if p < self.threshold and self._loud_voice(window):
             p = self.threshold
         elif p >= self.threshold:

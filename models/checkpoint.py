@@ -30,8 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .. import assets
-from ..extractors.runtime import atomic_path, pick_device, write_text_atomic
+from ..extractors.runtime import atomic_path, bundled, pick_device, write_text_atomic
 from .config import CONDITION_NAMES, MODALITIES, MoMKEConfig
 from .ensemble import MoMKEEnsemble, build_model
 from .momke import MoMKE
@@ -44,7 +43,7 @@ FORMAT_VERSION = 1
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 
 # The default checkpoint shipped with the package (whisper feature profile, 4 IEMOCAP classes).
-DEFAULT_CHECKPOINT = Path(assets.__file__).resolve().parent / "checkpoints" / "momke-whisper-4class"
+DEFAULT_CHECKPOINT = bundled("checkpoints", "momke-whisper-4class")
 
 
 def save_checkpoint(

@@ -305,63 +305,21 @@ class MoMKE(nn.Module):
         here; the outputs are those of the whole conversation so far, for the new utterances."""
         rows, mask = self._prepare(features, modality_mask, utterance_mask)
         if cache is None:
-            weights, mixed, own = self.mix_packed(rows, mask)
-            logits = self.head_on_rows(mixed, mask.any(dim=-1))
-            return MoMKEOutput(
-                logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
-            )
-        batch, length, _ = mask.shape
-        expert_names = list(self.config.experts)
-        prepared = {m: scatter_rows(rows[m], mask[..., i]) for i, m in enumerate(MODALITIES)}  # 0 where missing
-        weights = torch.stack([self.route(m, prepared[m]) for m in MODALITIES], dim=2)
-        weights = weights * mask.unsqueeze(-1)  # a missing modality has no expert load
-        if self.config.context_mode != "causal":
-            raise ValueError("a key/value cache needs a causal model: in bidirectional mode a new utterance changes every earlier one")
-        past, used = cache.length, list(range(len(MODALITIES)))  # one cache layout for every call
-        mixed = [weights.new_zeros(batch, length, self.config.hidden_dim) for _ in MODALITIES]
-        own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
-        if used:
-            # Every used modality goes through every expert; modalities are stacked along the
-            # batch so each expert runs once per forward pass.
-            embedded = torch.cat([self.embed(MODALITIES[i], prepared[MODALITIES[i]], past) for i in used])
-            key_present = cache.extend_presence(torch.cat([mask[..., i] for i in used]))
-            allowed = self.attention_mask(key_present, past)
-            expert_outputs = torch.stack(
-                [self.experts[k](embedded, allowed, cache.layers[k]) for k in expert_names],
-                dim=-2,
-            ).view(len(used), batch, length, len(expert_names), -1)  # e^k(x^m): [modality, B, U, E, d]
-            for slot, i in enumerate(used):
-                m, present = MODALITIES[i], mask[..., i].unsqueeze(-1)
-                # R^m = sum_k w^m_k e^k(x^m), exactly 0 where m is missing.
-                r = (weights[:, :, i].unsqueeze(-1) * expert_outputs[slot]).sum(dim=-2)
-                mixed[i] = torch.where(present, r, torch.zeros((), dtype=r.dtype, device=r.device))
-                if m in expert_names and present.any():  # m's own prediction: its expert, its stage-1 head
-                    logits_m = self.unimodal_heads[m](expert_outputs[slot, :, :, expert_names.index(m)])
-                    own[i] = torch.where(present, logits_m, torch.zeros((), dtype=r.dtype, device=r.device))
-        logits = self.head(torch.cat(mixed, dim=-1))
+            outputs = self.experts_packed(rows, mask)
+        else:
+            outputs = self.experts_cached(rows, mask, cache)
+        weights, mixed, own = self.mix(rows, outputs, mask)
+        logits = self.head_on_rows(mixed, mask.any(dim=-1))
         return MoMKEOutput(
             logits=logits, router_weights=weights, modality_mask=mask, modality_logits=torch.stack(own, dim=2)
         )
 
-    def mix_packed(
-        self, present_rows: dict[str, Tensor], mask: Tensor
-    ) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """forward() without a cache: (w [B, U, 3, E], concat(R^a, R^t, R^v) [n, 3d] for the n
-        utterances with a modality (mask.any(-1)'s True places, row by row), each modality's own
-        logits [B, U, C]), computed on the present utterances only (see Packing)."""
-        batch, length, _ = mask.shape
-        expert_names = list(self.config.experts)
-        dtype = present_rows[MODALITIES[0]].dtype
-        weights = mask.new_zeros(batch, length, len(MODALITIES), len(expert_names), dtype=dtype)
-        own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
-        # Row j * 3 + i of mixed: R^i of the j-th utterance with a modality (0 where i is missing).
-        has_modality = mask.any(dim=-1).flatten()
-        utterance_row = has_modality.cumsum(0) - 1
-        mixed = weights.new_zeros(int(has_modality.sum()) * len(MODALITIES), self.config.hidden_dim)
-        width = len(MODALITIES) * self.config.hidden_dim
+    def experts_packed(self, present_rows: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
+        """e^k(x^m) for every expert k and every present (m, utterance), computed on the present
+        utterances only (see Packing): {m: [n_m, E, d]} for the modalities present anywhere."""
         used = [i for i in range(len(MODALITIES)) if mask[..., i].any()]
         if not used:
-            return weights, mixed.view(-1, width), own
+            return {}
         # Every used modality goes through every expert; modalities are stacked along the batch
         # so each expert runs once per forward pass.
         packing = Packing(
@@ -370,21 +328,60 @@ class MoMKE(nn.Module):
         rows = [present_rows[MODALITIES[i]] for i in used]
         counts = [len(x) for x in rows]
         embedded = torch.cat([
-            self.embed_rows(MODALITIES[i], x, utterance, length)
+            self.embed_rows(MODALITIES[i], x, utterance, mask.shape[1])
             for i, x, utterance in zip(used, rows, packing.utterance.split(counts))
         ])
         expert_outputs = torch.stack(
-            [self.experts[k](embedded, None, packing=packing) for k in expert_names], dim=1
-        )  # e^k(x^m) for every present (m, utterance): [N, E, d]
-        for i, x, outputs in zip(used, rows, expert_outputs.split(counts)):
-            m, present = MODALITIES[i], mask[..., i]
-            w = self.route(m, x)  # [n, E]
+            [self.experts[k](embedded, None, packing=packing) for k in self.config.experts], dim=1
+        )  # [N, E, d]
+        return {MODALITIES[i]: outputs for i, outputs in zip(used, expert_outputs.split(counts))}
+
+    def experts_cached(self, present_rows: dict[str, Tensor], mask: Tensor, cache: KVCache) -> dict[str, Tensor]:
+        """experts_packed() for the newest utterances of conversations whose earlier utterances
+        are in `cache` (extended here): {m: [n_m, E, d]} for every modality (n_m may be 0)."""
+        if self.config.context_mode != "causal":
+            raise ValueError("a key/value cache needs a causal model: in bidirectional mode a new utterance changes every earlier one")
+        batch, length, _ = mask.shape
+        past = cache.length
+        # Every modality goes through every expert, stacked along the batch (zeros where
+        # missing), so the cache keeps one layout whichever modalities a call brings.
+        embedded = torch.cat([
+            self.embed(m, scatter_rows(present_rows[m], mask[..., i]), past) for i, m in enumerate(MODALITIES)
+        ])
+        key_present = cache.extend_presence(torch.cat([mask[..., i] for i in range(len(MODALITIES))]))
+        allowed = self.attention_mask(key_present, past)
+        expert_outputs = torch.stack(
+            [self.experts[k](embedded, allowed, cache.layers[k]) for k in self.config.experts], dim=-2
+        ).view(len(MODALITIES), batch, length, len(self.config.experts), -1)  # [modality, B, U, E, d]
+        return {m: expert_outputs[i][mask[..., i]] for i, m in enumerate(MODALITIES)}
+
+    def mix(
+        self, present_rows: dict[str, Tensor], outputs: dict[str, Tensor], mask: Tensor
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Stage 2's mixing, from the experts' outputs on the present utterances ({m: [n_m, E, d]}):
+        (w [B, U, 3, E], concat(R^a, R^t, R^v) [n, 3d] for the n utterances with a modality
+        (mask.any(-1)'s True places, row by row; R^m = 0 where m is missing), each modality's own
+        logits [B, U, C] (0 where missing))."""
+        batch, length, _ = mask.shape
+        expert_names = list(self.config.experts)
+        dtype = present_rows[MODALITIES[0]].dtype
+        weights = mask.new_zeros(batch, length, len(MODALITIES), len(expert_names), dtype=dtype)
+        own = [weights.new_zeros(batch, length, self.config.num_outputs) for _ in MODALITIES]
+        # Row j * 3 + i of mixed: R^i of the j-th utterance with a modality.
+        has_modality = mask.any(dim=-1).flatten()
+        utterance_row = has_modality.cumsum(0) - 1
+        mixed = weights.new_zeros(int(has_modality.sum()) * len(MODALITIES), self.config.hidden_dim)
+        for i, m in enumerate(MODALITIES):
+            if m not in outputs or not len(outputs[m]):
+                continue
+            present = mask[..., i]
+            w = self.route(m, present_rows[m])  # [n, E]
             weights[:, :, i] = scatter_rows(w, present)
-            r = (w.unsqueeze(-1) * outputs).sum(dim=1)  # R^m = sum_k w^m_k e^k(x^m)
+            r = (w.unsqueeze(-1) * outputs[m]).sum(dim=1)  # R^m = sum_k w^m_k e^k(x^m)
             mixed.index_copy_(0, utterance_row[present.flatten()] * len(MODALITIES) + i, r)
             if m in expert_names:  # m's own prediction: its expert, its stage-1 head
-                own[i] = scatter_rows(self.unimodal_heads[m](outputs[:, expert_names.index(m)]), present)
-        return weights, mixed.view(-1, width), own
+                own[i] = scatter_rows(self.unimodal_heads[m](outputs[m][:, expert_names.index(m)]), present)
+        return weights, mixed.view(-1, len(MODALITIES) * self.config.hidden_dim), own
 
     def head_on_rows(self, mixed: Tensor, where: Tensor) -> Tensor:
         """The head on concat(R^a, R^t, R^v) of every utterance [B, U, C], from its rows [n, 3d] at

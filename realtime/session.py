@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..extractors.base import FeatureProfile
-from ..extractors.runtime import pick_device
+from ..extractors.runtime import bundled, pick_device
 from ..extractors.served import ServingOptions
 from ..models.cli_common import version
 from ..models.config import MODALITIES
@@ -58,7 +58,7 @@ from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_
 log = logging.getLogger(__name__)
 
 _END = object()
-DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
+DEMO_DIR = bundled("demo")
 
 
 class LiveSession:

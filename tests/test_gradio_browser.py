@@ -172,7 +172,7 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
 
 @pytest.mark.slow
 def test_screenshot_script_makes_both_pictures(tmp_path_factory):
-    """assets/screenshots/make_screenshots.py as the README says to run it (into a temporary
+    """tools/make_screenshots.py as the README says to run it (into a temporary
     folder): it checks the page shows the input, each modality's reading and the fused label."""
     import subprocess
     import sys
@@ -182,7 +182,7 @@ def test_screenshot_script_makes_both_pictures(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("screenshots")
     checkpoint = frontend_checkpoint(tmp_path_factory)
-    result = subprocess.run([sys.executable, "assets/screenshots/make_screenshots.py", "--checkpoint", str(checkpoint),
+    result = subprocess.run([sys.executable, "tools/make_screenshots.py", "--checkpoint", str(checkpoint),
                              "--out", str(out)], check=False, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     terminal, page = Image.open(out / "terminal_view.png"), Image.open(out / "gradio_page.png")

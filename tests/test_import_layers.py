@@ -2,7 +2,8 @@
 
 The imports are read with ast, nothing is imported: every `import`/`from ... import` anywhere in
 a file (lazy ones inside functions too) and every `importlib.import_module("momke....")` with a
-literal name. `momke.assets` is data (files the app reads): any folder may name it; its scripts are not read.
+literal name. `momke.assets` is data only (files the app reads, found with extractors/runtime.py `bundled`):
+its one Python file is the empty package marker, checked below; scripts live in tools/.
 """
 
 from __future__ import annotations
@@ -161,3 +162,27 @@ def test_the_check_finds_the_engine_importing_a_front_end(tmp_path):
         "realtime/sources/devices.py:1 imports momke.realtime.ui.cli (realtime/sources may not import realtime/ui/)",
     ]
     assert folder_cycles(root) == []
+
+
+def test_assets_hold_data_only():
+    """assets/ is data: its only Python file is the package marker (which importlib.resources
+    needs), with no statements; the scripts that make assets live in tools/."""
+    python_files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "assets").rglob("*.py"))
+    assert python_files == ["assets/__init__.py"], python_files
+    marker = ast.parse((ROOT / "assets" / "__init__.py").read_text(encoding="utf-8"))
+    statements = [node for node in marker.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    assert statements == [], "assets/__init__.py must hold no code"
+
+
+def test_bundled_files_found_one_way():
+    """The code finds bundled files through bundled() alone: no path built from __file__ or
+    from momke.assets' module file reaches into assets/."""
+    offenders = []
+    for path in _code_files(ROOT):
+        text = path.read_text(encoding="utf-8")
+        if path.name == "runtime.py" and path.parent.name == "extractors":
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if ('"assets"' in line and "__file__" in line) or "assets.__file__" in line or 'files("momke.assets")' in line:
+                offenders.append(f"{path.relative_to(ROOT)}:{number}")
+    assert offenders == []

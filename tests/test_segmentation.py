@@ -164,7 +164,7 @@ def test_probabilities_match_silero_vads_own_streaming_wrapper(three_utterances)
     try:
         for i in range(0, 40 * 512, 512):
             window = audio[i : i + 512]
-            ours = seg._speech_prob(window)
+            ours = seg.speech_prob(window)
             theirs = float(reference(torch.from_numpy(window), SR).detach())
             assert ours == pytest.approx(theirs, abs=1e-5)
     finally:

@@ -231,7 +231,7 @@ def test_momke_train_fails_when_the_model_learnt_nothing(tmp_path, capsys):
 
 
 def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
-    from momke.models.training.trainer import _Trainer
+    from momke.models.training.trainer import Trainer
 
     rng = np.random.default_rng(0)
     conversations = make_toy_corpus(num_dialogues=64, seed=2).conversations
@@ -244,8 +244,8 @@ def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
     config = MoMKEConfig(feature_dims=(8, 8, 8), labels=("a", "b"), **TINY)
 
     def padding(bucket: bool) -> tuple[float, list[list[int]]]:
-        trainer = _Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=bucket))
-        epochs = [trainer._batch_indices() for _ in range(2)]
+        trainer = Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=bucket))
+        epochs = [trainer.batch_indices() for _ in range(2)]
         for batches in epochs:
             assert sorted(np.concatenate(batches).tolist()) == list(range(len(conversations)))
         padded = sum(len(b) * max(len(conversations[i]) for i in b) for b in epochs[0])
@@ -254,9 +254,9 @@ def test_bucketing_by_length_batches_every_dialogue_once_with_less_padding():
     plain, _ = padding(False)
     bucketed, first = padding(True)
     assert bucketed < plain / 2, (bucketed, plain)
-    trainer = _Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=True))
-    trainer._batch_indices()
-    assert [b.tolist() for b in trainer._batch_indices()] != first  # batches change between epochs
+    trainer = Trainer(conversations, conversations[:1], config, fast_settings(bucket_by_length=True))
+    trainer.batch_indices()
+    assert [b.tolist() for b in trainer.batch_indices()] != first  # batches change between epochs
 
 
 def test_mlp_ratio_and_bucketing_options_reach_the_checkpoint(tmp_path):

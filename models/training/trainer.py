@@ -188,7 +188,7 @@ def condition_presence(conversation: Conversation, condition: Sequence[str]) -> 
     return conversation.present & keep
 
 
-def _random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A uniformly drawn non-empty subset of the True entries of `available` (bool [3])."""
     indices = np.flatnonzero(available)
     chosen = np.zeros(len(MODALITIES), dtype=bool)
@@ -202,10 +202,10 @@ def _random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarra
 def random_presence(conversation: Conversation, drop_rate: float, rng: np.random.Generator) -> np.ndarray:
     """The random protocol's mask for one training conversation: bool [U, 3]."""
     present = conversation.present
-    mask = present & _random_subset(present.any(axis=0), rng)
+    mask = present & random_subset(present.any(axis=0), rng)
     redraw = rng.random(len(conversation)) < drop_rate
     for row in np.flatnonzero(redraw):
-        mask[row] = present[row] & _random_subset(present[row], rng)
+        mask[row] = present[row] & random_subset(present[row], rng)
     return mask
 
 
@@ -262,7 +262,11 @@ def predict(
 # Training
 
 
-class _Trainer:
+class Trainer:
+    """MoMKE's two-stage training on feature conversations, one piece at a time: `fit()` runs it
+    whole (what train_momke does); `train_epoch` with `stage1_step` / `stage2_step` and
+    `optimizer()` run one epoch of a stage (what benchmarks/bench_training.py times)."""
+
     def __init__(
         self,
         train: Sequence[Conversation],
@@ -307,7 +311,9 @@ class _Trainer:
         weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
         return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
 
-    def _training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
+    def training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
+        """Which modalities each utterance of `conversation` shows in this stage's next batch (the
+        protocol's draw); replace it on an instance to try another draw."""
         if self.settings.protocol == "fixed":
             return condition_presence(conversation, self.settings.condition)
         if stage == "stage1":
@@ -316,7 +322,7 @@ class _Trainer:
             return conversation.present
         return random_presence(conversation, self.settings.utterance_drop_rate, self.rng)
 
-    def _batch_indices(self) -> list[np.ndarray]:
+    def batch_indices(self) -> list[np.ndarray]:
         """Training dialogue indices, one array per batch, in a new random order every epoch.
 
         bucket_by_length: dialogues of similar length share a batch, so less of each batch is
@@ -335,9 +341,9 @@ class _Trainer:
         return batches
 
     def _batches(self, stage: str):
-        for indices in self._batch_indices():
+        for indices in self.batch_indices():
             chunk = [self.train[i] for i in indices]
-            presence = [self._training_presence(c, stage) for c in chunk]
+            presence = [self.training_presence(c, stage) for c in chunk]
             yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
 
     # -- stage 1 -------------------------------------------------------------------------------
@@ -516,7 +522,7 @@ def train_momke(
 ) -> TrainingResult:
     """Train MoMKE on `train`, selecting epochs on `valid`. Returns the selected model."""
     settings = settings or TrainingSettings()
-    trainer = _Trainer(train, valid, config, settings)
+    trainer = Trainer(train, valid, config, settings)
     model = trainer.fit()
     return TrainingResult(
         model=model,

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from ...extractors.runtime import bundled
 from ...models.config import MODALITIES
 from . import gradio_views as views
 from .live_state import LiveState
@@ -36,7 +37,7 @@ SOURCE_SERVER = "This server's microphone and camera"
 SOURCE_BROWSER = "My browser's webcam and microphone"
 SOURCES = (SOURCE_DEMO, SOURCE_SERVER, SOURCE_BROWSER)
 DEFAULT_CHECKPOINT_NAME = "default (shipped)"
-DEMO_VIDEO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "conversation.mp4"
+DEMO_VIDEO = bundled("demo", "conversation.mp4")
 README = Path(__file__).resolve().parents[2] / "README.md"
 INTENDED_USE_ANCHOR = "intended-use"  # README's "## Intended use", shown at the page's foot under this id
 INTENDED_USE_LINE = (

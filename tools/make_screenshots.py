@@ -1,6 +1,6 @@
 """Remakes the README's screenshots from real runs of the bundled demo (no devices needed).
 
-    python assets/screenshots/make_screenshots.py [--checkpoint DIR] [--out DIR]
+    python tools/make_screenshots.py [--checkpoint DIR] [--out DIR]
 
 - terminal_view.png: the `momke-live --demo` view after the whole demo (the real LiveSession,
   replayed fast) in an 80x24 terminal, drawn by rich and photographed by headless chromium;
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parents[1] / "assets" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 

@@ -1,6 +1,6 @@
 """What the bundled demo shows under every combination of modalities (the table in SOURCE.md).
 
-    python assets/demo/modality_table.py [--checkpoint DIR]
+    python tools/modality_table.py [--checkpoint DIR]
 
 Replays the demo as fast as possible, once per combination of switched-on modalities (the
 transcript gives the words, as `momke-live --demo` does), and prints one markdown row per line:
@@ -17,7 +17,7 @@ from pathlib import Path
 from momke.models.config import MODALITIES, SHORT_NAMES
 from momke.realtime import EmotionEvent, LiveSession
 
-DEMO = Path(__file__).resolve().parent
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def run(enabled: tuple[str, ...], checkpoint) -> dict[int, EmotionEvent]:

@@ -9,7 +9,7 @@ face (a drawn slide), so the visual path is missing there rather than smiling at
 It shows the pipeline working end to end on a machine with no camera or microphone.
 
 Needs espeak-ng and ffmpeg on PATH (both installed by .ci/setup) and scikit-image.
-Run from anywhere:  python assets/demo/make_demo.py [--out-dir assets/demo]
+Run from anywhere:  python tools/make_demo.py [--out-dir assets/demo]
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def encode(audio: np.ndarray, face_spans: list[tuple[float, float]], out: Path, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "demo")
     args = parser.parse_args(argv)
     for tool in ("espeak-ng", "ffmpeg"):
         if shutil.which(tool) is None:
