@@ -26,6 +26,7 @@ needs_dailydialog = pytest.mark.skipif(not DAILYDIALOG.is_dir(), reason=f"DailyD
     ("Here is $ 150 . Keep the change .", "Here is $150. Keep the change."),
     ("So let\u2019s talk a little bit about your duties", "So let's talk a little bit about your duties."),
     ("Yeah, right!.......Y'serious?", "Yeah, right! Y'serious?"),
+    ("Well... you never know. how's the family?", "Well... you never know. How's the family?"),
     ("OH MY GOD! I watched TV", "Oh my god! I watched TV."),
     ("  ", ""),
 ])

@@ -60,7 +60,9 @@ def test_checkpoint_matches_its_recipe_and_profile(model):
     assert set(config.calibration["fused"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
     meta = config.metadata
     assert meta["protocol"] == "random" and meta["data"]["limit"] is None
-    assert set(meta["data"]["sources"]) == {"ravdess", "nemo", "kor_emotiontts", "meld", "emorynlp", "fer2013"}
+    assert set(meta["data"]["sources"]) == {"ravdess", "nemo", "kor_emotiontts", "meld", "emorynlp", "dailydialog", "fer2013",
+                                            "meld+asr", "emorynlp+asr", "dailydialog+asr"}
+    assert meta["data"]["text_style"] == "whisper" and meta["data"]["text_noise"] == recipe["text_noise"]
     assert "non-commercial" in meta["licences"]["checkpoint"]
     assert (DEFAULT_CHECKPOINT / "MODEL_CARD.md").is_file()
     # One member per seed of the recipe, stored as float16 so three fit in ~4 MB.
@@ -107,6 +109,9 @@ def test_recipe_trains_end_to_end_on_a_tiny_slice(tmp_path):
     assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe()["labels"]
     sources = trained.config.metadata["data"]["sources"]
     for source, modality in (("ravdess", "audio"), ("nemo", "audio"), ("kor_emotiontts", "audio"), ("meld", "text"),
-                             ("emorynlp", "text"), ("fer2013", "visual")):
+                             ("emorynlp", "text"), ("dailydialog", "text"), ("fer2013", "visual")):
         assert sources[source]["modality"] == modality
         assert sources[source]["labelled_utterances"]["train"] > 0
+    for source in ("meld", "emorynlp", "dailydialog"):  # each text source's noisy copy validates (and trains: 40 %)
+        assert sources[f"{source}+asr"]["modality"] == "text"
+        assert sources[f"{source}+asr"]["labelled_utterances"]["valid"] > 0

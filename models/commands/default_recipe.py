@@ -172,14 +172,15 @@ def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
 def noisy_dialogues(dialogues: Sequence, settings: dict[str, Any], splits: Sequence[str]) -> list:
     """A transcription-like noisy copy of the dialogues of `splits` (models/training/asr_text.py):
     per utterance a word error rate drawn around settings["wer_mean"], the same copy for the same
-    settings (seeded by the settings' seed and the dialogue id). Ids get the NOISY suffix."""
+    settings (seeded by the settings' seed and the dialogue id). Of the training dialogues, only a
+    `train_fraction` (chosen by the id's hash) get a copy. Ids get the NOISY suffix."""
     from ..training.asr_text import asr_noise, utterance_wers
 
     out = []
     for d in dialogues:
-        if d.split not in splits:
-            continue
         digest = int(hashlib.sha1(d.id.encode()).hexdigest()[:8], 16)
+        if d.split not in splits or (d.split == "train" and digest / 2**32 >= settings.get("train_fraction", 1.0)):
+            continue
         rng = np.random.default_rng([settings.get("seed", 0), digest])
         rates = utterance_wers(len(d.utterances), rng, settings["wer_mean"], settings.get("concentration", 4.0))
         utterances = [replace(u, id=u.id + NOISY, transcript=asr_noise(u.transcript, rng, float(r)) if u.transcript else u.transcript)

@@ -73,7 +73,8 @@ def whisper_style(text: str) -> str:
     if not t:
         return ""
     # Sentence casing: the first letter and the first after . ! ?
-    t = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), t)
+    # (not after "...": Whisper writes "Well... you never know")
+    t = re.sub(r"(^|(?:(?<!\.)\.|[!?])\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), t)
     if t[-1].isalnum() or t[-1] in "'\"":
         t += "."
     return t
