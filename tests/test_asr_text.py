@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from momke.models.commands.corpus_readers import read_corpus
-from momke.models.commands.default_recipe import NOISY, TEXT_SOURCES, load_recipe, noisy_dialogues, text_dialogues
+from momke.models.commands.default_recipe import (
+    CONVERSATION_RECIPE,
+    DEFAULT_RECIPE,
+    NOISY,
+    TEXT_SOURCES,
+    load_recipe,
+    noisy_dialogues,
+    text_dialogues,
+)
 from momke.models.training.asr_text import asr_noise, utterance_wers, whisper_style, word_error_rate
 
 DATA = Path(os.environ.get("MOMKE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -87,8 +95,8 @@ def test_dailydialog_reader_reads_the_real_files():
     assert first.utterances[0].transcript.endswith("How was your flight ?")  # as tokenised in the file
 
 
-def test_the_recipe_trains_the_text_path_on_dailydialog_too():
-    recipe = load_recipe()
+def test_the_conversation_recipe_trains_the_text_path_on_dailydialog_too():
+    recipe = load_recipe(CONVERSATION_RECIPE)
     assert "dailydialog" in TEXT_SOURCES and "dailydialog" in recipe["label_maps"]
     assert recipe["label_maps"]["dailydialog"] == {
         "happiness": "happy", "happy": "happy", "excited": "happy", "sadness": "sad", "sad": "sad",
@@ -96,11 +104,16 @@ def test_the_recipe_trains_the_text_path_on_dailydialog_too():
     assert recipe["text_style"] == "whisper"
     assert recipe["text_noise"]["splits"] == ["train", "valid"] and 0.15 < recipe["text_noise"]["wer_mean"] < 0.3
     assert "dailydialog" in recipe["licences"]
+    # Otherwise the default recipe: only the text data differ.
+    default = load_recipe(DEFAULT_RECIPE)
+    assert "dailydialog" not in default["label_maps"] and "text_noise" not in default
+    assert {k: v for k, v in recipe["label_maps"].items() if k != "dailydialog"} == default["label_maps"]
+    assert recipe["model"] == default["model"] and recipe["training"] == default["training"]
 
 
 @needs_dailydialog
 def test_recipe_text_is_whisper_style_with_a_noisy_copy():
-    recipe = load_recipe()
+    recipe = load_recipe(CONVERSATION_RECIPE)
     dialogues = text_dialogues("dailydialog", DAILYDIALOG, recipe)
     counts = Counter(u.label for d in dialogues if d.split == "train" for u in d.utterances)
     assert counts == {"neutral": 3448, "happy": 3374, None: 485, "angry": 246, "sad": 202}

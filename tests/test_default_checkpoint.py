@@ -60,9 +60,7 @@ def test_checkpoint_matches_its_recipe_and_profile(model):
     assert set(config.calibration["fused"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
     meta = config.metadata
     assert meta["protocol"] == "random" and meta["data"]["limit"] is None
-    assert set(meta["data"]["sources"]) == {"ravdess", "nemo", "kor_emotiontts", "meld", "emorynlp", "dailydialog", "fer2013",
-                                            "meld+asr", "emorynlp+asr", "dailydialog+asr"}
-    assert meta["data"]["text_style"] == "whisper" and meta["data"]["text_noise"] == recipe["text_noise"]
+    assert set(meta["data"]["sources"]) == {"ravdess", "nemo", "kor_emotiontts", "meld", "emorynlp", "fer2013"}
     assert "non-commercial" in meta["licences"]["checkpoint"]
     assert (DEFAULT_CHECKPOINT / "MODEL_CARD.md").is_file()
     # One member per seed of the recipe, stored as float16 so three fit in ~4 MB.
@@ -98,15 +96,17 @@ def test_obviously_sad_sentence_is_sad(model, profile):
 
 
 @needs_data
+@pytest.mark.slow  # about 80 s on the shared 2-core CPU (a fresh cache: every slice is extracted)
 def test_recipe_trains_end_to_end_on_a_tiny_slice(tmp_path):
-    from momke.models.commands.default_recipe import main
+    from momke.models.commands.default_recipe import CONVERSATION_RECIPE, main
 
     out = tmp_path / "checkpoint"
-    code = main(["--limit", "2", "--cache", str(tmp_path / "cache"), "--out", str(out),
+    # The conversation recipe: the default one plus DailyDialog and the noisy text copies.
+    code = main(["--recipe", str(CONVERSATION_RECIPE), "--limit", "2", "--cache", str(tmp_path / "cache"), "--out", str(out),
                  "--stage1-epochs", "1", "--stage2-epochs", "1", "--quiet"])
     assert code == 0
     trained = load_checkpoint(out, device="cpu")
-    assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe()["labels"]
+    assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe(CONVERSATION_RECIPE)["labels"]
     sources = trained.config.metadata["data"]["sources"]
     for source, modality in (("ravdess", "audio"), ("nemo", "audio"), ("kor_emotiontts", "audio"), ("meld", "text"),
                              ("emorynlp", "text"), ("dailydialog", "text"), ("fer2013", "visual")):

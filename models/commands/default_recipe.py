@@ -15,6 +15,10 @@ model size, epochs. Sources and what they give:
   the same voice), training speakers several times with new shuffles. Split by speaker.
 - MELD and EmoryNLP (text only): real dialogues in their order; utterances whose emotion is not
   one of the four classes stay as unlabeled context. Their own train/dev/test splits.
+  A recipe may add DailyDialog (everyday talk; train/valid) through its `label_maps`, write every
+  line as the live speech-to-text writes it (`text_style: "whisper"`) and add a noisy copy of
+  each text source (`text_noise`: corpora key "<source>+asr", models/training/asr_text.py), as
+  recipes/whisper_4class_conversation.json does.
 - FER2013 (visual only): one face = one pseudo-utterance, random faces grouped into
   pseudo-dialogues. Training faces are sampled class-balanced from the train images; a seeded
   half of public_test validates (the mini-Xception learnt the train faces), the other half tests.
@@ -67,6 +71,9 @@ from ..training.trainer import (
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
+# The default recipe with the text path also trained on DailyDialog, Whisper-style lines and a
+# transcription-like noisy copy (issue 19); a candidate, not the shipped checkpoint's recipe.
+CONVERSATION_RECIPE = RECIPES / "whisper_4class_conversation.json"
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TEXT_SOURCES = ("meld", "emorynlp", "dailydialog")
 SOURCE_MODALITY = {"ravdess": "audio", "nemo": "audio", "kor_emotiontts": "audio", "meld": "text", "emorynlp": "text",
@@ -488,6 +495,21 @@ def add_corpus_options(parser: argparse.ArgumentParser) -> None:
     """--data and --cache, as the recipe and the benchmarks that read its corpora take them."""
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (default ~/.cache/momke/recipe)")
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None, out: Path) -> argparse.Namespace | None:
+    """A recipe benchmark's arguments: --recipe (the conversation recipe by default), --data,
+    --cache and --out beside the parser's own; None (after saying so) when the corpora are absent.
+    Sets one torch thread, as every recipe benchmark runs."""
+    parser.add_argument("--recipe", type=Path, default=CONVERSATION_RECIPE, help="the recipe whose sets and noise are used")
+    add_corpus_options(parser)
+    parser.add_argument("--out", type=Path, default=out, help="results file stem (.txt and .json are written)")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"SKIP: {args.data} not found (the shared corpora)")
+        return None
+    torch.set_num_threads(1)
+    return args
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
