@@ -96,17 +96,22 @@ def test_obviously_sad_sentence_is_sad(model, profile):
 
 
 @needs_data
+@pytest.mark.slow  # about 80 s on the shared 2-core CPU (a fresh cache: every slice is extracted)
 def test_recipe_trains_end_to_end_on_a_tiny_slice(tmp_path):
-    from momke.models.commands.default_recipe import main
+    from momke.models.commands.default_recipe import CONVERSATION_RECIPE, main
 
     out = tmp_path / "checkpoint"
-    code = main(["--limit", "2", "--cache", str(tmp_path / "cache"), "--out", str(out),
+    # The conversation recipe: the default one plus DailyDialog and the noisy text copies.
+    code = main(["--recipe", str(CONVERSATION_RECIPE), "--limit", "2", "--cache", str(tmp_path / "cache"), "--out", str(out),
                  "--stage1-epochs", "1", "--stage2-epochs", "1", "--quiet"])
     assert code == 0
     trained = load_checkpoint(out, device="cpu")
-    assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe()["labels"]
+    assert trained.config.context_mode == "causal" and list(trained.config.labels) == load_recipe(CONVERSATION_RECIPE)["labels"]
     sources = trained.config.metadata["data"]["sources"]
     for source, modality in (("ravdess", "audio"), ("nemo", "audio"), ("kor_emotiontts", "audio"), ("meld", "text"),
-                             ("emorynlp", "text"), ("fer2013", "visual")):
+                             ("emorynlp", "text"), ("dailydialog", "text"), ("fer2013", "visual")):
         assert sources[source]["modality"] == modality
         assert sources[source]["labelled_utterances"]["train"] > 0
+    for source in ("meld", "emorynlp", "dailydialog"):  # each text source's noisy copy validates (and trains: 40 %)
+        assert sources[f"{source}+asr"]["modality"] == "text"
+        assert sources[f"{source}+asr"]["labelled_utterances"]["valid"] > 0

@@ -20,6 +20,11 @@ an error, never a guess. Every reader error names the `--format` it was read as.
 - MELD `{train,dev,test}_sent_emo.csv`: dialogue `<split>_dia<Dialogue_ID>`, text only,
   label = Emotion; dev -> "valid".
 - EmoryNLP `emorynlp_{train,dev,test}_final.csv`: dialogue = season/episode/scene, text only.
+- DailyDialog as annotated by RECCON, `dailydialog_{train,valid,test}.json` (whichever are there):
+  `{dialogue id: [[{"turn", "speaker", "utterance", "emotion"}, ...]]}`, text only, in turn
+  order, label = emotion as written (happiness, sadness, anger, ...; a few happy, sad, excited).
+  The utterances are kept as tokenised in the file ("Don ' t"); normalise them for training
+  (models/training/asr_text.py whisper_style).
 - RAVDESS speech folder (`Actor_XX/03-01-EE-II-SS-RR-AA.flac`): audio only by default
   (`with_transcripts=True` adds the fixed sentence), speaker = actor, session = actor number
   (split by actor, never by clip). `group="clip"` (default) makes every clip its own
@@ -46,7 +51,7 @@ RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "
 RAVDESS_STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
 MANIFEST_COLUMNS = ("dialogue", "order", "utterance", "speaker", "transcript", "audio", "video", "start", "end",
                     "label", "split", "session")
-FORMATS = ("manifest", "iemocap", "meld", "emorynlp", "ravdess")
+FORMATS = ("manifest", "iemocap", "meld", "emorynlp", "dailydialog", "ravdess")
 
 
 @dataclass
@@ -90,6 +95,8 @@ def detect_format(source: str | Path) -> str:
             return "meld"
         if list(path.glob("emorynlp_*_final.csv")):
             return "emorynlp"
+        if list(path.glob("dailydialog_*.json")):
+            return "dailydialog"
         if list(path.glob("Actor_*/03-*.*")) or list(path.glob("03-*-*-*-*-*-*.*")):
             return "ravdess"
         raise ValueError(f"cannot tell which corpus {path} holds; pass --format")
@@ -127,7 +134,7 @@ def _jsonl_format(path: Path) -> str:
 def read_corpus(source: str | Path, format: str = "auto", **options) -> list[DialogueSource]:
     format = detect_format(source) if format == "auto" else format
     readers = {"manifest": read_manifest, "iemocap": read_iemocap_jsonl, "meld": read_meld,
-               "emorynlp": read_emorynlp, "ravdess": read_ravdess}
+               "emorynlp": read_emorynlp, "dailydialog": read_dailydialog, "ravdess": read_ravdess}
     if format not in readers:
         raise ValueError(f"unknown corpus format {format!r}; expected one of {FORMATS} (--format)")
     try:
@@ -292,6 +299,27 @@ def read_meld(folder: str | Path) -> list[DialogueSource]:
 
 def read_emorynlp(folder: str | Path) -> list[DialogueSource]:
     return _read_split_csvs(folder, "emorynlp_{split}_final.csv", _emorynlp_row)
+
+
+def read_dailydialog(folder: str | Path) -> list[DialogueSource]:
+    folder = Path(folder)
+    dialogues: list[DialogueSource] = []
+    for split in ("train", "valid", "test"):
+        path = folder / f"dailydialog_{split}.json"
+        if not path.is_file():
+            continue
+        records = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(records, dict):
+            raise ValueError(f"{path}: expected an object of dialogue id -> [[turns]]")  # noqa: TRY004 (bad input is a ValueError throughout, exit 2)
+        for dialogue_id, conversations in records.items():
+            turns = sorted((t for conversation in conversations for t in conversation), key=lambda t: int(t["turn"]))
+            utterances = [UtteranceSource(id=f"{split}_{dialogue_id}_t{int(t['turn']):02d}", speaker=str(t.get("speaker", "")),
+                                          transcript=str(t["utterance"]), label=str(t["emotion"]).strip().lower() or None)
+                          for t in turns]
+            dialogues.append(DialogueSource(f"{split}_{dialogue_id}", utterances, split=split))
+    if not dialogues:
+        raise ValueError(f"no dailydialog_{{train,valid,test}}.json files in {folder}")
+    return dialogues
 
 
 def read_ravdess(folder: str | Path, group: str = "clip", with_transcripts: bool = False) -> list[DialogueSource]:

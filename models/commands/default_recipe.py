@@ -15,6 +15,10 @@ model size, epochs. Sources and what they give:
   the same voice), training speakers several times with new shuffles. Split by speaker.
 - MELD and EmoryNLP (text only): real dialogues in their order; utterances whose emotion is not
   one of the four classes stay as unlabeled context. Their own train/dev/test splits.
+  A recipe may add DailyDialog (everyday talk; train/valid) through its `label_maps`, write every
+  line as the live speech-to-text writes it (`text_style: "whisper"`) and add a noisy copy of
+  each text source (`text_noise`: corpora key "<source>+asr", models/training/asr_text.py), as
+  recipes/whisper_4class_conversation.json does.
 - FER2013 (visual only): one face = one pseudo-utterance, random faces grouped into
   pseudo-dialogues. Training faces are sampled class-balanced from the train images; a seeded
   half of public_test validates (the mini-Xception learnt the train faces), the other half tests.
@@ -67,13 +71,27 @@ from ..training.trainer import (
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
+# The default recipe with the text path also trained on DailyDialog, Whisper-style lines and a
+# transcription-like noisy copy (issue 19); a candidate, not the shipped checkpoint's recipe.
+CONVERSATION_RECIPE = RECIPES / "whisper_4class_conversation.json"
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
-TEXT_SOURCES = ("meld", "emorynlp")
+TEXT_SOURCES = ("meld", "emorynlp", "dailydialog")
 SOURCE_MODALITY = {"ravdess": "audio", "nemo": "audio", "kor_emotiontts": "audio", "meld": "text", "emorynlp": "text",
-                   "fer2013": "visual", "iemocap": "text"}
+                   "dailydialog": "text", "fer2013": "visual", "iemocap": "text"}
+NOISY = "+asr"  # corpora key suffix of a text source's transcription-like noisy copy ("meld+asr")
 FER_FILE = "fer2013_48x48.npz"
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
+
+
+def source_modality(source: str) -> str:
+    """The modality of a corpora key (a noisy copy "meld+asr" is its source's)."""
+    return SOURCE_MODALITY[source.removesuffix(NOISY)]
+
+
+def text_keys(corpora: dict) -> list[str]:
+    """The corpora keys that hold text: each text source and its noisy copy, in recipe order."""
+    return [k for source in TEXT_SOURCES for k in (source, source + NOISY) if k in corpora]
 
 
 def default_cache_dir() -> Path:
@@ -143,13 +161,39 @@ def build_speech_corpus(source: str, data_dir: Path, recipe: dict[str, Any], pro
 
 
 def text_dialogues(source: str, folder: Path, recipe: dict[str, Any]) -> list:
-    """MELD / EmoryNLP dialogues with the recipe's label map (other emotions stay as context)."""
+    """MELD / EmoryNLP / DailyDialog dialogues with the recipe's label map (other emotions stay as
+    context), every line written the way the live speech-to-text writes it (`whisper_style`)
+    when the recipe's `text_style` is "whisper"."""
+    from ..training.asr_text import whisper_style
     from .corpus_readers import map_labels, read_corpus
 
     # map_labels matches source labels case-insensitively, keys in lower case (EmoryNLP says "Joyful").
     mapping = {k.lower(): v for k, v in recipe["label_maps"][source].items()}
     dialogues = map_labels(read_corpus(folder, source), mapping)
+    if recipe.get("text_style") == "whisper":
+        dialogues = [replace(d, utterances=[replace(u, transcript=whisper_style(u.transcript or "")) for u in d.utterances])
+                     for d in dialogues]
     return [replace(d, id=f"{source}-{d.id}") for d in dialogues]
+
+
+def noisy_dialogues(dialogues: Sequence, settings: dict[str, Any], splits: Sequence[str]) -> list:
+    """A transcription-like noisy copy of the dialogues of `splits` (models/training/asr_text.py):
+    per utterance a word error rate drawn around settings["wer_mean"], the same copy for the same
+    settings (seeded by the settings' seed and the dialogue id). Of the training dialogues, only a
+    `train_fraction` (chosen by the id's hash) get a copy. Ids get the NOISY suffix."""
+    from ..training.asr_text import asr_noise, utterance_wers
+
+    out = []
+    for d in dialogues:
+        digest = int(hashlib.sha1(d.id.encode()).hexdigest()[:8], 16)
+        if d.split not in splits or (d.split == "train" and digest / 2**32 >= settings.get("train_fraction", 1.0)):
+            continue
+        rng = np.random.default_rng([settings.get("seed", 0), digest])
+        rates = utterance_wers(len(d.utterances), rng, settings["wer_mean"], settings.get("concentration", 4.0))
+        utterances = [replace(u, id=u.id + NOISY, transcript=asr_noise(u.transcript, rng, float(r)) if u.transcript else u.transcript)
+                      for u, r in zip(d.utterances, rates)]
+        out.append(replace(d, id=d.id + NOISY, utterances=utterances))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -255,18 +299,26 @@ def build_corpora(
     profile = load_profile(recipe["feature_profile"], device=device)
     labels = recipe["labels"]
     paths = {source: data_dir / settings["folder"] for source, settings in recipe["speech_corpora"].items()}
-    paths.update({"meld": data_dir / "meld", "emorynlp": data_dir / "emorynlp", "fer2013": data_dir / FER_FILE})
+    paths.update({source: data_dir / source for source in TEXT_SOURCES if source in recipe["label_maps"]})
+    paths["fer2013"] = data_dir / FER_FILE
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise ValueError(f"recipe data not found: {missing} (set --data to the folder of the shared corpora)")
     corpora = {source: build_speech_corpus(source, data_dir, recipe, profile, cache_dir, limit, progress)
                for source in speech_sources(recipe)}
-    for source in TEXT_SOURCES:
+    noise = recipe.get("text_noise")
+    for source in (s for s in TEXT_SOURCES if s in paths):
         dialogues = text_dialogues(source, paths[source], recipe)
         if limit is not None:
             dialogues = [d for split in ("train", "valid", "test") for d in [x for x in dialogues if x.split == split][:limit]]
-        name = source if limit is None else f"{source}-limit{limit}"
+        # Named by the text style: lines written otherwise have other features.
+        name = source if recipe.get("text_style") is None else f"{source}-{recipe['text_style']}style"
+        name = name if limit is None else f"{name}-limit{limit}"
         corpora[source] = extract_source(source, dialogues, profile, cache_dir, labels, progress, name)
+        if noise:
+            noisy = noisy_dialogues(dialogues, noise, noise["splits"])
+            described = hashlib.sha1(json.dumps(noise, sort_keys=True).encode()).hexdigest()[:8]
+            corpora[source + NOISY] = extract_source(source, noisy, profile, cache_dir, labels, progress, f"{name}-asr{described}")
     corpora["fer2013"] = fer_corpus(paths["fer2013"], recipe, profile, cache_dir, limit)
     return corpora
 
@@ -323,7 +375,7 @@ def matched_conversations(recipe: dict[str, Any], corpora: dict[str, FeatureCorp
     if not settings:
         return []
     pools = build_pools([c for s in speech_sources(recipe) for c in corpora[s].split(split)],
-                        [c for s in TEXT_SOURCES for c in corpora[s].split(split)],
+                        [c for s in text_keys(corpora) for c in corpora[s].split(split)],
                         corpora["fer2013"].split(split))
     training = split == "train"
     return label_matched_conversations(
@@ -402,7 +454,7 @@ def train_recipe(
     chains = recipe.get("text_chains")
     splits = {}
     for split in ("train", "valid"):
-        text = [c for source in TEXT_SOURCES for c in corpora[source].split(split)]
+        text = [c for source in text_keys(corpora) for c in corpora[source].split(split)]
         if chains:
             text = chained(text, chains["max_length"], chains["seed"])
         others = [c for source in [*speech_sources(recipe), "fer2013"] for c in corpora[source].split(split)]
@@ -434,7 +486,7 @@ def source_metrics(model, corpora: dict[str, FeatureCorpus], split: str) -> dict
     for source, corpus in corpora.items():
         conversations = [c for c in corpus.split(split) if (c.labels >= 0).any()]
         if conversations:
-            condition = (SOURCE_MODALITY[source],)
+            condition = (source_modality(source),)
             results[source] = evaluate_conditions(model, conversations, [condition])[condition_name(condition)]
     return results
 
@@ -443,6 +495,21 @@ def add_corpus_options(parser: argparse.ArgumentParser) -> None:
     """--data and --cache, as the recipe and the benchmarks that read its corpora take them."""
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of the shared corpora")
     parser.add_argument("--cache", type=Path, default=default_cache_dir(), help="feature cache (default ~/.cache/momke/recipe)")
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None, out: Path) -> argparse.Namespace | None:
+    """A recipe benchmark's arguments: --recipe (the conversation recipe by default), --data,
+    --cache and --out beside the parser's own; None (after saying so) when the corpora are absent.
+    Sets one torch thread, as every recipe benchmark runs."""
+    parser.add_argument("--recipe", type=Path, default=CONVERSATION_RECIPE, help="the recipe whose sets and noise are used")
+    add_corpus_options(parser)
+    parser.add_argument("--out", type=Path, default=out, help="results file stem (.txt and .json are written)")
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"SKIP: {args.data} not found (the shared corpora)")
+        return None
+    torch.set_num_threads(1)
+    return args
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -490,10 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Per seed (ensemble member, in order): the epoch each stage kept and its validation scores.
         "selected": [r.best for r in results] if len(results) > 1 else results[0].best,
         "data": {
-            "sources": {s: {"modality": SOURCE_MODALITY[s], "labelled_utterances": counts[s]} for s in corpora},
+            "sources": {s: {"modality": source_modality(s), "labelled_utterances": counts[s]} for s in corpora},
             "label_maps": recipe["label_maps"],
             "splits": recipe["splits"],
             "pseudo_dialogues": recipe["pseudo_dialogues"],
+            "text_style": recipe.get("text_style"),
+            "text_noise": recipe.get("text_noise"),
             "limit": args.limit,
         },
         "metrics": {"valid": valid, "note": "per source on its own modality; test figures: benchmarks/results/default_checkpoint.txt"},

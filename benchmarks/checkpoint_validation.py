@@ -1,0 +1,79 @@
+"""Two checkpoints side by side on the recipe's VALIDATION data: did retraining one path move the others?
+
+    python benchmarks/checkpoint_validation.py --before DIR --after DIR [--out results/checkpoint_validation]
+
+Both are scored on the same sets, built by the current recipe (features from its cache): each
+source's validation split on its own modality ({a} per speech corpus, {v} FER2013, {t} per text
+source, clean and its noisy copy), then the label-matched tri-modal validation conversations
+(models/training/label_matched.py) under all seven modality conditions. Validation only: nothing
+here is a held-out test figure. Writes <out>.txt and <out>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from momke.models.checkpoint import load_checkpoint
+from momke.models.commands.default_recipe import (
+    build_corpora,
+    load_recipe,
+    matched_conversations,
+    parse_benchmark_args,
+    source_metrics,
+)
+from momke.models.training.evaluation import evaluate_conditions
+from momke.models.training.trainer import CONDITIONS, condition_name
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    args = parse_benchmark_args(parser, argv, RESULTS / "checkpoint_validation")
+    if args is None:
+        return 0
+    started = time.time()
+    recipe = load_recipe(args.recipe)
+    corpora = build_corpora(recipe, args.data, args.cache, progress=False)
+    matched = matched_conversations(recipe, corpora, "valid")
+    results = {}
+    for name, path in (("before", args.before), ("after", args.after)):
+        model = load_checkpoint(path, device="cpu")
+        per_source = source_metrics(model, corpora, "valid")
+        per_condition = evaluate_conditions(model, matched, CONDITIONS)
+        results[name] = {"checkpoint": str(path), "sources": per_source, "label_matched": per_condition}
+    lines = [
+        "# Two checkpoints on the recipe's validation data (UA %, WA % in brackets)",
+        f"command: python benchmarks/checkpoint_validation.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
+        f"before: {args.before}; after: {args.after}; {time.time() - started:.0f} s wall",
+        "",
+        f"{'set (validation)':<58} {'before':>14} {'after':>14}",
+    ]
+
+    def cell(r: dict) -> str:
+        return f"{100 * r['ua']:6.2f} ({100 * r['wa']:5.1f})"
+
+    for source in results["after"]["sources"]:
+        before = results["before"]["sources"].get(source)
+        lines.append(f"{source + ' on its own modality':<58} {cell(before) if before else '':>14} {cell(results['after']['sources'][source]):>14}")
+    for condition in CONDITIONS:
+        key = condition_name(condition)
+        lines.append(f"{'label-matched tri-modal, {' + ','.join(key) + '}':<58} "
+                     f"{cell(results['before']['label_matched'][key]):>14} {cell(results['after']['label_matched'][key]):>14}")
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{args.out}.txt").write_text(text + "\n", encoding="utf-8")
+    Path(f"{args.out}.json").write_text(json.dumps({"command": lines[1], "results": results}, indent=1, default=float) + "\n",
+                                        encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
