@@ -18,7 +18,7 @@ from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
 
 @dataclass
 class ModalityStatus:
-    state: str = "missing"  # "active" | "missing" | "disabled"
+    state: str = "loading"  # "active" | "loading" | "missing" | "disabled" (before any status event: starting)
     reason: str = ""
 
 
