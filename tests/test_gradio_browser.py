@@ -58,11 +58,21 @@ def test_page_loads(server, page):
         page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="idle"]')
     assert page.locator("#mk-demo-video video").is_visible()  # the input the visitor will see judged
     assert not page.locator("#mk-webcam").is_visible() and not page.locator("#mk-mic").is_visible()
+    # The hints for the browser's own clicks go with the browser source only.
+    assert not page.locator("#mk-webcam-hint").is_visible() and not page.locator("#mk-mic-hint").is_visible()
+    # The session's state (its message, each sensor's status, the reading) is seen without scrolling.
+    for element in ("#mk-info", "#mk-status", "#mk-current", "#mk-start"):
+        box = page.locator(element).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 800, (element, box)
 
 
 def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(server, page):
     app, _ = server
     page.click("#mk-start")
+    # Start answers at once (the model loads meanwhile): the sensors say "loading", not "missing".
+    page.wait_for_function("['Starting', 'Running'].some(p => document.querySelector('#mk-info textarea').value.startsWith(p))")
+    assert page.locator('#mk-status .mk-status[data-state="missing"]').count() == 0 or \
+        page.input_value("#mk-info textarea").startswith("Running")
     page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 1")
     demo = only_visitor(app)
     session = demo.session
@@ -146,6 +156,7 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     page.locator("#mk-use-visual input").check()  # the previous test switched it off; the switch persists
     page.get_by_label("My browser's webcam and microphone").check()
     page.wait_for_selector("#mk-webcam", state="visible")
+    assert "Access Webcam" in page.inner_text("#mk-webcam-hint") and "Record" in page.inner_text("#mk-mic-hint")
     page.click("#mk-start")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
     assert not page.locator("#mk-demo-video").is_visible()
