@@ -38,6 +38,16 @@ log = logging.getLogger(__name__)
 END_OF_UTTERANCES = object()
 
 
+def warm_up_utterance() -> Utterance:
+    """What an extractor is given to load its network: a second of faint noise, a grey frame, a word."""
+    rng = np.random.default_rng(0)
+    return Utterance(
+        start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
+        sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
+        transcript="hello", id="warm-up",
+    )
+
+
 @dataclass
 class PendingUtterance(Utterance):
     """An utterance found by segmentation, waiting for extraction: the extractors read it as it
@@ -368,15 +378,9 @@ class UtteranceProcessor(_QueueWorker):
             thread.start()
 
     def _warm_up(self, m: str, done: threading.Event) -> None:
-        rng = np.random.default_rng(0)
-        dummy = Utterance(
-            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
-            sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
-            transcript="hello", id="warm-up",
-        )
         began = time.perf_counter()
         try:
-            self.profile.extractor(m).extract(dummy)
+            self.profile.extractor(m).extract(warm_up_utterance())
         except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
             log.debug("warming up the %s extractor failed: %s", m, error)
         finally:

@@ -116,13 +116,13 @@ class LiveDemo:
         with self._lock:
             if generation != self._generation:  # stopped (or started again) while loading
                 return self.message
-            self._starting = False
             for modality, on in self.enabled.items():  # switches flipped while it loaded
                 session.set_enabled(modality, on)
-            self.session, self.microphone, self.camera = session, microphone, camera
-            self.session.on_event(self.state.update)
-            self.session.start()
+            session.on_event(self.state.update)
+            session.start()
             self.message = f"Running: {source}" + (" (fast replay)" if fast and source == SOURCE_DEMO else "")
+            self.session, self.microphone, self.camera = session, microphone, camera  # (after the message)
+            self._starting = False
             return self.message
 
     def _refusal(self, source: str, checkpoint: str | None) -> str | None:
@@ -141,6 +141,7 @@ class LiveDemo:
         from ..session import LiveSession
 
         factory = self.hub.session_factory or LiveSession
+        self.hub.wait_preloaded(timeout=120)
         common = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
                   "device": self.hub.device,
                   "disabled": tuple(m for m, on in self.enabled.items() if not on)}
@@ -233,9 +234,44 @@ class Visitors:
         self.session_factory = session_factory
         self.max_sessions = max_sessions
         self.profile = None  # the loaded feature extractors, kept across sessions (slow to load)
+        self._preloading: threading.Thread | None = None
         self._lock = threading.Lock()
         self._visitors: dict[str, LiveDemo] = {}
         self._server_holder: str | None = None
+
+    def preload(self, checkpoint: Path | None = None) -> threading.Thread:
+        """Load and warm the feature extractors of `checkpoint` (default: the shipped one) and the
+        live speech-to-text in the background, so that a fresh server's first Start finds them
+        ready (the first utterance's event then follows its end as it does later on)."""
+        thread = threading.Thread(target=self._preload, args=(checkpoint,), name="momke-preload", daemon=True)
+        self._preloading = thread
+        thread.start()
+        return thread
+
+    def _preload(self, checkpoint: Path | None) -> None:
+        try:
+            from ...extractors.profiles import load_profile
+            from ...models.checkpoint import DEFAULT_CHECKPOINT, load_config
+            from ..asr import make_asr
+            from ..pipeline import warm_up_utterance
+
+            config = load_config(checkpoint or DEFAULT_CHECKPOINT)
+            profile = load_profile(config.feature_profile, device=self.device)
+            for modality in MODALITIES:
+                if modality not in self.disabled:
+                    profile.extractor(modality).extract(warm_up_utterance())
+            with self._lock:
+                if self.profile is None:
+                    self.profile = profile
+            make_asr("whisper", device=self.device)  # the engine is cached for the sessions' ASR
+        except Exception:  # noqa: BLE001 - only a head start: a session loads what it needs itself
+            log.info("preloading the extractors failed", exc_info=True)
+
+    def wait_preloaded(self, timeout: float | None = None) -> None:
+        """A session about to be made waits for a preload still running (not to load twice)."""
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def get(self, key: str) -> LiveDemo:
         with self._lock:
@@ -532,6 +568,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = 
     shutdown); with block=False, return (app, url) at once."""
     visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
                         max_sessions=max_sessions)
+    visitors.preload(checkpoint)  # the page offers it first when given
     app = build_app(visitors)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(server_name=host, server_port=port or None, prevent_thread_lock=True,
