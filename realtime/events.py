@@ -78,7 +78,8 @@ class DroppedUtteranceEvent(Event):
 class ReadyEvent(Event):
     """The session is ready: capture has begun (the session clock starts at 0 here).
 
-    time: the session clock (0); warmup_ms: how long start() took to begin capture; modalities:
+    time: the session clock (0); warmup_ms: from the session's creation (its model loaded) to
+    capture; modalities:
     the modalities enabled, whose extractors load in parallel from here on (each one's status
     is "loading" until it is warm; an utterance waits for the extractors it needs). A modality
     switched on later loads when first enabled."""

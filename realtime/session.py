@@ -102,6 +102,7 @@ class LiveSession:
         extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
         utterances (camera-only mode)."""
+        self._created = time.perf_counter()  # the ReadyEvent says how long it took from here
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -205,7 +206,6 @@ class LiveSession:
             from .asr import ASRWorker
 
             self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
-        began = time.perf_counter()
         self.clock.restart()
 
         pacer = None
@@ -240,7 +240,7 @@ class LiveSession:
         self._announce_initial_states()
         self._threads = [*self._captures, self.segmentation, self.processor]
         self._dispatcher.start()  # events posted so far (the initial states) go out first
-        self._on_ready([m for m in MODALITIES if self.health.enabled(m)], (time.perf_counter() - began) * 1000)
+        self._on_ready([m for m in MODALITIES if self.health.enabled(m)], (time.perf_counter() - self._created) * 1000)
         for thread in self._threads:
             thread.start()
         return self
