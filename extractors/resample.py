@@ -8,7 +8,6 @@ then interpolates at the output rate from a fractional position that also carrie
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from .media import SAMPLE_RATE, to_mono_float
 
@@ -21,6 +20,8 @@ class StreamResampler:
         self._step = self.in_rate / self.out_rate
         self._taps = None
         if self.in_rate > self.out_rate:
+            from scipy import signal  # here, not at import: scipy.signal takes a second to import
+
             self._taps = signal.firwin(63, 0.45 * self.out_rate, fs=self.in_rate).astype(np.float64)
         self.reset()
 
@@ -34,6 +35,8 @@ class StreamResampler:
         if self.in_rate == self.out_rate or len(x) == 0:
             return x.astype(np.float32, copy=False)
         if self._taps is not None:
+            from scipy import signal
+
             x, self._zi = signal.lfilter(self._taps, 1.0, x, zi=self._zi)
         positions = np.arange(self._position, len(x) - 1 + 1e-9, self._step)
         padded = np.concatenate([[self._previous], x])

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -169,13 +170,15 @@ def load_checkpoint(
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt") from error
-    not_finite = sorted(name for name, tensor in tensors.items() if not torch.isfinite(tensor).all())
+    tensors = {name: _float32(tensor) for name, tensor in tensors.items()}
+    not_finite = sorted(name for name, tensor in tensors.items() if not np.isfinite(tensor.numpy()).all())
     if not_finite:
         raise ValueError(f"weights in {path} hold NaN or infinite values ({', '.join(not_finite[:5])}); "
                          "the checkpoint is corrupt or its training diverged")
     check_weights_digest(document, path, allow_modified)  # well-formed, but not what was saved?
-    model = build_model(config)
-    model.load_state_dict(tensors)  # copies into the float32 parameters, whatever the file's dtype
+    with _NoInitialisation(any_device=True):  # every weight comes from the file (strict loading)
+        model = build_model(config)
+    model.load_state_dict(tensors, assign=True)  # the float32 tensors themselves: no copy
     return model.to(pick_device(device)).eval()
 
 
@@ -201,7 +204,7 @@ def check_weight_shapes(config: MoMKEConfig, shapes: Mapping[str, tuple[tuple[in
     if config.num_blocks != len(blocks):
         raise ValueError(f"weights in {path} do not match its config: num_blocks is {config.num_blocks} "
                          f"in config, {len(blocks)} in the weights file")
-    with torch.device("meta"):
+    with torch.device("meta"), _NoInitialisation():
         expected = {name: tuple(value.shape) for name, value in build_model(config).state_dict().items()}
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
@@ -215,6 +218,37 @@ def check_weight_shapes(config: MoMKEConfig, shapes: Mapping[str, tuple[tuple[in
                     (("missing", missing), ("unexpected", unexpected), ("wrong shapes", wrong_shape),
                      ("not floating point", not_float)) if items]
         raise ValueError(f"weights in {path} do not match its config: {'; '.join(problems)}")
+
+
+def _float32(tensor: torch.Tensor) -> torch.Tensor:
+    """A weight as float32, converted by numpy where it can be: torch's float16 kernels on a CPU cost
+    a tenth of a second per checkpoint on a busy 2-core machine, numpy's a few milliseconds."""
+    if tensor.dtype == torch.float32:
+        return tensor
+    if tensor.dtype in (torch.float16, torch.float64):
+        return torch.from_numpy(tensor.numpy().astype(np.float32))
+    return tensor.float()
+
+
+class _NoInitialisation(torch.overrides.TorchFunctionMode):
+    """Skips the in-place random initialisers while a model is built on the meta device: there they
+    compute nothing, yet each runs through torch's Python decompositions (a second for a checkpoint
+    of three members on a small CPU, most of a start's model loading). Modes are per thread."""
+
+    SKIPPED = frozenset({"uniform_", "normal_", "trunc_normal_", "zero_", "fill_", "bernoulli_", "exponential_",
+                         "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "orthogonal_"})
+
+    def __init__(self, any_device: bool = False) -> None:
+        super().__init__()
+        self.any_device = any_device  # also on a real device: for a model whose weights are all loaded next
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in self.SKIPPED:
+            tensor = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
+            if isinstance(tensor, torch.Tensor) and (self.any_device or tensor.is_meta):
+                return tensor
+        return func(*args, **kwargs)
 
 
 def check_features(config: MoMKEConfig, profile_name: str, dims: Sequence[int] | Mapping[str, int]) -> None:

@@ -52,8 +52,9 @@ class EmotionEvent(Event):
 
 @dataclass
 class StatusEvent(Event):
-    """A modality changed state: "active", "missing" (with the reason), "failed" (its extractor
-    failed on several utterances in a row; the reason says why) or "disabled" (privacy)."""
+    """A modality changed state: "active", "loading" (its extractor is still loading; capture
+    runs), "missing" (with the reason), "failed" (its extractor failed on several utterances in
+    a row; the reason says why) or "disabled" (privacy)."""
 
     type: ClassVar[str] = "status"
     modality: str
@@ -76,10 +77,13 @@ class DroppedUtteranceEvent(Event):
 
 @dataclass
 class ReadyEvent(Event):
-    """The session is ready: the enabled modalities' extractors are loaded and capture begins.
+    """The session is ready: capture has begun (the session clock starts at 0 here).
 
-    time: the session clock (it starts at 0 here); warmup_ms: how long loading took;
-    modalities: the extractors loaded (a modality switched on later loads when first enabled)."""
+    time: the session clock (0); warmup_ms: from the session's creation (its model loaded) to
+    capture; modalities:
+    the modalities enabled, whose extractors load in parallel from here on (each one's status
+    is "loading" until it is warm; an utterance waits for the extractors it needs). A modality
+    switched on later loads when first enabled."""
 
     type: ClassVar[str] = "ready"
     time: float = 0.0

@@ -7,6 +7,9 @@ of state or of its cause becomes a StatusEvent through `on_change` (reasons neve
 changing numbers, so a lasting fault is one event), and a sensor dropping mid-conversation just
 changes the mask.
 
+While a modality's extractor is still loading (the session captures from the start, and an
+utterance waits for its extractors), its state is "loading" unless its device has a fault.
+
 Two sides make a modality's state: the device (what the sensor does now) and the content verdict
 (the pipeline's judgement of what was captured, e.g. no face). A device fault always wins: the
 verdict on an older utterance never makes a dark camera "active" again, and frames still
@@ -28,7 +31,8 @@ from collections.abc import Callable
 from ..models.config import MODALITIES
 from .events import StatusEvent
 
-ACTIVE, MISSING, FAILED, DISABLED = "active", "missing", "failed", "disabled"
+ACTIVE, MISSING, FAILED, DISABLED, LOADING = "active", "missing", "failed", "disabled", "loading"
+NOT_STARTED, WAITING = "not started", "switched on, waiting for data"
 FAILURE_LIMIT = 3  # utterances in a row whose extraction failed: the modality has failed
 
 
@@ -43,8 +47,9 @@ class HealthMonitor:
         self._on_change = on_change
         self._clock_now = clock_now
         self._lock = threading.Lock()
-        self._state = {m: (MISSING, "not started") for m in MODALITIES}  # as last announced
-        self._device = {m: (MISSING, "not started") for m in MODALITIES}
+        self._state = {m: (MISSING, NOT_STARTED) for m in MODALITIES}  # as last announced
+        self._device = {m: (MISSING, NOT_STARTED) for m in MODALITIES}
+        self._loading: set[str] = set()  # modalities whose extractor is still loading
         self._verdict: dict[str, str | None] = dict.fromkeys(MODALITIES)  # why content is unusable
         self._failed: dict[str, str | None] = dict.fromkeys(MODALITIES)  # why its extraction fails
         self.failures: dict[str, str] = {}  # every modality that failed in this session, and why
@@ -58,7 +63,7 @@ class HealthMonitor:
         with self._lock:
             self._enabled[modality] = enabled
             if enabled:
-                self._device[modality] = (MISSING, "switched on, waiting for data")
+                self._device[modality] = (MISSING, WAITING)
                 self._verdict[modality] = None
                 self._failed[modality] = None
         # Announced even if it was off already (a session's initial states).
@@ -69,6 +74,15 @@ class HealthMonitor:
             return self._enabled[modality]
 
     # ----- reports from sources and the pipeline
+    def set_loading(self, modality: str, loading: bool) -> None:
+        """The modality's extractor is loading (True) or ready (False)."""
+        with self._lock:
+            if loading:
+                self._loading.add(modality)
+            else:
+                self._loading.discard(modality)
+        self._update(modality)
+
     def report_data(self, modality: str, by: str = "device") -> None:
         """Good data arrived (by="device") or was usable (by="content")."""
         with self._lock:
@@ -143,6 +157,10 @@ class HealthMonitor:
                 new = (DISABLED, "switched off")
             elif self._failed[modality] is not None:
                 new = (FAILED, self._failed[modality])
+            elif modality in self._loading and self._device[modality][1] in ("", NOT_STARTED, WAITING):
+                new = (LOADING, "loading its extractor")
+            elif self._device[modality] == (MISSING, NOT_STARTED):  # its capture is opening the device
+                new = (LOADING, "starting capture")
             elif self._device[modality][0] != ACTIVE:
                 new = self._device[modality]
             elif self._verdict[modality] is not None:

@@ -43,6 +43,16 @@ def _extractor_failed(m: str, reason: str) -> bool:
     return reason.startswith((f"{m} extractor failed", f"{m} features were not finite"))
 
 
+def warm_up_utterance() -> Utterance:
+    """What an extractor is given to load its network: a second of faint noise, a grey frame, a word."""
+    rng = np.random.default_rng(0)
+    return Utterance(
+        start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
+        sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
+        transcript="hello", id="warm-up",
+    )
+
+
 @dataclass
 class PendingUtterance(Utterance):
     """An utterance found by segmentation, waiting for extraction: the extractors read it as it
@@ -203,8 +213,9 @@ class SegmentationLoop(_QueueWorker):
                 self.segmenter.reset()
 
     def _audio_drives_segmentation(self) -> bool:
-        # A microphone that is off, broken or muted finds no utterances: text takes over.
-        return self.has_audio_source and self.health.state("audio") == "active"
+        # A microphone that is off, broken or muted finds no utterances: text takes over. (One
+        # whose extractor is still loading is heard: its utterances wait for the extractor.)
+        return self.has_audio_source and self.health.state("audio") in ("active", "loading")
 
     def _text_drives_segmentation(self) -> bool:
         if not self.health.enabled("text"):
@@ -299,11 +310,10 @@ class UtteranceProcessor(_QueueWorker):
         emit: Callable[..., object],
         stop: threading.Event,
         on_finished: Callable[[], None],
-        *,
-        on_ready: Callable[[list[str], float], None] | None = None,
     ) -> None:
         """emit(event, wait=True) is called once per utterance (the session decides whether to
-        wait for delivery); on_ready(modalities, warmup_ms) once the extractors are loaded."""
+        wait for delivery). The enabled modalities' extractors load in parallel from the thread's
+        start (`start_warm_up`), while capture runs; an utterance waits for the ones it needs."""
         super().__init__("momke-pipeline", utterances, stop, None)
         self.utterances = utterances
         self.profile = profile
@@ -312,28 +322,23 @@ class UtteranceProcessor(_QueueWorker):
         self.asr_worker = asr_worker
         self.emit = emit
         self.on_finished = on_finished
-        self.on_ready = on_ready
         # Held while one utterance is processed (privacy waits on it); reentrant, since a status
         # callback on this thread may flip a privacy switch.
         self.lock = threading.RLock()
         self.processed = 0
         self.warmed: set[str] = set()
         self.failures_in_a_row = dict.fromkeys(MODALITIES, 0)  # extractions that raised or gave NaN
+        self.warm_up_ms: dict[str, float] = {}  # how long each extractor took to load
+        self._warming: dict[str, tuple[threading.Thread, threading.Event]] = {}
 
     def begin(self) -> bool:
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
-        began = time.perf_counter()
-        self.warm_up([m for m in MODALITIES if self.health.enabled(m)])
-        if self.stop_event.is_set():
-            return False
-        if self.on_ready is not None:
-            self.on_ready(sorted(self.warmed), (time.perf_counter() - began) * 1000)
-        return True
+        self.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
+        return not self.stop_event.is_set()
 
     def handle(self, item) -> bool:
         if item is None:  # idle: load the extractor of a modality switched on since
-            cold = [m for m in MODALITIES if m not in self.warmed and self.health.enabled(m)]
-            self.warm_up(cold[:1])
+            self.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
             return True
         if item is END_OF_UTTERANCES:
             return False
@@ -354,6 +359,9 @@ class UtteranceProcessor(_QueueWorker):
         pool = getattr(self, "pool", None)
         if pool is not None:  # on stop, an extraction still running is not waited for
             pool.shutdown(wait=not self.stop_event.is_set(), cancel_futures=True)
+        for thread in self.warm_up_threads():  # a replay ended before a load did: let it end first
+            while thread.is_alive() and not self.stop_event.is_set():
+                thread.join(0.1)
         self.on_finished()
 
     def forget(self, modality: str) -> None:
@@ -362,23 +370,43 @@ class UtteranceProcessor(_QueueWorker):
         with self.lock:
             self.context.forget(modality)
 
-    def warm_up(self, modalities) -> None:
-        """Load these extractors' networks now (they load lazily), not on the first utterance;
-        the stop flag is checked between extractors."""
-        rng = np.random.default_rng(0)
-        dummy = Utterance(
-            start=0.0, end=1.0, audio=(0.01 * rng.standard_normal(SAMPLE_RATE)).astype(np.float32),
-            sample_rate=SAMPLE_RATE, frames=[np.full((96, 96, 3), 128, np.uint8)], frame_times=[0.5],
-            transcript="hello", id="warm-up",
-        )
+    def start_warm_up(self, modalities) -> None:
+        """Load these extractors' networks now (they load lazily), each on a thread of its own and
+        in parallel with capture, not on the first utterance; the modality's status says
+        "loading" until then. An utterance waits only for the extractors it needs."""
         for m in modalities:
-            if self.stop_event.is_set():
-                return
-            try:
-                self.profile.extractor(m).extract(dummy)
-            except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
-                log.debug("warming up the %s extractor failed: %s", m, error)
+            if m in self._warming or self.stop_event.is_set():
+                continue
+            self.health.set_loading(m, True)
+            done = threading.Event()
+            thread = threading.Thread(target=self._warm_up, args=(m, done), name=f"momke-warmup-{m}", daemon=True)
+            self._warming[m] = (thread, done)
+            thread.start()
+
+    def _warm_up(self, m: str, done: threading.Event) -> None:
+        began = time.perf_counter()
+        try:
+            self.profile.extractor(m).extract(warm_up_utterance())
+        except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
+            log.debug("warming up the %s extractor failed: %s", m, error)
+        finally:
+            self.warm_up_ms[m] = round((time.perf_counter() - began) * 1000, 1)
             self.warmed.add(m)
+            self.health.set_loading(m, False)
+            done.set()
+
+    def wait_warm(self, m: str) -> bool:
+        """Block until m's extractor is loaded (True), or the session stops (False)."""
+        entry = self._warming.get(m)
+        if entry is None:
+            return True
+        while not entry[1].wait(0.05):
+            if self.stop_event.is_set():
+                return False
+        return True
+
+    def warm_up_threads(self) -> list[threading.Thread]:
+        return [thread for thread, _ in self._warming.values()]
 
     def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
         """Whether modality m was captured for this utterance (else record why not)."""
@@ -401,6 +429,8 @@ class UtteranceProcessor(_QueueWorker):
         Runs on the pool: it reports nothing itself (a status callback from here could wait on
         the processor's lock, held by the thread waiting for this result)."""
         t0 = time.perf_counter()
+        if not self.wait_warm(m):  # its first utterance waits for the extractor to load
+            return None, "the session stopped", (time.perf_counter() - t0) * 1000
         try:
             vector = self.profile.extractor(m).extract(utterance)
         except Exception as error:  # noqa: BLE001
@@ -433,6 +463,7 @@ class UtteranceProcessor(_QueueWorker):
             if not enabled[m]:
                 utterance.forget(m)
         reasons: dict[str, str] = {}
+        self.start_warm_up([m for m in MODALITIES if enabled[m]])  # (already loading or loaded: nothing)
         # Audio and visual features are computed on the pool while ASR runs here; text follows
         # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
         jobs = {m: self.pool.submit(self._extract, m, utterance)
@@ -455,7 +486,6 @@ class UtteranceProcessor(_QueueWorker):
             features[m], reason, latency[f"extract_{m}"] = job.result()
             if reason:
                 reasons[m] = reason
-        self.warmed.update(jobs)  # an extractor used is loaded
         for m in jobs:
             self._count_failure(m, features[m] is None and _extractor_failed(m, reasons.get(m, "")), reasons.get(m))
         if "visual" in jobs:  # the face verdict is a health state of its own

@@ -6,9 +6,10 @@ thread -> utterance queue -> processing thread (ASR, extractors, modality mask, 
 conversation context) -> the event thread ("momke-events"), which alone delivers events to
 callbacks, to `events()` and to an optional JSON-lines log.
 
-Lifecycle: start() loads the enabled modalities' extractors on the processing thread; capture
-begins once they are loaded, with a ReadyEvent (`wait_ready()`); the session clock starts there.
-stop() returns within its timeout at any moment, warm-up included.
+Lifecycle: start() begins capture at once, with a ReadyEvent (`wait_ready()`; the session clock
+starts there), while the enabled modalities' extractors load in parallel threads (each one's
+status says "loading" until it is warm; the first utterance waits for its extractors, not the
+capture). stop() returns within its timeout at any moment, warm-up included.
 
 Privacy is one protocol: every stage holding data of a modality implements `forget(modality)`
 and `_forget` calls them all; a device switched off is closed, and never opened while off.
@@ -114,6 +115,7 @@ class LiveSession:
         the outlets every event is also sent to: "lsl", "osc://HOST:PORT", "ws://HOST:PORT" or
         objects of one's own (see outlets/; opened by start(), closed by stop());
         `check_devices` as above."""
+        self._created = time.perf_counter()  # the ReadyEvent says how long it took from here
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
             raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
@@ -153,7 +155,7 @@ class LiveSession:
         self._dispatcher = EventDispatcher(self._deliver)
         self._emit_lock = threading.Lock()  # guards the log file
         self._log_file = None
-        self._ready = threading.Event()  # capture may begin
+        self._ready = threading.Event()  # capture has begun
         self._ready_delivered = threading.Event()  # ... and the ReadyEvent reached the callbacks
         self._end_posted = False
         self._pacer: ReplayPacer | None = None
@@ -234,13 +236,12 @@ class LiveSession:
 
             self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
         self.clock.restart()
-        self._announce_initial_states()
 
         pacer = None
         if not self.live:
             streams = ("audio", "video") if self._video_device is not None else ("audio",)
             pacer = self._pacer = ReplayPacer(self.clock, self.realtime, streams, self._transcript, self._push_item)
-        ready = self._ready  # capture and segmentation begin once the extractors are loaded
+        ready = self._ready  # capture and segmentation begin at the ReadyEvent
         if self._audio_device is not None:
             self._captures.append(AudioCapture(self._audio_device, self.clock, self.health, self._stop, self.audio_queue,
                                                pacer=pacer, gate=ready))
@@ -260,10 +261,15 @@ class LiveSession:
         )
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
-            on_finished=self._on_processor_finished, on_ready=self._on_ready,
+            on_finished=self._on_processor_finished,
         )
+        # The enabled modalities' extractors load from now on, in parallel with capture: their
+        # status says "loading" (never a red "missing") until they are warm.
+        self.processor.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
+        self._announce_initial_states()
         self._threads = [*self._captures, self.segmentation, self.processor]
         self._dispatcher.start()  # events posted so far (the initial states) go out first
+        self._on_ready([m for m in MODALITIES if self.health.enabled(m)], (time.perf_counter() - self._created) * 1000)
         for thread in self._threads:
             thread.start()
         return self
@@ -281,7 +287,8 @@ class LiveSession:
         for capture in self._captures:
             capture.interrupt()
         current = threading.current_thread()  # stop() may come from a callback (the event thread)
-        for thread in self._threads:
+        warm_ups = self.processor.warm_up_threads() if hasattr(self, "processor") else []
+        for thread in [*self._threads, *warm_ups]:
             if thread is not current:
                 thread.join(max(0.0, workers_deadline - time.monotonic()))
         if self.asr_worker is not None:
@@ -291,7 +298,7 @@ class LiveSession:
         if self._dispatcher is not current:
             self._dispatcher.join(max(0.0, deadline - time.monotonic()))
         self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
-        stuck = [t.name for t in [*self._threads, self._dispatcher] if t.is_alive() and t is not current]
+        stuck = [t.name for t in [*self._threads, *warm_ups, self._dispatcher] if t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
         if not self._finished.is_set():  # the event thread is stuck in a callback: end events() anyway
@@ -306,6 +313,19 @@ class LiveSession:
     def outlets(self) -> str:
         """The outlets events are sent to, for messages ("" when none)."""
         return self._outlets.describe()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """After stop(): wait for the session's threads still inside a load or an extraction (they
+        cannot be interrupted). A process about to exit should: native code (CTranslate2, torch)
+        may abort if the interpreter ends under it. False if one still runs after `timeout` s."""
+        processor = getattr(self, "processor", None)
+        threads = [*self._threads, *(processor.warm_up_threads() if processor is not None else [])]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = threading.current_thread()
+        for thread in threads:
+            if thread is not current and thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads if t is not current)
 
     def __enter__(self) -> LiveSession:
         return self.start()

@@ -58,11 +58,21 @@ def test_page_loads(server, page):
         page.wait_for_selector(f'#mk-status .mk-status[data-modality="{modality}"][data-state="idle"]')
     assert page.locator("#mk-demo-video video").is_visible()  # the input the visitor will see judged
     assert not page.locator("#mk-webcam").is_visible() and not page.locator("#mk-mic").is_visible()
+    # The hints for the browser's own clicks go with the browser source only.
+    assert not page.locator("#mk-webcam-hint").is_visible() and not page.locator("#mk-mic-hint").is_visible()
+    # The session's state (its message, each sensor's status, the reading) is seen without scrolling.
+    for element in ("#mk-info", "#mk-status", "#mk-current", "#mk-start"):
+        box = page.locator(element).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 800, (element, box)
 
 
 def test_demo_updates_timeline_and_loads_and_privacy_switch_removes_visual(server, page):
     app, _ = server
     page.click("#mk-start")
+    # Start answers at once (the model loads meanwhile): the sensors say "loading", not "missing".
+    page.wait_for_function("['Starting', 'Running'].some(p => document.querySelector('#mk-info textarea').value.startsWith(p))")
+    assert page.locator('#mk-status .mk-status[data-state="missing"]').count() == 0 or \
+        page.input_value("#mk-info textarea").startswith("Running")
     page.wait_for_function("document.querySelectorAll('#mk-timeline circle.mk-utt').length >= 1")
     demo = only_visitor(app)
     session = demo.session
@@ -146,6 +156,7 @@ def test_browser_webcam_and_microphone_stream_into_the_session(server, page, mon
     page.locator("#mk-use-visual input").check()  # the previous test switched it off; the switch persists
     page.get_by_label("My browser's webcam and microphone").check()
     page.wait_for_selector("#mk-webcam", state="visible")
+    assert "Access Webcam" in page.inner_text("#mk-webcam-hint") and "Record" in page.inner_text("#mk-mic-hint")
     page.click("#mk-start")
     page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
     assert not page.locator("#mk-demo-video").is_visible()
@@ -188,3 +199,84 @@ def test_screenshot_script_makes_both_pictures(tmp_path_factory):
     terminal, page = Image.open(out / "terminal_view.png"), Image.open(out / "gradio_page.png")
     assert terminal.width > 400 and terminal.height > 300
     assert page.width == 1280 and page.height >= 800
+
+
+def real_voice_and_face(folder):
+    """Chromium's fake capture files: a WAV of real speech (two RAVDESS clips of "Kids are talking
+    by the door", with pauses, 48 kHz 16-bit PCM) and a Y4M of the demo's face (its second line,
+    when the face is on camera). Chromium loops both."""
+    import subprocess
+
+    import numpy as np
+    import soundfile as sf
+    from frontend_support import DEMO_DIR
+    from synth_speech import RAVDESS_SENTENCES, ravdess_clips, read_clips
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (bash .ci/setup installs it)")
+    clips = ravdess_clips(2, actor="Actor_01")  # statement 01, twice
+    assert all(path.name.split("-")[4] == "01" for path in clips)
+    pause = np.zeros(16_000 * 2, np.float32)
+    speech = np.concatenate([pause[: 16_000 * 3 // 2], *[part for clip in read_clips(clips) for part in (clip, pause)]])
+    audio = np.interp(np.arange(0, len(speech), 1 / 3), np.arange(len(speech)), speech)  # 16 -> 48 kHz
+    wav, y4m = folder / "voice.wav", folder / "face.y4m"
+    sf.write(str(wav), (np.clip(audio, -1, 1) * 32767).astype(np.int16), 48_000, subtype="PCM_16")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "5.7", "-t", "3.6", "-i", str(DEMO_DIR / "conversation.mp4"),
+                    "-vf", "scale=320:-2,fps=15", "-pix_fmt", "yuv420p", "-an", str(y4m)], check=True)
+    return wav, y4m, RAVDESS_SENTENCES["01"]
+
+
+@pytest.mark.slow
+def test_browser_path_with_a_real_voice_and_face(server, tmp_path):
+    """The visitor's "My browser's webcam and microphone" source, with Chromium's fake devices fed
+    from files: a real voice (RAVDESS) and a real face (the demo's photo). The events carry the
+    transcript of the spoken sentence (the server's Whisper heard it through the browser) and a
+    visual reading (the face was found in the streamed webcam frames)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from momke.realtime.ui.gradio_app import SOURCE_BROWSER
+
+    app, url = server
+    wav, y4m, sentence = real_voice_and_face(tmp_path)
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={wav}", f"--use-file-for-fake-video-capture={y4m}"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800}, permissions=["camera", "microphone"])
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(url)
+            page.get_by_label(SOURCE_BROWSER).check()
+            page.wait_for_selector("#mk-webcam", state="visible")
+            for modality in ("audio", "visual"):
+                if not page.locator(f"#mk-use-{modality} input").is_checked():
+                    page.locator(f"#mk-use-{modality} input").check()
+            page.click("#mk-start")
+            page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Running: My browser')")
+            page.locator("#mk-webcam button", has_text="Click to Access Webcam").click()
+            page.locator("#mk-webcam button", has_text="Record").click()
+            page.locator("#mk-mic button", has_text="Record").click()
+            visitor = next(v for v in app.visitors.all() if v.source == SOURCE_BROWSER and v.session is not None)
+
+            def heard_and_seen():
+                history = visitor.state.snapshot().history
+                heard = [e for e in history if e.transcript and "door" in e.transcript.lower()]
+                seen = [e for e in history if "visual" in e.modalities]
+                return heard, seen
+
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not all(heard_and_seen()):
+                time.sleep(1.0)
+            heard, seen = heard_and_seen()
+            history = visitor.state.snapshot().history
+            assert heard, ([(e.start, e.end, e.transcript, e.modalities) for e in history], visitor.session.status())
+            assert seen, ([(e.start, e.end, e.transcript, e.modalities) for e in history], visitor.session.status())
+            words = set(sentence.lower().split())
+            assert len(words & set(heard[0].transcript.lower().strip(".!?").split())) >= 3, heard[0].transcript
+            assert "audio" in heard[0].modalities and "text" in heard[0].modalities
+            page.wait_for_selector('#mk-status .mk-status[data-modality="visual"]')
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "gradio_browser_source.png"))
+            page.click("#mk-stop")
+            page.wait_for_function("document.querySelector('#mk-info textarea').value.startsWith('Stopped')")
+        finally:
+            browser.close()

@@ -272,3 +272,26 @@ def test_browser_media_is_not_kept_and_a_switched_off_microphone_stops_streaming
         assert audio_files(upload_dir) == []  # nothing of the visitor's voice left on disk
     finally:
         context.close()
+
+
+def test_start_answers_at_once_and_a_preloaded_server_starts_warm(visitors):
+    """The page's Start (wait=False) returns "Starting" with the sensors "loading" before any
+    model is loaded; the server's preload has the extractors warm for the first session, which
+    then uses them (no load of its own); a stop while starting drops the late session."""
+    visitors.preload().join(300)
+    assert visitors.profile is not None
+    preloaded = visitors.profile
+    alice = visitors.get("alice")
+    answer = alice.start(SOURCE_DEMO, DEFAULT_CHECKPOINT_NAME, fast=True, wait=False)
+    assert answer.startswith("Starting") and alice.running()
+    assert {s.state for s in alice.state.snapshot().status.values()} <= {"loading", "active"}
+    deadline = time.monotonic() + 120
+    while alice.session is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alice.info().startswith(("Running", "Finished")) and alice.session.profile is preloaded
+    assert alice.session.wait(120)
+    bob = visitors.get("bob")
+    assert bob.start(SOURCE_DEMO, DEFAULT_CHECKPOINT_NAME, wait=False).startswith("Starting")
+    assert bob.stop() == "Stopped." and not bob.running()
+    time.sleep(2.0)  # the load that was under way ends: its session is never started
+    assert bob.session is None and bob.info() == "Stopped."

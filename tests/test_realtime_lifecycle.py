@@ -23,35 +23,40 @@ def chat_session(profile, **kwargs):
     return LiveSession(asr="none", checkpoint=spy_model(), profile=profile, **kwargs)
 
 
-def test_ready_after_warming_only_the_enabled_extractors_then_pushed_text_is_answered_at_once():
+def test_ready_at_once_while_only_the_enabled_extractors_load_in_parallel_then_pushed_text_is_answered():
     profile = spy_profile()
     for extractor in (profile.audio, profile.text, profile.visual):
         extractor.warm_up_s = 0.3
     session = chat_session(profile, disabled=("visual",))
     events = []
     session.on_event(events.append)
+    began = time.monotonic()
     with session:
-        assert not session.ready
-        began = time.monotonic()
+        # Ready means capturing: at once, not after the extractors' warm-up.
         assert session.wait_ready(timeout=10)
-        warm_up = time.monotonic() - began
-        assert (profile.audio.warmups, profile.text.warmups, profile.visual.warmups) == (1, 1, 0)
-        assert 0.5 < warm_up < 3.0  # two extractors of 0.3 s, not three
+        assert time.monotonic() - began < 0.3 or profile.audio.warmups + profile.text.warmups < 2
         ready = [e for e in events if isinstance(e, ReadyEvent)]
-        assert len(ready) == 1 and ready[0].modalities == ["audio", "text"] and ready[0].warmup_ms >= 500
+        assert len(ready) == 1 and ready[0].modalities == ["audio", "text"]
         pushed = time.monotonic()
-        assert session.push_text("I am so happy")
+        assert session.push_text("I am so happy")  # its extractor may still be loading: the utterance waits
         assert wait_for(lambda: any(isinstance(e, EmotionEvent) for e in events), 5)
-        assert time.monotonic() - pushed < 2.0  # the first answer within 2 s of ready
+        assert time.monotonic() - pushed < 2.0  # the first answer within 2 s
+        assert (profile.audio.warmups, profile.text.warmups, profile.visual.warmups) == (1, 1, 0)
         # A modality switched on later is loaded then, while the session is idle.
         session.set_enabled("visual", True)
         assert wait_for(lambda: profile.visual.warmups == 1, 5)
     emotion = next(e for e in events if isinstance(e, EmotionEvent))
     assert emotion.transcript == "I am so happy" and emotion.modalities == ["text"] and emotion.segmentation == "text"
-    # The status events announcing the configuration come before ready; the answer after it.
+    # Status events announcing the configuration come before ready (sensors "loading", never a
+    # red "missing" for a modality that is merely warming up); the answer after it.
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("ReadyEvent") < kinds.index("EmotionEvent")
-    assert all(isinstance(e, StatusEvent) for e in events[: kinds.index("ReadyEvent")])
+    before = events[: kinds.index("ReadyEvent")]
+    assert all(isinstance(e, StatusEvent) for e in before)
+    assert {(e.modality, e.state) for e in before} >= {("audio", "loading"), ("text", "missing")}
+    assert ("text", "no ASR: waiting for pushed text") in {(e.modality, e.reason) for e in before}  # it wins over loading
+    audio = [e.state for e in events if isinstance(e, StatusEvent) and e.modality == "audio"]
+    assert audio[0] == "loading" and "missing" not in audio[: audio.index("loading") + 1]
 
 
 def test_text_pushed_before_ready_is_answered_after_it():
@@ -77,17 +82,14 @@ def test_stop_at_any_moment_returns_within_a_second_and_leaves_no_thread(convers
     session.start()
     if moment == "warm-up":
         time.sleep(0.2)
-        assert not session.ready
+        assert session.ready and profile.audio.warmups == 1  # capturing while the extractors load
+        assert session.status()["audio"] in ("loading", "missing")
     else:
         assert session.wait_ready(10) and wait_for(lambda: mic.index > 10, 5)
     began = time.monotonic()
     session.stop()
     assert time.monotonic() - began < 1.0
     assert session_threads() == [], session_threads()
-    if moment == "warm-up":
-        assert mic.opens == 0  # capture never began
-        assert not session.wait_ready(0.1)
-        assert profile.visual.warmups == 0  # warm-up was interrupted between extractors
 
 
 def quiet_noise():

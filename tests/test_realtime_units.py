@@ -82,6 +82,21 @@ def test_health_transitions_are_events_and_content_verdicts_stick():
     assert all(isinstance(e, StatusEvent) and e.time == 1.5 for e in events)
 
 
+def test_health_says_loading_while_an_extractor_loads_unless_its_device_has_a_fault():
+    events = []
+    health = HealthMonitor(events.append, lambda: 0.0)
+    health.set_loading("audio", True)
+    health.report_data("audio")  # capturing while the extractor loads: still loading
+    health.set_loading("visual", True)
+    health.report_missing("visual", "no camera")  # a device fault wins over loading
+    health.set_loading("audio", False)
+    health.set_loading("visual", False)
+    assert [(e.modality, e.state, e.reason) for e in events] == [
+        ("audio", "loading", "loading its extractor"), ("visual", "loading", "loading its extractor"),
+        ("visual", "missing", "no camera"), ("audio", "active", ""),
+    ]
+
+
 def test_health_read_timeout_only_for_watched_active_devices():
     events = []
     health = HealthMonitor(events.append, lambda: 0.0)

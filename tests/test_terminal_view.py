@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from frontend_support import REPO, demo_transcript, frontend_checkpoint
-from momke.realtime.events import DroppedUtteranceEvent, EmotionEvent, StatusEvent
+from momke.realtime.events import DroppedUtteranceEvent, EmotionEvent, ReadyEvent, StatusEvent
 from momke.realtime.ui.live_state import LiveState, format_summary
 from momke.realtime.ui.terminal_view import event_line, render
 from rich.console import Console
@@ -68,6 +68,17 @@ def test_empty_view_and_event_lines():
     assert "#3" in line and "happy" in line and "0.90" in line and "'great'" in line
     assert "visual: missing (no face)" in event_line(StatusEvent("visual", "missing", "no face", 1.0))
     assert "dropped: why" in event_line(DroppedUtteranceEvent(4, 1.0, 2.0, "why"))
+    ready = event_line(ReadyEvent(0.0, 1234.0, ["audio", "text"]))  # a line for people, not a Python repr
+    assert ready.startswith("[   0.00] ready: capturing audio, text (started in 1.2 s") and "ReadyEvent" not in ready
+
+
+def test_sensors_are_loading_not_missing_before_their_extractors_are_warm():
+    empty = rendered(LiveState())  # before any status event: starting, not a red "missing"
+    assert "missing" not in empty and empty.count("loading") == 3
+    state = LiveState()
+    state.update(StatusEvent("audio", "loading", "loading its extractor", 0.0))
+    text = ansi(state)
+    assert "loading" in text and "\x1b[31mloading" not in text  # not in red
 
 
 def ansi(state: LiveState, width: int = 80, height: int | None = None) -> str:

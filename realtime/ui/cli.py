@@ -306,6 +306,9 @@ def run(session, args, description: str) -> int:
     finally:
         with _interrupts_exit_at_once():
             session.stop()
+            join = getattr(session, "join", None)
+            if join is not None:  # the process ends next: not under a native load or extraction
+                join(timeout=60)
         if json_out is not None:
             json_out.close()
         if reader_gone:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ...extractors.runtime import bundled
 from ...models.config import MODALITIES
+from ..events import StatusEvent
 from . import gradio_views as views
 from .live_state import LiveState
 
@@ -93,30 +94,57 @@ class LiveDemo:
         self.source = None
         self.microphone = self.camera = None
         self.message = "Choose a source and press Start."
+        self._starting = False  # a session is being made (start(wait=False))
+        self._generation = 0  # bumped by every start and stop: a late load knows it is stale
 
     def _idle_state(self) -> LiveState:
         return LiveState(status={m: "idle" if on else "disabled" for m, on in self.enabled.items()})
 
     # ---------------------------------------------------------------------------- controls
-    def start(self, source: str, checkpoint: str | None = None, fast: bool = False) -> str:
+    def start(self, source: str, checkpoint: str | None = None, fast: bool = False, wait: bool = True) -> str:
+        """Start a session on `source`. wait=False (the page's Start button) answers at once with
+        "Starting: ..." and loads the model on a thread of its own; the page shows the sensors as
+        "loading" meanwhile, then "Running: ..."."""
         with self._lock:
             self.stop()
             refusal = self._refusal(source, checkpoint)
             if refusal:
                 self.message = refusal
                 return refusal
-            try:
-                self.session = self._make_session(source, checkpoint, fast)
-            except Exception as error:
-                log.info("cannot start", exc_info=True)
-                self.hub.release_server(self.key)
-                self.message = f"Cannot start: {error}"
-                return self.message
-            self.state = LiveState()
-            self.session.on_event(self.state.update)
+            self._generation += 1
             self.source = source
-            self.session.start()
+            self.state = LiveState(status={m: "loading" if on else "disabled" for m, on in self.enabled.items()})
+            self.message = f"Starting: {source} (loading the model…)"
+            if wait:
+                return self._open(self._generation, source, checkpoint, fast)
+            self._starting = True
+            threading.Thread(target=self._open, args=(self._generation, source, checkpoint, fast),
+                             name="momke-gradio-start", daemon=True).start()
+            return self.message
+
+    def _open(self, generation: int, source: str, checkpoint: str | None, fast: bool) -> str:
+        """Make and start the session (slow: outside the lock), unless the visitor stopped or
+        started again meanwhile."""
+        try:
+            session, microphone, camera = self._make_session(source, checkpoint, fast)
+        except Exception as error:
+            log.info("cannot start", exc_info=True)
+            with self._lock:
+                if generation == self._generation:
+                    self._starting = False
+                    self.hub.release_server(self.key)
+                    self.message = f"Cannot start: {error}"
+                return self.message
+        with self._lock:
+            if generation != self._generation:  # stopped (or started again) while loading
+                return self.message
+            for modality, on in self.enabled.items():  # switches flipped while it loaded
+                session.set_enabled(modality, on)
+            session.on_event(self.state.update)
+            session.start()
             self.message = f"Running: {source}" + (" (fast replay)" if fast and source == SOURCE_DEMO else "")
+            self.session, self.microphone, self.camera = session, microphone, camera  # (after the message)
+            self._starting = False
             return self.message
 
     def _refusal(self, source: str, checkpoint: str | None) -> str | None:
@@ -135,12 +163,13 @@ class LiveDemo:
         from ..session import LiveSession
 
         factory = self.hub.session_factory or LiveSession
+        self.hub.wait_preloaded(timeout=120)
         common = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
                   "device": self.hub.device,
                   "disabled": tuple(m for m, on in self.enabled.items() if not on)}
         if self.hub.profile is not None:
             common["profile"] = self.hub.profile
-        self.microphone = self.camera = None
+        microphone = camera_device = None
         if source == SOURCE_DEMO:
             session = factory.demo(realtime=not fast, asr=None, **common)
         elif source == SOURCE_SERVER:
@@ -158,14 +187,18 @@ class LiveDemo:
         else:
             from ..sources.browser import PushedCamera, PushedMicrophone
 
-            self.microphone, self.camera = PushedMicrophone(), PushedCamera()
-            session = factory(microphone=self.microphone, camera=self.camera, **common)
-            self.microphone.bind_clock(session.clock.now)
+            microphone, camera_device = PushedMicrophone(), PushedCamera()
+            session = factory(microphone=microphone, camera=camera_device, **common)
+            microphone.bind_clock(session.clock.now)
         self.hub.profile = getattr(session, "profile", None)
-        return session
+        return session, microphone, camera_device
 
     def stop(self) -> str:
         with self._lock:
+            if self._starting:  # a load still running is dropped when it ends
+                self._starting = False
+                self._generation += 1
+                self.message = "Stopped."
             session, self.session = self.session, None
             self.microphone = self.camera = None
             if session is not None:
@@ -179,6 +212,8 @@ class LiveDemo:
             self.enabled[modality] = bool(enabled)
             if self.session is not None:
                 self.session.set_enabled(modality, bool(enabled))
+            elif self._starting:  # applied to the session once it is made
+                self.state.update(StatusEvent(modality=modality, state="loading" if enabled else "disabled"))
             else:
                 self.state = self._idle_state()
 
@@ -196,7 +231,7 @@ class LiveDemo:
 
     def running(self) -> bool:
         session = self.session
-        return session is not None and not session.wait(timeout=0)
+        return self._starting or (session is not None and not session.wait(timeout=0))
 
     def info(self) -> str:
         count = self.state.emotion_count
@@ -222,9 +257,44 @@ class Visitors:
         self.session_factory = session_factory
         self.max_sessions = max_sessions
         self.profile = None  # the loaded feature extractors, kept across sessions (slow to load)
+        self._preloading: threading.Thread | None = None
         self._lock = threading.Lock()
         self._visitors: dict[str, LiveDemo] = {}
         self._server_holder: str | None = None
+
+    def preload(self, checkpoint: Path | None = None) -> threading.Thread:
+        """Load and warm the feature extractors of `checkpoint` (default: the shipped one) and the
+        live speech-to-text in the background, so that a fresh server's first Start finds them
+        ready (the first utterance's event then follows its end as it does later on)."""
+        thread = threading.Thread(target=self._preload, args=(checkpoint,), name="momke-preload", daemon=True)
+        self._preloading = thread
+        thread.start()
+        return thread
+
+    def _preload(self, checkpoint: Path | None) -> None:
+        try:
+            from ...extractors.profiles import load_profile
+            from ...models.checkpoint import DEFAULT_CHECKPOINT, load_config
+            from ..asr import make_asr
+            from ..pipeline import warm_up_utterance
+
+            config = load_config(checkpoint or DEFAULT_CHECKPOINT)
+            profile = load_profile(config.feature_profile, device=self.device)
+            for modality in MODALITIES:
+                if modality not in self.disabled:
+                    profile.extractor(modality).extract(warm_up_utterance())
+            with self._lock:
+                if self.profile is None:
+                    self.profile = profile
+            make_asr("whisper", device=self.device)  # the engine is cached for the sessions' ASR
+        except Exception:  # noqa: BLE001 - only a head start: a session loads what it needs itself
+            log.info("preloading the extractors failed", exc_info=True)
+
+    def wait_preloaded(self, timeout: float | None = None) -> None:
+        """A session about to be made waits for a preload still running (not to load twice)."""
+        thread = self._preloading
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     def get(self, key: str) -> LiveDemo:
         with self._lock:
@@ -342,6 +412,11 @@ class UploadSweeper(threading.Thread):
 
 
 # -------------------------------------------------------------------------------- the page
+# The browser asks for two clicks of the visitor's own (Gradio's components), said next to them.
+BROWSER_HINTS = {
+    "visual": "① Under the picture: **Click to Access Webcam** (allow it), then **Record** to stream it.",
+    "audio": "② Under the microphone: **Record** (allow it) to stream your voice.",
+}
 TIMELINE_SIZE = {"width": 1200, "height": 240}  # the page's full width, drawn about 1:1
 PAGE_CSS = """
 #mk-current, #mk-status, #mk-transcript, #mk-loads { padding: 0 !important; }
@@ -351,18 +426,21 @@ PAGE_CSS = """
 """
 
 
-# The demo video plays from the start with the replay (muted if the browser refuses sound without
-# a fresh click: loading the model may take longer than the click counts as one).
+# The demo video plays from the start with the replay, once the session runs (Start answers at
+# once with "Starting: ..."; the model loads meanwhile), muted if the browser refuses sound without
+# a fresh click.
 PLAY_DEMO_VIDEO = f"""(source, info) => {{
-  if (source !== {SOURCE_DEMO!r} || !info.startsWith('Running')) return;
+  if (source !== {SOURCE_DEMO!r} || !info.startsWith('Start')) return;
   const play = (tries) => {{
     const video = document.querySelector('#mk-demo-video video');
-    if (!video || video.readyState < 2) {{ if (tries > 0) setTimeout(() => play(tries - 1), 250); return; }}
+    const state = document.querySelector('#mk-info textarea');
+    const running = state && state.value.startsWith('Running');
+    if (!video || video.readyState < 2 || !running) {{ if (tries > 0) setTimeout(() => play(tries - 1), 100); return; }}
     video.currentTime = 0;
     video.play().catch(() => {{ video.muted = true; return video.play(); }})
       .catch(() => {{ if (tries > 0) setTimeout(() => play(tries - 1), 250); }});
   }};
-  play(40);
+  play(1200);
 }}"""
 PAUSE_DEMO_VIDEO = "() => { const video = document.querySelector('#mk-demo-video video'); if (video) video.pause(); }"
 
@@ -389,18 +467,21 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
                 gr.Markdown("**Privacy**: a switched-off modality is not captured and nothing of it is kept.")
                 switches = {m: gr.Checkbox(m not in visitors.disabled, label=f"use {m}", elem_id=f"mk-use-{m}")
                             for m in MODALITIES}
-                info = gr.Textbox("Choose a source and press Start.", label="Session", interactive=False,
-                                  elem_id="mk-info", lines=2)
             with gr.Column(scale=4, min_width=300, elem_id="mk-input"):
                 demo_video = gr.Video(str(DEMO_VIDEO), label="Input: the demo conversation", interactive=False,
                                       autoplay=False, elem_id="mk-demo-video", height=230)
+                webcam_hint = gr.Markdown(BROWSER_HINTS["visual"], visible=False, elem_id="mk-webcam-hint")
                 webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Input: your webcam",
                                   elem_id="mk-webcam", visible=False, height=230)
+                mic_hint = gr.Markdown(BROWSER_HINTS["audio"], visible=False, elem_id="mk-mic-hint")
                 mic = gr.Audio(sources=["microphone"], streaming=True, type="filepath", format=None,
                                label="Input: your microphone", elem_id="mk-mic", visible=False)
                 server_note = gr.Markdown("Input: this server's own microphone and camera (no preview here).",
                                           visible=False, elem_id="mk-server-note")
             with gr.Column(scale=6, min_width=420):
+                # The session's state first: visible without scrolling on a 1280x800 screen.
+                info = gr.Textbox("Choose a source and press Start.", label="Session", interactive=False,
+                                  elem_id="mk-info", lines=2)
                 status = gr.HTML(views.status_html(blank), elem_id="mk-status")
                 current = gr.HTML(views.current_html(blank), elem_id="mk-current")
                 transcript = gr.HTML(views.transcript_html(blank, last=6), elem_id="mk-transcript")
@@ -410,7 +491,7 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
         with gr.Accordion("Intended use (the README's section)", open=False, elem_id=INTENDED_USE_ANCHOR):
             gr.Markdown(readme_section("Intended use") or "See the project's README, section \"Intended use\".")
 
-        inputs_shown = [demo_video, webcam, mic, server_note]
+        inputs_shown = [demo_video, webcam, mic, server_note, webcam_hint, mic_hint]
         views_out = [info, status, current, transcript, loads, timeline]
         boxes = [switches[m] for m in MODALITIES]
         last_key = gr.State(None)
@@ -421,7 +502,8 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
             enabled = visitor.enabled if visitor else {m: m not in visitors.disabled for m in MODALITIES}
             browser = chosen == SOURCE_BROWSER
             return [gr.Video(visible=chosen == SOURCE_DEMO), gr.Image(visible=browser and enabled["visual"]),
-                    gr.Audio(visible=browser and enabled["audio"]), gr.Markdown(visible=chosen == SOURCE_SERVER)]
+                    gr.Audio(visible=browser and enabled["audio"]), gr.Markdown(visible=chosen == SOURCE_SERVER),
+                    gr.Markdown(visible=browser and enabled["visual"]), gr.Markdown(visible=browser and enabled["audio"])]
 
         def render_views(visitor: LiveDemo | None, key):
             snap = visitor.state.snapshot() if visitor else blank
@@ -448,8 +530,8 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
 
         def on_start(src, ckpt, is_fast, request):
             visitor = visitors.get(request.session_hash)
-            visitor.start(src, ckpt, bool(is_fast))
-            return [visitor.info(), *input_updates(src, visitor)]
+            visitor.start(src, ckpt, bool(is_fast), wait=False)  # answers at once; the model loads meanwhile
+            return [*render_views(visitor, None), *input_updates(src, visitor)]
 
         def on_stop(src, request):
             visitor = visitors.peek(request.session_hash)
@@ -487,7 +569,8 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
         for handler in (refresh, on_load, on_start, on_stop, on_source, on_audio, on_frame, forget_visitor):
             handler.__annotations__["request"] = gr.Request
         app.load(on_load, None, [*views_out, *boxes, last_key, *inputs_shown])
-        start.click(on_start, [source, checkpoint, fast], [info, *inputs_shown], concurrency_limit=None).then(
+        start.click(on_start, [source, checkpoint, fast], [*views_out, *boxes, last_key, *inputs_shown],
+                    concurrency_limit=None).then(
             None, [source, info], None, js=PLAY_DEMO_VIDEO)
         stop.click(on_stop, [source], [info, *inputs_shown], concurrency_limit=None).then(
             None, None, None, js=PAUSE_DEMO_VIDEO)
@@ -510,6 +593,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = 
     shutdown); with block=False, return (app, url) at once."""
     visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
                         max_sessions=max_sessions)
+    visitors.preload(checkpoint)  # the page offers it first when given
     app = build_app(visitors)
     app.queue(default_concurrency_limit=4)
     _, url, _ = app.launch(server_name=host, server_port=port or None, prevent_thread_lock=True,

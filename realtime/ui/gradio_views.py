@@ -20,7 +20,8 @@ COLOURS = {
 # mistaken for an emotion.
 EXPERT_COLOURS = {"audio": "#b45309", "text": "#0f766e", "visual": "#be185d"}
 # "idle": before anything started, neutral (not a warning).
-STATE_COLOURS = {"active": "#2e9d4f", "missing": "#c26a00", "failed": "#b91c1c", "disabled": "#6b7280", "idle": "#6b7280"}
+STATE_COLOURS = {"active": "#2e9d4f", "loading": "#2563eb", "missing": "#c26a00", "failed": "#b91c1c",
+                 "disabled": "#6b7280", "idle": "#6b7280"}
 _FALLBACK = ("#7b5ea7", "#1f9e9e", "#b5652a", "#5e7b1f")
 LOADS_EXPLAINED = ("How the Soft Router spread each input over MoMKE's three modality experts for the latest "
                    "utterance (upper bar) and on average over the conversation (lower bar).")

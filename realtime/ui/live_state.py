@@ -18,7 +18,7 @@ from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
 
 @dataclass
 class ModalityStatus:
-    state: str = "missing"  # "active" | "missing" | "failed" | "disabled"
+    state: str = "loading"  # "active" | "loading" | "missing" | "failed" | "disabled" (before any status event: starting)
     reason: str = ""
 
 

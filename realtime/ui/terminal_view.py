@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ...models.config import MODALITIES
-from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
+from ..events import DroppedUtteranceEvent, EmotionEvent, Event, ReadyEvent, StatusEvent
 from .live_state import LiveState, Snapshot, modality_readings
 
 # Colours by the usual names, chosen to read on dark and light backgrounds; any other label is
@@ -29,7 +29,7 @@ LABEL_STYLES = {
     "neutral": "bold", "sad": "bold blue", "sadness": "bold blue", "negative": "bold blue",
     "angry": "bold red", "anger": "bold red", "frustrated": "bold magenta", "fear": "bold magenta",
 }
-STATE_STYLES = {"active": "green", "missing": "red", "failed": "bold red", "disabled": "dim"}
+STATE_STYLES = {"active": "green", "loading": "blue", "missing": "red", "failed": "bold red", "disabled": "dim"}
 BAR_WIDTH = 20
 TRANSCRIPT_LINES = 6  # when the terminal's height is unknown (screenshots, tests)
 MIN_TRANSCRIPT_LINES = 2
@@ -73,7 +73,7 @@ def _modalities(snap: Snapshot) -> Table:
     table.add_column(no_wrap=True, overflow="ellipsis")
     for modality in MODALITIES:
         status = snap.status.get(modality)
-        state = status.state if status else "missing"
+        state = status.state if status else "loading"
         if modality in readings:
             label, p = readings[modality]
             detail = Text.assemble("own: ", _label_text(label), f" {p:.2f}")
@@ -188,4 +188,7 @@ def event_line(event: Event) -> str:
         return f"[{event.time:7.2f}] {event.modality}: {event.state}" + (f" ({event.reason})" if event.reason else "")
     if isinstance(event, DroppedUtteranceEvent):
         return f"[{event.start:7.2f}-{event.end:7.2f}] #{event.utterance_id:<3} dropped: {event.reason}"
+    if isinstance(event, ReadyEvent):
+        return (f"[{event.time:7.2f}] ready: capturing {', '.join(event.modalities) or 'nothing'} "
+                f"(started in {event.warmup_ms / 1000:.1f} s; a sensor says \"loading\" until its extractor is warm)")
     return str(event)
