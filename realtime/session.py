@@ -39,6 +39,7 @@ from .dispatch import EventDispatcher, erase
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
 from .pipeline import SegmentationLoop, UtteranceProcessor
+from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 from .sources import (
     AudioCapture,
     CameraDevice,
@@ -80,6 +81,7 @@ class LiveSession:
         max_frames: int = ServingOptions.max_frames,
         segmenter=None,
         window_s: float = 2.0,
+        min_transcript_confidence: float = DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
     ) -> None:
         """microphone: None, "default", or a sounddevice index/name; camera: None, an OpenCV index
         or URL; input_file: a video (with audio) or audio file replayed through the same path,
@@ -93,7 +95,9 @@ class LiveSession:
 
         Beyond that (keyword-only): `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
-        language, "en" by default, None = detect per utterance), `asr_timeout_s` +
+        language, "en" by default; "auto" or None = detected once per session, see realtime/asr.py),
+        `min_transcript_confidence` (an ASR transcript less sure than this is shown but not used
+        for emotion; 0-1, see realtime/transcript_gate.py), `asr_timeout_s` +
         `asr_timeout_factor` x the utterance's duration (the ASR's time limit), `checkpoint` may also be a MoMKE (or MoMKEEnsemble) instance, `microphone`
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
@@ -126,6 +130,7 @@ class LiveSession:
         self.context = ConversationContext(self.model, max_context=max_context)
         self._asr_backend = _make_asr(asr, asr_language, self.device)
         self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
+        self._min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
 
         self.clock = SessionClock()
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -203,6 +208,8 @@ class LiveSession:
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
+            if callable(getattr(self._asr_backend, "reset", None)):
+                self._asr_backend.reset()  # a backend shared across sessions forgets the last one's language
             self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
         self.clock.restart()
         self._announce_initial_states()
@@ -232,6 +239,7 @@ class LiveSession:
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
             on_finished=self._on_processor_finished, on_ready=self._on_ready,
+            min_transcript_confidence=self._min_transcript_confidence,
         )
         self._threads = [*self._captures, self.segmentation, self.processor]
         self._dispatcher.start()  # events posted so far (the initial states) go out first
