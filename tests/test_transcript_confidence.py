@@ -51,7 +51,7 @@ def test_clear_english_is_sure_and_german_heard_as_english_is_not(tiny):
     acted = tiny.transcribe_scored(served(resample_to_target(ravdess, rate).numpy()))
     german = tiny.transcribe_scored(served(padded(espeak("Ich habe heute keine Zeit, ich muss zur Arbeit.", "de"))))
     for heard in (common_voice, acted):
-        assert heard.text and heard.confidence >= 0.8, heard
+        assert heard.text and heard.confidence >= 0.7, heard  # measured 0.81 (Common Voice), RAVDESS higher
     assert german.text, german  # English-sounding words for German speech ...
     assert german.confidence < DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, german  # ... which the gate sets aside
     assert 0.0 <= german.confidence <= 1.0
