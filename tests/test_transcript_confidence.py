@@ -17,7 +17,8 @@ from momke.extractors.served import speech_segments_of
 from momke.realtime import EmotionEvent, LanguageEvent
 from momke.realtime.asr import ASRBackend, Transcript, WhisperASR, make_asr
 from momke.realtime.transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold, gate_reason
-from realtime_support import replay_session, session_threads, wait_for
+from realtime_support import all_events as run
+from realtime_support import replay_session
 from synth_speech import data_dir, espeak, ravdess_clips
 
 
@@ -98,13 +99,6 @@ class ScriptedASR(ASRBackend):
 @pytest.fixture(scope="module")
 def conversation(recorded_conversation):
     return recorded_conversation(3)
-
-
-def run(session):
-    with session:
-        events = list(session.events())
-    assert wait_for(lambda: session_threads() == [], 5), session_threads()
-    return events
 
 
 def test_unsure_words_are_shown_but_not_used_and_the_event_says_why(conversation):
