@@ -240,17 +240,17 @@ def markdown(report: dict) -> str:
     s = report["summary"]
     lines = [
         "# Transcript confidence against word error (issue 19)", "",
-        f"ASR {report['asr']} (language {report['language']}), every clip cut as the app cuts it; "
-        f"{report['used']} clips used, {report['left_out']} left out (cut into more or fewer than one utterance). "
-        f"Machine: {report['machine']}; load average {report['load']} (shared CPU).", "",
-        f"Mapping (extractors/transcript_confidence.py): sigmoid({s['intercept']:.3f} + "
-        + " + ".join(f"{c:.3f}*{f}" for c, f in zip(s["coefficients"], ("avg_logprob", "no_speech_prob", "compression_ratio")))
-        + ")", "",
-        f"Spearman rank correlation, confidence vs WER: {s['spearman']:.3f} (fit data), "
-        f"{s['spearman_cv']:.3f} (5-fold cross-validated). Single inputs: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in s["single_features"].items()) + ".", "",
-        f"Threshold (`--min-transcript-confidence` default): **{s['threshold']:.2f}**, the highest 0.05 step that keeps "
-        ">= 99 % of the English clips transcribed with WER <= 50 %.", "",
+        (f"ASR {report['asr']} (language {report['language']}), every clip cut as the app cuts it; "
+         f"{report['used']} clips used, {report['left_out']} left out (cut into more or fewer than one utterance). "
+         f"Machine: {report['machine']}; load average {report['load']} (shared CPU)."), "",
+        (f"Mapping (extractors/transcript_confidence.py): sigmoid({s['intercept']:.3f} + "
+         + " + ".join(f"{c:.3f}*{f}" for c, f in zip(s["coefficients"], ("avg_logprob", "no_speech_prob", "compression_ratio")))
+         + ")"), "",
+        (f"Spearman rank correlation, confidence vs WER: {s['spearman']:.3f} (fit data), "
+         f"{s['spearman_cv']:.3f} (5-fold cross-validated). Single inputs: "
+         + ", ".join(f"{k} {v:.3f}" for k, v in s["single_features"].items()) + "."), "",
+        (f"Threshold (`--min-transcript-confidence` default): **{s['threshold']:.2f}**, the highest 0.05 step that keeps "
+         ">= 99 % of the English clips transcribed with WER <= 50 %."), "",
         "| set | clips | mean WER | mean confidence | Spearman in set | kept at threshold | avg logprob | no-speech p | compression |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

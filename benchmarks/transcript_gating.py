@@ -61,10 +61,10 @@ def text_use(report: dict) -> dict:
 
 def markdown(report: dict) -> str:
     lines = ["# Transcript gating through the app (issue 19)", "",
-             f"`momke-evaluate-media --asr whisper-tiny --language en`, one session per file, shipped checkpoint; "
-             f"gate threshold {report['threshold']:g} (the default). Test speakers of the recipe; "
-             f"{report['limit_note']}. Machine: {report['machine']}; load average {report['load']} "
-             "(the CPU was shared with other jobs: wall times are inflated).", "",
+             (f"`momke-evaluate-media --asr whisper-tiny --language en`, one session per file, shipped checkpoint; "
+              f"gate threshold {report['threshold']:g} (the default). Test speakers of the recipe; "
+              f"{report['limit_note']}. Machine: {report['machine']}; load average {report['load']} "
+              "(the CPU was shared with other jobs: wall times are inflated)."), "",
              "| set | condition | files | WA | UA | events with words | words used | set aside | mean confidence | latency mean ms | wall s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["rows"]:

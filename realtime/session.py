@@ -39,7 +39,6 @@ from .dispatch import EventDispatcher, erase
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
 from .pipeline import SegmentationLoop, UtteranceProcessor
-from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 from .sources import (
     AudioCapture,
     CameraDevice,
@@ -51,6 +50,7 @@ from .sources import (
     has_video_track,
     load_transcript,
 )
+from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 
 log = logging.getLogger(__name__)
 

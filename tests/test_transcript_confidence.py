@@ -16,7 +16,11 @@ from momke.extractors.media import SAMPLE_RATE
 from momke.extractors.served import speech_segments_of
 from momke.realtime import EmotionEvent, LanguageEvent
 from momke.realtime.asr import ASRBackend, Transcript, WhisperASR, make_asr
-from momke.realtime.transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold, gate_reason
+from momke.realtime.transcript_gate import (
+    DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
+    check_confidence_threshold,
+    gate_reason,
+)
 from realtime_support import all_events as run
 from realtime_support import replay_session
 from synth_speech import data_dir, espeak, ravdess_clips

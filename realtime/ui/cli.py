@@ -35,7 +35,10 @@ from ...models.cli_common import (  # shared with `momke`; standard library only
     check_output_file,
     discard_stdout,
 )
-from ..transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold  # standard library only
+from ..transcript_gate import (  # standard library only
+    DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
+    check_confidence_threshold,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
