@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 import threading
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,10 +107,14 @@ class WhisperEngine:
 
         language: an ISO code ("en", "de", ...) for multilingual models; None auto-detects from
         each 30 s window (English-only models ignore it)."""
+        return self.decode(samples, language, beam_size).text
+
+    def decode(self, samples: np.ndarray, language: str | None = "en", beam_size: int = 1) -> Decoded:
+        """`transcribe` with what the decoder knows of its own words (see `Decoded`)."""
         samples = _checked(samples)
         if len(samples) == 0 or np.max(np.abs(samples)) < _SILENT_PEAK:
-            return ""
-        texts = []
+            return Decoded("")
+        texts, logprob, tokens, no_speech, spoken = [], 0.0, 0, [], None
         with self.lock:
             for piece in _windows(samples):
                 mel = self._mel(np.pad(piece, (0, WINDOW_SAMPLES - len(piece))))[:, :3000]
@@ -116,14 +122,55 @@ class WhisperEngine:
                 lang = language if self.multilingual else None
                 if self.multilingual and lang is None:
                     lang = self._model.detect_language(encoded)[0][0][0].strip("<|>")
+                spoken = lang or "en"
                 tokenizer = self._Tokenizer(self._tokenizer_file, self.multilingual, task="transcribe", language=lang)
                 prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
                 # A bound on tokens per second of audio stops a decoder that loops (it happens
                 # on noise or in a wrong language) from running to Whisper's 448-token limit.
                 max_tokens = min(224, 16 + int(12 * len(piece) / SAMPLE_RATE))
-                result = self._model.generate(encoded, [prompt], beam_size=beam_size, max_length=max_tokens)
-                texts.append(tokenizer.decode(result[0].sequences_ids[0]).strip())
-        return " ".join(" ".join(texts).split())
+                result = self._model.generate(encoded, [prompt], beam_size=beam_size, max_length=max_tokens,
+                                              return_scores=True, return_no_speech_prob=True)[0]
+                ids = result.sequences_ids[0]
+                texts.append(tokenizer.decode(ids).strip())
+                # The score is the sum of the tokens' log-probabilities over the length (length
+                # penalty 1); faster-whisper's average counts the end-of-text token too.
+                logprob += float(result.scores[0]) * len(ids)
+                tokens += len(ids) + 1
+                no_speech.append(float(result.no_speech_prob))
+        text = " ".join(" ".join(texts).split())
+        return Decoded(text, avg_logprob=logprob / max(tokens, 1), no_speech_prob=max(no_speech, default=0.0),
+                       compression_ratio=compression_ratio(text), language=spoken)
+
+    def detect_language(self, samples: np.ndarray) -> tuple[str, float]:
+        """(ISO code, probability) of the language spoken in the first 30 s (multilingual models only)."""
+        if not self.multilingual:
+            raise ValueError(f"Whisper {self.name} is English-only: it cannot detect a language")
+        samples = _checked(samples)[:WINDOW_SAMPLES]
+        with self.lock:
+            mel = self._mel(np.pad(samples, (0, WINDOW_SAMPLES - len(samples))))[:, :3000]
+            encoded = self._model.encode(self._storage(mel[None]), to_cpu=False)
+            token, probability = self._model.detect_language(encoded)[0][0]
+        return token.strip("<|>"), float(probability)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One utterance's transcript and the decoder's own view of it (what faster-whisper reports
+    per segment): the average log-probability of its tokens, the probability that the window
+    held no speech, the gzip compression ratio of the text (a looping decoder repeats itself),
+    and the language it was decoded in. An empty transcript has no scores."""
+
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    language: str | None = None
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of the text over bytes of its zlib compression (Whisper's loop detector)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _checked(samples) -> np.ndarray:

@@ -6,7 +6,7 @@
             print(event.to_json())
 """
 
-_EVENT_TYPES = ("DroppedUtteranceEvent", "EmotionEvent", "Event", "ReadyEvent", "StatusEvent")
+_EVENT_TYPES = ("DroppedUtteranceEvent", "EmotionEvent", "Event", "LanguageEvent", "ReadyEvent", "StatusEvent")
 
 
 def __getattr__(name: str):
@@ -27,4 +27,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'momke.realtime' has no attribute {name!r}")
 
 
-__all__ = ["DeviceUnavailable", "DroppedUtteranceEvent", "EmotionEvent", "Event", "LiveSession", "ReadyEvent", "StatusEvent"]
+__all__ = ["DeviceUnavailable", "DroppedUtteranceEvent", "EmotionEvent", "Event", "LanguageEvent", "LiveSession", "ReadyEvent",
+           "StatusEvent"]

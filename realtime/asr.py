@@ -9,6 +9,17 @@ Backends (all offline; nothing is ever downloaded):
 - `make_asr(spec)` builds one from "whisper-base" | "whisper-tiny" | "pocketsphinx" | "none" |
   "whisper:/local/folder".
 
+`transcribe_scored(audio) -> Transcript` gives the words with a 0-1 `confidence` (Whisper: the
+decoder's own numbers mapped to 1 - word error, extractors/transcript_confidence.py); None means
+the backend gives none (PocketSphinx: its posterior is not computed by default and was not
+measured against word error) and the words are trusted.
+
+The spoken language: tiny.en hears only English, so any other `language` (or "auto") needs the
+multilingual base; asking for tiny with another language switches to base with a one-line
+warning. "auto" detects the language once per session, on the first utterance with at least
+`AUTO_LANGUAGE_MIN_S` of audio, and keeps it (a multilingual model guessing per utterance turned
+"He was not there." into Arabic script); utterances before that get no words.
+
 `ASRWorker` runs a backend on its own thread so that an ASR that raises or hangs only makes the
 text of that utterance missing (None) and never stalls the caller. Policy for a hung backend:
 one worker thread, at most one transcription in flight; while it is still running (even past
@@ -22,6 +33,7 @@ import logging
 import math
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +50,24 @@ def check_audio(audio) -> np.ndarray:
     return check_mono_audio(audio, "ASR input")
 
 
+AUTO_LANGUAGE_MIN_S = 1.5  # "auto": the language is detected on the first utterance this long
+ENGLISH_ONLY = {"tiny.en"}
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One utterance's words. confidence: 0-1 estimate of the share of right words, None when the
+    backend gives none (trusted). language: the language it was decoded in, if known.
+    detected: (language, probability) on the one utterance where "auto" detected it.
+    note: why there are no words, when the backend chose to give none."""
+
+    text: str
+    confidence: float | None = None
+    language: str | None = None
+    detected: tuple[str, float] | None = None
+    note: str | None = None
+
+
 class ASRBackend:
     """One speech recogniser: `transcribe(audio float32 mono 16 kHz) -> str` ("" = no words)."""
 
@@ -45,6 +75,13 @@ class ASRBackend:
 
     def transcribe(self, audio: np.ndarray) -> str:
         raise NotImplementedError
+
+    def transcribe_scored(self, audio: np.ndarray) -> Transcript:
+        """The words with the backend's confidence (None: it gives none)."""
+        return Transcript(self.transcribe(audio))
+
+    def reset(self) -> None:
+        """A new session begins: forget what was learnt of the last one (e.g. its language)."""
 
     def close(self) -> None:
         """Release the model (optional)."""
@@ -86,10 +123,11 @@ class WhisperASR(ASRBackend):
     """Whisper through faster-whisper's CTranslate2 runtime (extractors/whisper.py).
 
     model: "base" / "tiny.en" (weights shipped in pip packages, sha256-checked) or a local
-    CTranslate2 Whisper folder. language: "en" by default; None auto-detects per utterance (only
-    when asked: it can pick the wrong language for a short utterance). The engine is shared with
-    the `whisper` profile's audio extractor, so the process holds one copy of the weights.
-    Nothing is ever downloaded.
+    CTranslate2 Whisper folder. language: "en" by default, an ISO code, or "auto"/None: detected
+    once, on the first utterance of at least `AUTO_LANGUAGE_MIN_S` (see the module docstring),
+    until `reset()`. An English-only model accepts only "en". The engine is shared with the
+    `whisper` profile's audio extractor, so the process holds one copy of the weights. Nothing is
+    ever downloaded.
     """
 
     name = "whisper"
@@ -99,15 +137,39 @@ class WhisperASR(ASRBackend):
 
         if isinstance(model, (str, os.PathLike)) and not str(model).strip():
             raise ValueError("a Whisper model name or local folder is needed")
-        self.language = language
+        language = _language_code(language)
         self.engine = shared_engine(model, device)
+        if not self.engine.multilingual and language != "en":
+            raise ValueError(f"Whisper {self.engine.name} is English-only; language {language or 'auto'!r} "
+                             "needs a multilingual model (e.g. --asr whisper-base)")
+        self.language = language
+        self.detected: tuple[str, float] | None = None
+        self.detections = 0  # language detections run (auto: one per session)
         self.name = f"whisper-{self.engine.name}" if "/" not in self.engine.name else "whisper"
 
+    def reset(self) -> None:
+        self.detected = None
+
     def transcribe(self, audio: np.ndarray) -> str:
+        return self.transcribe_scored(audio).text
+
+    def transcribe_scored(self, audio: np.ndarray) -> Transcript:
+        from ..extractors.transcript_confidence import transcript_confidence
+
         samples = check_audio(audio)
         if len(samples) == 0:
-            return ""
-        return self.engine.transcribe(samples, language=self.language)
+            return Transcript("")
+        language, found = self.language, None
+        if language is None:
+            if self.detected is None:
+                if len(samples) < AUTO_LANGUAGE_MIN_S * SAMPLE_RATE:
+                    return Transcript("", note=f"language not detected yet (utterance under {AUTO_LANGUAGE_MIN_S:g} s)")
+                self.detected = found = self.engine.detect_language(samples)
+                self.detections += 1
+                log.info("Whisper detected the language %s (p=%.2f)", *found)
+            language = self.detected[0]
+        decoded = self.engine.decode(samples, language=language)
+        return Transcript(decoded.text, transcript_confidence(decoded), decoded.language, found)
 
 
 # --asr values: the packaged models by name, PocketSphinx, none, or a local Whisper folder.
@@ -121,23 +183,28 @@ DEFAULT_ASR = "whisper"
 def make_asr(spec, language: str | None = "en", device: str | None = None) -> ASRBackend | None:
     """ "whisper" | "whisper-base" | "whisper-tiny" | "pocketsphinx" | "none" | "whisper:/local/folder" ->
     a backend (None for "none"). An `ASRBackend` instance is passed through, so host programs
-    and tests can plug their own. `language` applies to Whisper ("auto" or None detects it)."""
+    and tests can plug their own. `language` applies to Whisper ("auto" or None: detected once
+    per session); a language other than English takes the multilingual base instead of tiny.en."""
     if spec is None or isinstance(spec, ASRBackend):
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"asr must be a string spec or an ASRBackend, got {type(spec).__name__}")
     text = spec.strip()
     lowered = text.lower()
-    if language is not None and str(language).strip().lower() in ("", "auto"):
-        language = None
+    language = _language_code(language)
     if lowered in ("", "none", "off"):
         return None
     if lowered == "pocketsphinx":
+        if language != "en":
+            raise ValueError(f"pocketsphinx hears only English; language {language or 'auto'!r} needs --asr whisper-base")
         return PocketSphinxASR()
-    if lowered == "whisper":  # the default: base where it is cheap (CUDA), tiny.en on a CPU
+    if lowered == "whisper":  # the default: base where it is cheap (CUDA) or needed (not English), else tiny.en
         from ..extractors.runtime import pick_device
 
-        lowered = "whisper-base" if pick_device(device).type == "cuda" else "whisper-tiny"
+        lowered = "whisper-base" if pick_device(device).type == "cuda" or language != "en" else "whisper-tiny"
+    if lowered in ("whisper-tiny", "whisper-tiny.en") and language != "en":
+        log.warning("tiny.en hears only English: using the multilingual Whisper base for language %r", language or "auto")
+        lowered = "whisper-base"
     if lowered in ("whisper-base", "whisper-tiny", "whisper-tiny.en"):
         return WhisperASR("base" if lowered == "whisper-base" else "tiny.en", device, language)
     if lowered.startswith("whisper:"):
@@ -154,13 +221,21 @@ class _Forgotten(Exception):
     """A job whose samples were forgotten before it ran."""
 
 
+def _language_code(language) -> str | None:
+    """"en", "DE " -> "en", "de"; "auto", "" or None -> None (detect once per session)."""
+    if language is None:
+        return None
+    code = str(language).strip().lower()
+    return None if code in ("", "auto") else code
+
+
 class _Job:
     __slots__ = ("audio", "done", "result", "text_off")
 
     def __init__(self, audio: np.ndarray) -> None:
         self.audio = audio
         self.done = threading.Event()
-        self.result: str | None = None
+        self.result: Transcript | None = None
         self.text_off = False  # text was switched off while this job waited or ran
 
 
@@ -201,6 +276,11 @@ class ASRWorker:
             return self._job is not None
 
     def transcribe(self, audio) -> str | None:
+        transcript = self.transcribe_scored(audio)
+        return None if transcript is None else transcript.text
+
+    def transcribe_scored(self, audio) -> Transcript | None:
+        """`transcribe` with the backend's confidence (a `Transcript`), or None on failure."""
         samples = check_audio(audio)
         with self._lock:
             if self._closed:
@@ -235,10 +315,10 @@ class ASRWorker:
         try:
             if job.audio is None:  # forgotten before it started (privacy): nothing to transcribe
                 raise _Forgotten
-            text = self.backend.transcribe(job.audio)
-            if not isinstance(text, str):
-                raise TypeError(f"backend returned {type(text).__name__}, not str")
-            result = text
+            scored = getattr(self.backend, "transcribe_scored", None)
+            result = scored(job.audio) if scored is not None else Transcript(self.backend.transcribe(job.audio))
+            if not isinstance(result, Transcript) or not isinstance(result.text, str):
+                raise TypeError(f"backend returned {type(getattr(result, 'text', result)).__name__}, not str")
         except _Forgotten:
             pass
         except Exception as exc:  # noqa: BLE001 - any ASR failure only makes this text missing
@@ -246,6 +326,7 @@ class ASRWorker:
                 self.stats["error"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("ASR %s failed: %s", getattr(self.backend, "name", "?"), exc)
+            result = None
         with self._lock:
             if result is not None:
                 self.stats["ok"] += 1

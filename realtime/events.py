@@ -34,6 +34,11 @@ class EmotionEvent(Event):
     modality_probabilities: modality -> {label: probability}, each used modality's own
     calibrated prediction beside the fused one (who said what); {"score": s} for a sentiment
     (regression) checkpoint.
+    transcript_confidence: 0-1, the speech-to-text's estimate of the share of right words (see
+    extractors/transcript_confidence.py); None when the words were given (pushed text, a
+    transcript file: trusted) or the backend gives none (PocketSphinx).
+    text_set_aside: why the transcript's words were not used for emotion although there are
+    some (e.g. "low transcript confidence 0.23 < 0.50"); the transcript is still shown.
     """
 
     type: ClassVar[str] = "emotion"
@@ -48,6 +53,19 @@ class EmotionEvent(Event):
     latency_ms: dict[str, float] = field(default_factory=dict)
     modality_probabilities: dict[str, dict[str, float]] = field(default_factory=dict)
     segmentation: str = "speech"  # what cut the utterance: "speech" (VAD), "text", "window" (camera only)
+    transcript_confidence: float | None = None
+    text_set_aside: str | None = None
+
+
+@dataclass
+class LanguageEvent(Event):
+    """The speech-to-text found the language spoken (`--language auto`: once per session, on
+    the first utterance long enough); it transcribes in this language from then on."""
+
+    type: ClassVar[str] = "language"
+    language: str
+    probability: float
+    time: float = 0.0
 
 
 @dataclass

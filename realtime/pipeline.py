@@ -29,9 +29,10 @@ from ..extractors.served import pick_frames
 from ..models.config import MODALITIES
 from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
-from .events import DroppedUtteranceEvent, EmotionEvent
+from .events import DroppedUtteranceEvent, EmotionEvent, LanguageEvent
 from .health import FAILURE_LIMIT, HealthMonitor
 from .sources import END_OF_STREAM
+from .transcript_gate import check_confidence_threshold, gate_reason
 
 log = logging.getLogger(__name__)
 
@@ -310,10 +311,13 @@ class UtteranceProcessor(_QueueWorker):
         emit: Callable[..., object],
         stop: threading.Event,
         on_finished: Callable[[], None],
+        *,
+        min_transcript_confidence: float = 0.0,
     ) -> None:
         """emit(event, wait=True) is called once per utterance (the session decides whether to
         wait for delivery). The enabled modalities' extractors load in parallel from the thread's
-        start (`start_warm_up`), while capture runs; an utterance waits for the ones it needs."""
+        start (`start_warm_up`), while capture runs; an utterance waits for the ones it needs.
+        min_transcript_confidence: an ASR transcript below it is shown but not used for emotion."""
         super().__init__("momke-pipeline", utterances, stop, None)
         self.utterances = utterances
         self.profile = profile
@@ -330,6 +334,8 @@ class UtteranceProcessor(_QueueWorker):
         self.failures_in_a_row = dict.fromkeys(MODALITIES, 0)  # extractions that raised or gave NaN
         self.warm_up_ms: dict[str, float] = {}  # how long each extractor took to load
         self._warming: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self.min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
+        self.notes: list = []  # events found while processing (the language), emitted before its result
 
     def begin(self) -> bool:
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
@@ -352,6 +358,9 @@ class UtteranceProcessor(_QueueWorker):
             self.processed += 1
             for m in MODALITIES:  # processed: its data is needed no more (privacy)
                 item.forget(m)
+            notes, self.notes = self.notes, []
+        for note in notes:
+            self.emit(note)
         self.emit(event, wait=True)
         return True
 
@@ -468,18 +477,28 @@ class UtteranceProcessor(_QueueWorker):
         # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
         jobs = {m: self.pool.submit(self._extract, m, utterance)
                 for m in ("audio", "visual") if self._has_input(m, utterance, enabled, reasons)}
+        confidence = set_aside = None
         if enabled["text"] and not utterance.transcript and self.asr_worker is not None and utterance.audio is not None:
             t0 = time.perf_counter()
-            text = self.asr_worker.transcribe(utterance.audio)
+            heard = self.asr_worker.transcribe_scored(utterance.audio)
             latency["asr"] = (time.perf_counter() - t0) * 1000
-            if text is None:
+            if heard is None:
                 reasons["text"] = "ASR failed or timed out"
                 self.health.report_missing("text", "ASR failed or timed out", by="content")
             else:
                 self.health.report_data("text", by="content")
-            utterance.transcript = (text or "").strip() or None
+                if heard.detected is not None:
+                    self.notes.append(LanguageEvent(heard.detected[0], round(heard.detected[1], 3), utterance.end))
+                if heard.note and not heard.text.strip():
+                    reasons["text"] = heard.note
+            utterance.transcript = (heard.text if heard else "").strip() or None
+            if utterance.transcript and heard.confidence is not None:
+                confidence = round(float(heard.confidence), 3)
+                set_aside = gate_reason(confidence, self.min_transcript_confidence)
         transcript = utterance.transcript
-        if self._has_input("text", utterance, enabled, reasons):
+        if set_aside:  # shown, but not used for emotion
+            reasons["text"] = set_aside
+        elif self._has_input("text", utterance, enabled, reasons):
             jobs["text"] = self.pool.submit(self._extract, "text", utterance)
         features: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
         for m, job in jobs.items():
@@ -523,4 +542,6 @@ class UtteranceProcessor(_QueueWorker):
             latency_ms={k: round(v, 2) for k, v in latency.items()},
             modality_probabilities=prediction.modality_probabilities,
             segmentation=utterance.segmentation,
+            transcript_confidence=confidence if enabled.get("text") else None,
+            text_set_aside=set_aside if enabled.get("text") else None,
         )

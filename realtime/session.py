@@ -55,6 +55,7 @@ from .sources import (
     load_transcript,
 )
 from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_frame
+from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class LiveSession:
         accept_modified_checkpoint: bool = False,
         emit=(),
         check_devices: bool = True,
+        min_transcript_confidence: float = DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
     ) -> None:
         """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
@@ -103,7 +105,9 @@ class LiveSession:
 
         Beyond that (keyword-only): `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
-        language, "en" by default, None = detect per utterance), `asr_timeout_s` +
+        language, "en" by default; "auto" or None = detected once per session, see realtime/asr.py),
+        `min_transcript_confidence` (an ASR transcript less sure than this is shown but not used
+        for emotion; 0-1, see realtime/transcript_gate.py), `asr_timeout_s` +
         `asr_timeout_factor` x the utterance's duration (the ASR's time limit), `checkpoint` may also be a MoMKE (or MoMKEEnsemble) instance, `microphone`
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
@@ -147,6 +151,7 @@ class LiveSession:
         self.context = ConversationContext(self.model, max_context=max_context)
         self._asr_backend = _make_asr(asr, asr_language, self.device, text_off="text" in disabled)
         self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
+        self._min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
 
         self.clock = SessionClock()
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -234,6 +239,8 @@ class LiveSession:
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
+            if callable(getattr(self._asr_backend, "reset", None)):
+                self._asr_backend.reset()  # a backend shared across sessions forgets the last one's language
             self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
         self.clock.restart()
 
@@ -262,6 +269,7 @@ class LiveSession:
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
             on_finished=self._on_processor_finished,
+            min_transcript_confidence=self._min_transcript_confidence,
         )
         # The enabled modalities' extractors load from now on, in parallel with capture: their
         # status says "loading" (never a red "missing") until they are warm.

@@ -268,3 +268,11 @@ def replay_session(conversation: dict, profile: FeatureProfile | None = None, re
         options.setdefault("transcript", conversation["transcript"])
     return LiveSession(input_file=conversation["path"], realtime=False, checkpoint=spy_model(),
                        profile=profile or spy_profile(), **options)
+
+
+def all_events(session) -> list:
+    """Run a session to its end and return its events, once its threads have all ended."""
+    with session:
+        events = list(session.events())
+    assert wait_for(lambda: session_threads() == [], 5), session_threads()
+    return events

@@ -37,6 +37,10 @@ from ...models.cli_common import (  # shared with `momke`; standard library only
     check_output_file,
     discard_stdout,
 )
+from ..transcript_gate import (  # standard library only
+    DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
+    check_confidence_threshold,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -85,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(a local Whisper model); auto (default) = none when a transcript is given, "
                             "else whisper (Whisper base on a CUDA GPU, tiny.en on a CPU)")
     model.add_argument("--language", metavar="CODE", default="en",
-                       help="language spoken, for speech-to-text (default en)")
+                       help="language spoken, for speech-to-text (default en; another language uses the "
+                            "multilingual Whisper base; auto = detected once, on the first utterance of 1.5 s or more)")
+    model.add_argument("--min-transcript-confidence", metavar="X", type=_unit_float,
+                       help="speech-to-text words less sure than X (0-1) are shown as unsure but not used for emotion "
+                            f"(default {DEFAULT_MIN_TRANSCRIPT_CONFIDENCE:g}; 0 uses every transcript; a given transcript is always used)")
     model.add_argument("--asr-timeout-factor", metavar="X", type=_positive_float,
                        help="give up on a transcript after X times the utterance's length (default: the engine's)")
 
@@ -118,6 +126,13 @@ def _positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        return check_confidence_threshold(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}") from None
 
 
 def parse_privacy(value: str) -> tuple[str, ...]:
@@ -227,8 +242,10 @@ def session_options(args, source: dict, accepted) -> dict:
     if args.accept_modified_checkpoint:
         options["accept_modified_checkpoint"] = True
     asked = {"asr_language": (args.language, args.language != "en"),
-             "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None)}
-    flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor"}
+             "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None),
+             "min_transcript_confidence": (args.min_transcript_confidence, args.min_transcript_confidence is not None)}
+    flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor",
+             "min_transcript_confidence": "--min-transcript-confidence"}
     for name, (value, set_by_user) in asked.items():
         if name in accepted:
             if value is not None:

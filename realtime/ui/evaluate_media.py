@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="speech-to-text: whisper, whisper-tiny, whisper-base, pocketsphinx, none, or "
                             "whisper:DIR; auto (default) = none for a session given transcripts, else whisper")
     model.add_argument("--language", metavar="CODE", default="en", help="language spoken (default en)")
+    model.add_argument("--min-transcript-confidence", metavar="X", type=_unit_float,
+                       help="speech-to-text words less sure than X (0-1) are not used for emotion (default: momke-live's)")
     model.add_argument("--asr-timeout-factor", metavar="X", type=_positive_float,
                        help="give up on a transcript after X times the utterance's length")
     model.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -124,6 +126,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+def _unit_float(text: str) -> float:
+    from ..transcript_gate import check_confidence_threshold
+
+    try:
+        return check_confidence_threshold(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}") from None
 
 
 def _non_negative_float(text: str) -> float:
@@ -300,6 +311,7 @@ class Engine:
     asr_spec: str
     language: str
     asr_timeout_factor: float | None
+    min_transcript_confidence: float | None = None
     _asr_backends: dict = field(default_factory=dict)
     asr_used: dict = field(default_factory=dict)
 
@@ -326,6 +338,8 @@ class Engine:
         options = {"asr_language": self.language}
         if self.asr_timeout_factor is not None:
             options["asr_timeout_factor"] = self.asr_timeout_factor
+        if self.min_transcript_confidence is not None:
+            options["min_transcript_confidence"] = self.min_transcript_confidence
         asr = self.asr_for(bool(transcript))
         session = LiveSession(input_file=input_file, transcript=transcript or None, realtime=False, asr=asr,
                               checkpoint=self.model, device=self.device, disabled=self.disabled,
@@ -606,7 +620,9 @@ def build_report(results: list[FileResult], labels: tuple[str, ...], stray: int,
             "n_events": len(result.events), "n_dropped": result.dropped, "modalities": used,
             "span": list(result.span) if result.span is not None else None,
             "events": [{"start": e.start, "end": e.end, "label": e.label, "probabilities": e.probabilities,
-                        "modalities": list(e.modalities), "transcript": e.transcript} for e in result.events],
+                        "modalities": list(e.modalities), "transcript": e.transcript,
+                        "transcript_confidence": getattr(e, "transcript_confidence", None),
+                        "text_set_aside": getattr(e, "text_set_aside", None)} for e in result.events],
             "incomplete": result.incomplete, "wall_s": round(result.wall_s, 3),
         })
     n_replayed = len(true_all)
@@ -803,7 +819,8 @@ def _evaluate(args, json_out) -> int:
         return EXIT_FAILURES
 
     engine = Engine(model=model, profile=profile, device=device, disabled=disabled, asr_spec=args.asr,
-                    language=args.language, asr_timeout_factor=args.asr_timeout_factor)
+                    language=args.language, asr_timeout_factor=args.asr_timeout_factor,
+                    min_transcript_confidence=args.min_transcript_confidence)
     load_s = time.perf_counter() - began
     results: list[FileResult] = []
     sessions: list[dict] = []
@@ -840,6 +857,7 @@ def _evaluate(args, json_out) -> int:
         "asr": args.asr,
         "asr_used": dict(engine.asr_used),
         "language": args.language,
+        "min_transcript_confidence": args.min_transcript_confidence,
         "transcript_column": media.transcript_column,
         "grouping": (f"conversations by column {media.conversation_column!r}" if grouped
                      else "one session per file"),

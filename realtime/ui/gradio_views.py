@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from ...models.config import MODALITIES
-from .live_state import Snapshot, modality_readings
+from .live_state import Snapshot, modality_readings, transcript_label, unsure
 
 COLOURS = {
     "happy": "#2e9d4f", "excited": "#2e9d4f", "positive": "#2e9d4f", "neutral": "#8a8f98",
@@ -133,9 +133,14 @@ def transcript_html(snap: Snapshot, last: int = 12) -> str:
         rows.append(f'<tr class="mk-row" data-utterance="{event.utterance_id}" data-modalities="{escape(",".join(event.modalities))}">'
                     f"<td>{event.utterance_id}</td><td>{event.start:.1f}–{event.end:.1f}</td>"
                     f'<td style="color:{colour(event.label)};font-weight:bold">{escape(event.label)}</td>'
-                    f"<td>{escape(', '.join(event.modalities) or '-')}</td><td>{escape(event.transcript or '')}</td></tr>")
+                    f"<td>{escape(', '.join(event.modalities) or '-')}</td>"
+                    + (f'<td class="mk-unsure" title="{escape(event.text_set_aside or "")}" style="color:#888;font-style:italic">'
+                       if unsure(event) else "<td>") + f"{escape(transcript_label(event))}</td></tr>")
     dropped = f'<div style="font-size:12px;color:#888">{len(snap.dropped)} utterance(s) dropped</div>' if snap.dropped else ""
-    return ('<table class="mk-transcript" style="font-size:13px;width:100%"><tr><th>#</th><th>time (s)</th><th>emotion</th>'
+    language = (f'<div class="mk-language" data-language="{escape(snap.language.language)}" style="font-size:12px;color:#555">'
+                f"language detected: {escape(snap.language.language)} (p={snap.language.probability:.2f})</div>"
+                if snap.language else "")
+    return (f'{language}<table class="mk-transcript" style="font-size:13px;width:100%"><tr><th>#</th><th>time (s)</th><th>emotion</th>'
             f'<th>modalities</th><th>text</th></tr>{"".join(rows)}</table>{dropped}')
 
 

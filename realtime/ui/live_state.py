@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ...models.config import MODALITIES
-from ..events import DroppedUtteranceEvent, EmotionEvent, Event, StatusEvent
+from ..events import DroppedUtteranceEvent, EmotionEvent, Event, LanguageEvent, StatusEvent
 
 
 @dataclass
@@ -34,6 +34,22 @@ class Snapshot:
     label_counts: dict[str, int] = field(default_factory=dict)
     mean_expert_loads: dict[str, dict[str, float]] = field(default_factory=dict)
     mean_latency_ms: float | None = None
+    language: LanguageEvent | None = None  # what `--language auto` found
+
+
+def unsure(event: EmotionEvent | None) -> bool:
+    """The transcript was shown but its words were set aside (confidence below the threshold)."""
+    return bool(getattr(event, "text_set_aside", None)) and bool(getattr(event, "transcript", None))
+
+
+def transcript_label(event: EmotionEvent) -> str:
+    """The transcript as the views show it: marked "unsure" (with its confidence) when set aside."""
+    if not event.transcript:
+        return ""
+    if unsure(event):
+        confidence = event.transcript_confidence
+        return f"(unsure{f' {confidence:.2f}' if confidence is not None else ''}) {event.transcript}"
+    return event.transcript
 
 
 def modality_readings(event: EmotionEvent | None) -> dict[str, tuple[str, float]]:
@@ -65,6 +81,7 @@ class LiveState:
         self._processing_n = 0
         # Running sums of the router weights: modality -> expert -> (sum, count).
         self._load_sums: dict[str, dict[str, list[float]]] = {}
+        self._language: LanguageEvent | None = None
         if status:
             for modality, state in status.items():
                 if modality in self._status:
@@ -80,6 +97,8 @@ class LiveState:
             elif isinstance(event, DroppedUtteranceEvent):
                 self._dropped.append(event)
                 del self._dropped[: -self._max_history]
+            elif isinstance(event, LanguageEvent):
+                self._language = event
 
     def _add_emotion(self, event: EmotionEvent) -> None:
         self._history.append(event)
@@ -123,6 +142,7 @@ class LiveState:
                     for m, experts in self._load_sums.items()
                 },
                 mean_latency_ms=self._latency_sum / self._latency_n if self._latency_n else None,
+                language=self._language,
             )
 
     def summary(self, wall_s: float | None = None) -> dict:

@@ -19,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ...models.config import MODALITIES
-from ..events import DroppedUtteranceEvent, EmotionEvent, Event, ReadyEvent, StatusEvent
-from .live_state import LiveState, Snapshot, modality_readings
+from ..events import DroppedUtteranceEvent, EmotionEvent, Event, LanguageEvent, ReadyEvent, StatusEvent
+from .live_state import LiveState, Snapshot, modality_readings, transcript_label, unsure
 
 # Colours by the usual names, chosen to read on dark and light backgrounds; any other label is
 # bold in the terminal's own foreground (never white, which vanishes on a light terminal).
@@ -126,7 +126,8 @@ def _transcript_panel(snap: Snapshot, lines: int) -> Panel:
     table.add_column(no_wrap=True, min_width=width)
     table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
     for event in snap.history[-lines:]:
-        text = event.transcript if event.transcript else "(no text)"
+        text = Text(transcript_label(event), style="dim italic" if unsure(event) else "") if event.transcript \
+            else "(no text)"
         table.add_row(f"#{event.utterance_id:<3}", _label_text(event.label, width), text)
     if not snap.history:
         table.add_row(Text("(nothing yet)", style="dim"))
@@ -138,7 +139,8 @@ def render(snap: Snapshot, header: str = "momke-live", height: int | None = None
     (one is kept free for the cursor)."""
     counts = Text("  ").join(Text.assemble(_label_text(k), f" {v}")
                              for k, v in sorted(snap.label_counts.items(), key=lambda kv: -kv[1]))
-    title = Text.assemble((header, "bold"), f"  utterances {len(snap.history)}  dropped {len(snap.dropped)}  ",
+    language = f"language {snap.language.language} (detected)  " if snap.language else ""
+    title = Text.assemble((header, "bold"), f"  utterances {len(snap.history)}  dropped {len(snap.dropped)}  {language}",
                           counts, no_wrap=True, overflow="ellipsis")
     current, router = _current_panel(snap), _router_panel(snap)
     lines = TRANSCRIPT_LINES
@@ -180,7 +182,7 @@ def event_line(event: Event) -> str:
     """One plain, greppable line per event (for logs and pipes that are not terminals)."""
     if isinstance(event, EmotionEvent):
         top = event.probabilities.get(event.label, 0.0)
-        text = f"  {event.transcript!r}" if event.transcript else ""
+        text = f"  {transcript_label(event)!r}" if event.transcript else ""
         own = " ".join(f"{m}={label}" for m, (label, _) in modality_readings(event).items())
         return (f"[{event.start:7.2f}-{event.end:7.2f}] #{event.utterance_id:<3} {event.label:<9} {top:.2f}"
                 f"  ({','.join(event.modalities) or '-'})" + (f" [{own}]" if own else "") + text)
@@ -191,4 +193,6 @@ def event_line(event: Event) -> str:
     if isinstance(event, ReadyEvent):
         return (f"[{event.time:7.2f}] ready: capturing {', '.join(event.modalities) or 'nothing'} "
                 f"(started in {event.warmup_ms / 1000:.1f} s; a sensor says \"loading\" until its extractor is warm)")
+    if isinstance(event, LanguageEvent):
+        return f"[{event.time:7.2f}] language detected: {event.language} (p={event.probability:.2f})"
     return str(event)
