@@ -30,7 +30,6 @@ import time
 import numpy as np
 import torch
 from momke.models import MODALITIES, MoMKE, MoMKEConfig, StreamingMoMKE, load_checkpoint
-
 from momke.models.training.data import Conversation, collate_conversations
 from momke.models.training.trainer import predict
 from torch.nn import functional as F

@@ -42,7 +42,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_model import DIMS, LABELS, machine, make_corpus  # benchmarks/ is on the path when run as a script
+from bench_model import (  # benchmarks/ is on the path when run as a script
+    DIMS,
+    LABELS,
+    machine,
+    make_corpus,
+)
 from momke.models.config import MoMKEConfig
 from momke.models.training import trainer as training
 

@@ -25,7 +25,6 @@ from unittest import mock
 
 import numpy as np
 import torch
-
 from momke.models.training import trainer as training
 from momke.models.training.data import FeatureCorpus
 from momke.models.training.evaluation import evaluate_model

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from fusion import (
     build_corpora,
     conditions_and_conflicts,

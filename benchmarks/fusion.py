@@ -46,10 +46,10 @@ from momke.models.commands.default_recipe import (
     recipe_of,
 )
 from momke.models.config import MODALITIES
+from momke.models.metrics import classification_metrics
 from momke.models.streaming import StreamingMoMKE
 from momke.models.training.data import Conversation
 from momke.models.training.label_matched import conflict_items
-from momke.models.metrics import classification_metrics
 from momke.models.training.trainer import CONDITIONS, condition_name, condition_presence, predict
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from momke.models.training.data import load_corpus
 from momke.models.training.evaluation import AVERAGE, evaluate_conditions, folds_of
 from momke.models.training.trainer import (

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from momke.models.training.evaluation import (
     AVERAGE,
     COLUMNS,

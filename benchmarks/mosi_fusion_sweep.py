@@ -24,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from momke.models.momke import MoMKE
 from momke.models.training.evaluation import COLUMNS, evaluate_conditions
 from momke.models.training.trainer import (
-    TrainingSettings,
-    random_subset,
     Trainer,
+    TrainingSettings,
     model_config_for,
     random_presence,
+    random_subset,
     split_for_training,
 )
 from mosi import DATA_DIR, MODEL, RESULTS

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from momke.models.config import MODALITIES
+from momke.models.metrics import score
 from momke.models.momke import MoMKE
 from momke.models.training.data import Conversation, collate_conversations
 from momke.models.training.evaluation import with_average
-from momke.models.metrics import score
 from momke.models.training.trainer import CONDITIONS, condition_name
 
 RIDGE = 1e-3  # keeps the fit defined when a path's predictions are constant

@@ -559,7 +559,7 @@ def machine() -> str:
         import torch
 
         gpu = f"GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
-    except Exception:  # noqa: BLE001
+    except Exception:
         gpu = "no GPU"
     return f"{os.cpu_count()}-core {platform.machine()} CPU, {gpu}"
 

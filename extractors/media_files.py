@@ -257,5 +257,5 @@ def _has_track(path: str | Path, kind: str) -> bool:
     try:
         with av.open(str(path)) as container:
             return bool(getattr(container.streams, kind))
-    except Exception:  # noqa: BLE001 - unreadable means no track to replay
+    except Exception:
         return False

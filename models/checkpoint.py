@@ -187,7 +187,7 @@ def weight_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     try:
         with safe_open(str(path), framework="pt") as weights:
             return {name: (tuple(weights.get_slice(name).get_shape()), weights.get_slice(name).get_dtype())
-                    for name in weights.keys()}  # noqa: SIM118 (safe_open is not a dict)
+                    for name in weights.keys()}
     except (SafetensorError, OSError) as error:
         raise ValueError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt") from error
 

@@ -15,7 +15,7 @@ from typing import Any
 
 # Modality order used by every tensor in the project (masks are [..., 3] in this order), kept at
 # the bottom of the import graph so the extractors share it without importing the model.
-from ..extractors.modalities import MODALITIES, SHORT_NAMES  # noqa: F401 - SHORT_NAMES re-exported
+from ..extractors.modalities import MODALITIES, SHORT_NAMES
 
 CONTEXT_MODES = ("bidirectional", "causal")
 # Modality conditions by short name, as models.training.trainer.condition_name writes them: "a" .. "atv".
@@ -128,7 +128,7 @@ class MoMKEConfig:
 def _check_calibration(calibration: Any) -> None:
     """The calibration schema: {"modalities": {modality: T}, "fused": {condition: T}}, T > 0."""
     if not isinstance(calibration, dict):
-        raise ValueError(f"calibration must be a dict, got {type(calibration).__name__}")  # noqa: TRY004 - config errors are ValueErrors
+        raise ValueError(f"calibration must be a dict, got {type(calibration).__name__}")
     allowed = {"modalities": MODALITIES, "fused": CONDITION_NAMES}
     unknown = set(calibration) - set(allowed)
     if unknown:
@@ -136,7 +136,7 @@ def _check_calibration(calibration: Any) -> None:
     for part, names in allowed.items():
         temperatures = calibration.get(part, {})
         if not isinstance(temperatures, dict):
-            raise ValueError(f"calibration[{part!r}] must be a dict of temperatures, got {type(temperatures).__name__}")  # noqa: TRY004
+            raise ValueError(f"calibration[{part!r}] must be a dict of temperatures, got {type(temperatures).__name__}")
         unknown = set(temperatures) - set(names)
         if unknown:
             raise ValueError(f"calibration[{part!r}]: unknown keys {sorted(unknown)}; expected among {list(names)}")

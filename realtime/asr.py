@@ -321,7 +321,7 @@ class ASRWorker:
                 raise TypeError(f"backend returned {type(getattr(result, 'text', result)).__name__}, not str")
         except _Forgotten:
             pass
-        except Exception as exc:  # noqa: BLE001 - any ASR failure only makes this text missing
+        except Exception as exc:
             with self._lock:
                 self.stats["error"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -352,7 +352,7 @@ class UtteranceProcessor(_QueueWorker):
             try:
                 event = self.process(item)
                 event.to_json()  # an event that cannot be written is dropped here, not in emit
-            except Exception as error:  # noqa: BLE001 - one bad utterance must not end the session
+            except Exception as error:
                 event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}",
                                               segmentation=item.segmentation)
             self.processed += 1
@@ -396,7 +396,7 @@ class UtteranceProcessor(_QueueWorker):
         began = time.perf_counter()
         try:
             self.profile.extractor(m).extract(warm_up_utterance())
-        except Exception as error:  # noqa: BLE001 - a broken extractor shows up per utterance instead
+        except Exception as error:
             log.debug("warming up the %s extractor failed: %s", m, error)
         finally:
             self.warm_up_ms[m] = round((time.perf_counter() - began) * 1000, 1)
@@ -442,7 +442,7 @@ class UtteranceProcessor(_QueueWorker):
             return None, "the session stopped", (time.perf_counter() - t0) * 1000
         try:
             vector = self.profile.extractor(m).extract(utterance)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             return None, f"{m} extractor failed: {type(error).__name__}: {error}", (time.perf_counter() - t0) * 1000
         ms = (time.perf_counter() - t0) * 1000
         if vector is None:

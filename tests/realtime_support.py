@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from momke.extractors.media import SAMPLE_RATE as RATE
-from synth_speech import RAVDESS_SENTENCES, ravdess_clips  # noqa: F401 - ravdess_clips re-exported
+from synth_speech import RAVDESS_SENTENCES, ravdess_clips
 
 
 def speech_bounds(audio: np.ndarray, threshold_db: float = -35.0) -> tuple[float, float]:

@@ -63,7 +63,7 @@ def test_shipped_weights_are_small_float32_and_name_their_source():
     assert path.stat().st_size < 1_000_000
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()
-        dtypes = {f.get_tensor(k).dtype for k in f.keys() if "num_batches" not in k}  # noqa: SIM118
+        dtypes = {f.get_tensor(k).dtype for k in f.keys() if "num_batches" not in k}
     assert dtypes == {torch.float32}
     assert metadata["classes"].split(",") == list(FER2013_CLASSES)
     note = SOURCE_NOTE.read_text()

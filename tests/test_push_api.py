@@ -93,8 +93,8 @@ def pushed_session_run(checkpoint):
                           emit=["ws://127.0.0.1:0", broken])
     events, refused_before_ready, received = [], None, []
     session.on_event(events.append)
+    refused_before_ready = session.push_audio(audio[:block], rate)  # not started: nothing captures it
     with session:
-        refused_before_ready = session.push_audio(audio[:block], rate)
         assert session.wait_ready(120)
         ws_url = re.search(r"ws://[^\s,]+", session.outlets).group(0)
 
@@ -141,7 +141,7 @@ def test_pushed_speech_face_and_text_become_one_emotion_each(pushed_session_run)
         assert event.transcript == sentence and event.segmentation == "speech"
         # pushed in real time at 44.1 kHz: the utterance lies where the clip's speech was
         assert abs(event.start - start) < 0.5 and abs(event.end - end) < 0.6
-    assert run["refused_before_ready"] is False  # dropped before ready, and said so
+    assert run["refused_before_ready"] is False  # dropped before the start, and said so
     assert run["kept_while_off"] is False  # dropped while visual is switched off
 
 

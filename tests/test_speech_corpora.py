@@ -9,7 +9,8 @@ from momke.extractors.served import served_utterances, speech_segments_of
 from momke.models.commands.extract_corpus import FeatureCache
 from momke.models.commands.speech_corpora import Clip, ServedVoice, read_clips
 from momke.models.training.augment import augment
-from synth_speech import data_dir, ravdess_clips, read_clips as read_samples
+from synth_speech import data_dir, ravdess_clips
+from synth_speech import read_clips as read_samples
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

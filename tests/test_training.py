@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from momke.models.config import MODALITIES, MoMKEConfig
-from momke.models.training.data import Conversation
 from momke.models.metrics import score
+from momke.models.training.data import Conversation
 from momke.models.training.toy_corpus import make_toy_corpus
 from momke.models.training.trainer import (
     CONDITIONS,

@@ -11,10 +11,16 @@ import dataclasses
 import logging
 
 import pytest
-from momke.extractors import whisper_weights
+from momke.extractors import whisper, whisper_weights
 from momke.realtime.session import LiveSession
 
 BASE = whisper_weights.PACKAGED["base"]
+
+
+@pytest.fixture(autouse=True)
+def no_engine_loaded(monkeypatch):
+    """Engines loaded by earlier tests are forgotten: each test meets the package lookup afresh."""
+    monkeypatch.setattr(whisper, "_ENGINES", {})
 
 
 @pytest.fixture

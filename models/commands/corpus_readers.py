@@ -184,7 +184,7 @@ def read_manifest(path: str | Path) -> list[DialogueSource]:
     keyed: dict[str, list[tuple[float, int, UtteranceSource]]] = {}
     for number, row in enumerate(rows, start=2 if path.suffix == ".csv" else 1):
         if not isinstance(row, dict):
-            raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout, exit 2)
+            raise ValueError(
                 f"{path} row {number}: expected an object of manifest columns, got {type(row).__name__}")
         unknown = set(row) - set(MANIFEST_COLUMNS)
         if unknown:
@@ -310,7 +310,7 @@ def read_dailydialog(folder: str | Path) -> list[DialogueSource]:
             continue
         records = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(records, dict):
-            raise ValueError(f"{path}: expected an object of dialogue id -> [[turns]]")  # noqa: TRY004 (bad input is a ValueError throughout, exit 2)
+            raise ValueError(f"{path}: expected an object of dialogue id -> [[turns]]")
         for dialogue_id, conversations in records.items():
             turns = sorted((t for conversation in conversations for t in conversation), key=lambda t: int(t["turn"]))
             utterances = [UtteranceSource(id=f"{split}_{dialogue_id}_t{int(t['turn']):02d}", speaker=str(t.get("speaker", "")),

@@ -30,9 +30,9 @@ import numpy as np
 
 from ...extractors.runtime import write_text_atomic
 from ..config import MODALITIES, MoMKEConfig
+from ..metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
 from ..momke import MoMKE
 from .data import Conversation, FeatureCorpus
-from ..metrics import CLASSIFICATION_METRICS, NONZERO_RULE_NOTE, REGRESSION_METRICS, score
 from .trainer import (
     CONDITIONS,
     TrainingSettings,

@@ -40,8 +40,6 @@ from tqdm.auto import tqdm
 from ...extractors.modalities import condition_name, parse_condition
 from ...extractors.runtime import pick_device
 from ..config import MODALITIES, MoMKEConfig
-from ..momke import MoMKE
-from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 from ..metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -50,6 +48,8 @@ from ..metrics import (
     is_better,
     score,
 )
+from ..momke import MoMKE
+from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 
 PROTOCOLS = ("fixed", "random")
 BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches

@@ -145,7 +145,7 @@ class Outlets:
         for outlet in self._opened:
             try:
                 outlet.send(event)
-            except Exception as error:  # noqa: BLE001 - an outlet must never stop the session
+            except Exception as error:
                 count = self.failures[outlet.name] = self.failures.get(outlet.name, 0) + 1
                 if count == 1 or count % 100 == 0:
                     log.warning("outlet %s failed to send an event (%d so far): %s: %s",
@@ -158,7 +158,7 @@ class Outlets:
         for outlet in opened:
             try:
                 outlet.close(max(0.05, deadline - time.monotonic()))
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 log.warning("closing outlet %s failed: %s: %s", outlet.name, type(error).__name__, error)
 
     def describe(self) -> str:

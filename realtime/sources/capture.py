@@ -86,7 +86,7 @@ class CaptureThread(threading.Thread):
                 if not self._opened:
                     try:
                         self.device.open()
-                    except Exception as error:  # noqa: BLE001 - any device failure is a health state
+                    except Exception as error:
                         if not self.device.live:
                             self.error = f"cannot read the file: {error}"
                             self.health.report_missing(self.modality, self.error)
@@ -106,7 +106,7 @@ class CaptureThread(threading.Thread):
                         return
                     self.health.report_missing(self.modality, f"read timeout: {error}")
                     continue
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:
                     if self.stop_event.is_set():  # interrupt() closed the device to stop us: no fault
                         return
                     if not self.device.live:  # a file is not reopened: the rest of this stream is lost
@@ -171,7 +171,7 @@ class CaptureThread(threading.Thread):
             self._opened = False
             try:
                 self.device.close()
-            except Exception as error:  # noqa: BLE001 - a dying device may fail to close too
+            except Exception as error:
                 log.debug("closing the %s device failed: %s", self.modality, error)
             self.on_reset()
 
@@ -182,7 +182,7 @@ class CaptureThread(threading.Thread):
         if getattr(self.device, "interruptible", False):
             try:
                 self.device.close()
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 log.debug("interrupting the %s device failed: %s", self.modality, error)
 
 

@@ -117,7 +117,7 @@ class MicrophoneDevice:
             try:
                 stream.abort()
                 stream.close()
-            except Exception as error:  # noqa: BLE001 - closing a broken device must not raise on shutdown
+            except Exception as error:
                 log.debug("closing the microphone failed: %s", error)
 
 

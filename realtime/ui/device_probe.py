@@ -22,7 +22,7 @@ def probe_microphone(device=None) -> Probe:
     """An input-capable sounddevice device (the default one, or `device`)."""
     try:
         import sounddevice as sd
-    except Exception as error:  # noqa: BLE001 - PortAudio missing raises OSError at import
+    except Exception as error:
         return Probe(False, f"sounddevice/PortAudio unavailable ({error})")
     try:
         if device not in (None, "default"):
@@ -34,7 +34,7 @@ def probe_microphone(device=None) -> Probe:
             return Probe(False, "no audio input device")
         info = sd.query_devices(kind="input")  # raises when there is no default input
         return Probe(True, str(info["name"]))
-    except Exception as error:  # noqa: BLE001 - any PortAudio error means "no usable microphone"
+    except Exception as error:
         return Probe(False, f"no usable audio input ({error})")
 
 
@@ -57,7 +57,7 @@ def probe_camera(source=0) -> Probe:
             return Probe(True, f"camera {source!r}") if ok else Probe(False, f"camera {source!r} gives no frames")
         finally:
             capture.release()
-    except Exception as error:  # noqa: BLE001 - OpenCV backend errors mean "no usable camera"
+    except Exception as error:
         return Probe(False, f"camera {source!r} unusable ({error})")
 
 

@@ -814,7 +814,7 @@ def _evaluate(args, json_out) -> int:
     except (ValueError, FileNotFoundError) as error:  # a broken checkpoint, a bad profile
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+    except Exception as error:
         print(f"{PROG}: error while loading: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILURES
 
@@ -837,7 +837,7 @@ def _evaluate(args, json_out) -> int:
                     found, lost, timed = run_conversation(engine, group, args.pause)
             except KeyboardInterrupt:
                 raise
-            except Exception as error:  # noqa: BLE001 - one file's failure is reported, the rest scored
+            except Exception as error:
                 found = [FileResult(row, error=f"{type(error).__name__}: {error}") for row in group]
                 lost, timed = 0, None
             results += found

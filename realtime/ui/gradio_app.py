@@ -287,7 +287,7 @@ class Visitors:
                 if self.profile is None:
                     self.profile = profile
             make_asr("whisper", device=self.device)  # the engine is cached for the sessions' ASR
-        except Exception:  # noqa: BLE001 - only a head start: a session loads what it needs itself
+        except Exception:
             log.info("preloading the extractors failed", exc_info=True)
 
     def wait_preloaded(self, timeout: float | None = None) -> None:

@@ -19,7 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ...models.config import MODALITIES
-from ..events import DroppedUtteranceEvent, EmotionEvent, Event, LanguageEvent, ReadyEvent, StatusEvent
+from ..events import (
+    DroppedUtteranceEvent,
+    EmotionEvent,
+    Event,
+    LanguageEvent,
+    ReadyEvent,
+    StatusEvent,
+)
 from .live_state import LiveState, Snapshot, modality_readings, transcript_label, unsure
 
 # Colours by the usual names, chosen to read on dark and light backgrounds; any other label is
@@ -169,7 +176,7 @@ class TerminalView:
             self.state.update(event)
         self._live.update(self._renderable(), refresh=True)
 
-    def __enter__(self) -> TerminalView:  # noqa: PYI034 - Self needs Python 3.11
+    def __enter__(self) -> TerminalView:
         self._live.__enter__()
         return self
 
