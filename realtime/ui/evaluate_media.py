@@ -50,6 +50,7 @@ from .cli import (  # standard library only
     MODALITIES,
     _JsonOut,
     _positive_float,
+    _unit_float,
     check_asr,
     parse_privacy,
 )
@@ -126,15 +127,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
-
-
-def _unit_float(text: str) -> float:
-    from ..transcript_gate import check_confidence_threshold
-
-    try:
-        return check_confidence_threshold(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text}") from None
 
 
 def _non_negative_float(text: str) -> float:
