@@ -297,13 +297,13 @@ class LiveSession:
         current = threading.current_thread()  # stop() may come from a callback (the event thread)
         warm_ups = self.processor.warm_up_threads() if hasattr(self, "processor") else []
         for thread in [*self._threads, *warm_ups]:
-            if thread is not current:
+            if thread is not current and thread.is_alive():  # a start() cut short (Ctrl-C) may leave one unstarted
                 thread.join(max(0.0, workers_deadline - time.monotonic()))
         if self.asr_worker is not None:
             self.asr_worker.close(timeout=max(0.0, workers_deadline - time.monotonic()))
         self._post_end()
         self._dispatcher.close()
-        if self._dispatcher is not current:
+        if self._dispatcher is not current and self._dispatcher.is_alive():
             self._dispatcher.join(max(0.0, deadline - time.monotonic()))
         self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
         stuck = [t.name for t in [*self._threads, *warm_ups, self._dispatcher] if t.is_alive() and t is not current]

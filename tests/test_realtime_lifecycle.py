@@ -92,6 +92,22 @@ def test_stop_at_any_moment_returns_within_a_second_and_leaves_no_thread(convers
     assert session_threads() == [], session_threads()
 
 
+def test_stop_after_a_start_cut_short_leaves_no_thread_and_raises_nothing(monkeypatch):
+    """Ctrl-C inside start(), after its threads were made but before all were started (momke-live
+    used to end in "cannot join thread before it is started" instead of exit 130)."""
+    from momke.realtime import pipeline
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.UtteranceProcessor, "start", interrupted)
+    session = chat_session(spy_profile())
+    with pytest.raises(KeyboardInterrupt):
+        session.start()
+    session.stop()  # joins only the threads that run
+    assert session_threads() == [], session_threads()
+
+
 def quiet_noise():
     """Five seconds of faint noise: a working microphone in a quiet room."""
     import numpy as np
