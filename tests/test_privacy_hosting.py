@@ -90,6 +90,23 @@ def test_the_servers_devices_serve_one_visitor_at_a_time(visitors, monkeypatch):
     assert visitors.server_holder is None
 
 
+def test_the_visitors_sessions_get_the_servers_speech_to_text_options(checkpoints):
+    """momke-live --gradio --language de --min-transcript-confidence 0.7: each live session a
+    visitor starts (browser or server devices) is made with them, as the terminal app's is."""
+    made = []
+
+    def factory(**kwargs):
+        made.append(kwargs)
+        raise RuntimeError("not needed further")
+
+    hub = Visitors(checkpoints, device="cpu", session_factory=factory,
+                   speech={"asr_language": "de", "min_transcript_confidence": 0.7})
+    message = hub.get("alice").start(SOURCE_BROWSER, DEFAULT_CHECKPOINT_NAME)
+    assert message == "Cannot start: not needed further"
+    assert made[0]["asr_language"] == "de" and made[0]["min_transcript_confidence"] == 0.7
+    hub.stop_all()
+
+
 def test_a_streamed_audio_chunk_is_deleted_as_soon_as_it_is_read(tmp_path):
     import numpy as np
     import soundfile as sf

@@ -443,7 +443,7 @@ def _main(args) -> int:
 
         parse_outlets(args.emit)
         if args.gradio:
-            from .gradio_app import launch
+            from .gradio_app import launch, speech_options
 
             if args.emit:
                 raise UsageProblem("--emit applies to the terminal app, not to --gradio")
@@ -452,7 +452,7 @@ def _main(args) -> int:
                 raise UsageProblem("--max-sessions must be at least 1")
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
                           device=None if args.device == "auto" else args.device, disabled=disabled,
-                          max_sessions=args.max_sessions)
+                          max_sessions=args.max_sessions, speech=speech_options(args))
         if set(disabled) == set(MODALITIES):
             raise UsageProblem(f"--privacy {args.privacy} switches every modality off (audio, text and visual): "
                                "there is nothing to read. Leave at least one on")

@@ -183,12 +183,12 @@ class LiveDemo:
             # visitor switches visual on (and reports it missing if there is none).
             camera = 0 if not self.enabled["visual"] or probe_camera(0).found else None
             # Probed above, with this page's own message: the session need not open them again.
-            session = factory(microphone="default", camera=camera, check_devices=False, **common)
+            session = factory(microphone="default", camera=camera, check_devices=False, **common, **self.hub.speech)
         else:
             from ..sources.browser import PushedCamera, PushedMicrophone
 
             microphone, camera_device = PushedMicrophone(), PushedCamera()
-            session = factory(microphone=microphone, camera=camera_device, **common)
+            session = factory(microphone=microphone, camera=camera_device, **common, **self.hub.speech)
             microphone.bind_clock(session.clock.now)
         self.hub.profile = getattr(session, "profile", None)
         return session, microphone, camera_device
@@ -248,11 +248,14 @@ class Visitors:
     the sessions running at once. Thread-safe."""
 
     def __init__(self, checkpoints: dict[str, Path | None] | None = None, device: str | None = None,
-                 disabled=(), session_factory=None, max_sessions: int = 4) -> None:
+                 disabled=(), session_factory=None, max_sessions: int = 4, speech=None) -> None:
+        """speech: the live sessions' speech-to-text options (LiveSession's `asr_language`,
+        `min_transcript_confidence`), as momke-live's --language / --min-transcript-confidence."""
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         self.checkpoints = checkpoints or {DEFAULT_CHECKPOINT_NAME: None}
         self.device = device
+        self.speech = dict(speech or {})
         self.disabled = tuple(disabled)
         self.session_factory = session_factory
         self.max_sessions = max_sessions
@@ -286,7 +289,8 @@ class Visitors:
             with self._lock:
                 if self.profile is None:
                     self.profile = profile
-            make_asr("whisper", device=self.device)  # the engine is cached for the sessions' ASR
+            # the engine is cached for the sessions' ASR (the model the language needs)
+            make_asr("whisper", language=self.speech.get("asr_language", "en"), device=self.device)
         except Exception:
             log.info("preloading the extractors failed", exc_info=True)
 
@@ -587,12 +591,21 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
     return app
 
 
+def speech_options(args) -> dict:
+    """The visitors' speech-to-text options from --language / --min-transcript-confidence (a
+    threshold left out: the session's default)."""
+    speech = {"asr_language": args.language}
+    if args.min_transcript_confidence is not None:
+        speech["min_transcript_confidence"] = args.min_transcript_confidence
+    return speech
+
+
 def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = None, device: str | None = None,
-           disabled=(), block: bool = True, max_sessions: int = 4):
+           disabled=(), block: bool = True, max_sessions: int = 4, speech=None):
     """Serve the page until the server stops (0) or Ctrl-C (KeyboardInterrupt, after a clean
-    shutdown); with block=False, return (app, url) at once."""
+    shutdown); with block=False, return (app, url) at once. speech: see Visitors."""
     visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
-                        max_sessions=max_sessions)
+                        max_sessions=max_sessions, speech=speech)
     visitors.preload(checkpoint)  # the page offers it first when given
     app = build_app(visitors)
     app.queue(default_concurrency_limit=4)
@@ -624,6 +637,7 @@ def close(app) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`momke-demo`: the Gradio demo on its own."""
     from ...models.cli_common import OneLineErrorParser, VersionAction
+    from .cli import _unit_float
 
     parser = OneLineErrorParser(prog="momke-demo", description="The momke-live Gradio demo.")
     parser.add_argument("--version", action=VersionAction)
@@ -632,11 +646,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, metavar="DIR", help="an extra checkpoint directory to offer")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the model runs (default auto)")
     parser.add_argument("--max-sessions", type=int, default=4, metavar="N", help="visitors' sessions running at once (default 4)")
+    parser.add_argument("--language", metavar="CODE", default="en",
+                        help="language spoken, for speech-to-text (default en; see momke-live --help)")
+    parser.add_argument("--min-transcript-confidence", metavar="X", type=_unit_float,
+                        help="speech-to-text words less sure than X (0-1, default 0.5) are not used for emotion")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         return launch(args.host, args.port, args.checkpoint, None if args.device == "auto" else args.device,
-                      max_sessions=args.max_sessions)
+                      max_sessions=args.max_sessions, speech=speech_options(args))
     except KeyboardInterrupt:
         return 130
 
