@@ -38,7 +38,6 @@ import contextlib
 import csv
 import datetime
 import functools
-import hashlib
 import json
 import math
 import os
@@ -546,14 +545,6 @@ def cost_estimate(rows: list[dict], notes: dict) -> dict:
             "generation_s": None if gen_s is None else round(gen_s, 1), "total_s": round(total + (gen_s or 0.0), 1)}
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def machine() -> str:
     try:
         import torch
@@ -603,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     share_loads()
-    from momke.extractors.runtime import pick_device
+    from momke.extractors.runtime import file_sha256, pick_device
     from momke.models import checkpoint as checkpoints
     from momke.models.cli_common import version
     from momke.models.commands.default_recipe import recipe_of
@@ -617,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"the checkpoint's recipe ({model.config.metadata.get('recipe_file')}) has no speech_corpora")
     labels = list(model.config.labels)
     runs, notes = plan(args, recipe, labels)
-    config_sha = sha256(folder / "config.json")
+    config_sha = file_sha256(folder / "config.json")
     rows = []
     for run in runs:
         short = next((k for k, (c, _) in MATCHED_CONDITIONS.items() if c == run.condition), "") if run.set == "matched-atv" else ""
@@ -630,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "checkpoint": folder.name, "checkpoint_path": str(folder), "config_sha256": config_sha,
-        "weights_sha256": sha256(folder / "model.safetensors") if (folder / "model.safetensors").is_file() else "",
+        "weights_sha256": file_sha256(folder / "model.safetensors") if (folder / "model.safetensors").is_file() else "",
         "recipe_file": model.config.metadata.get("recipe_file", "whisper_4class.json"), "version": version(),
         "labels": labels, "limit": args.limit, "sets": args.sets, "matched_conditions": args.matched_conditions,
         "test_speakers": {s: v["test_speakers"] for s, v in recipe["speech_corpora"].items()},

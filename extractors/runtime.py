@@ -6,6 +6,7 @@ realtime all use the same device choice and the same atomic writer.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +16,15 @@ from pathlib import Path
 from typing import IO
 
 DEVICE_HELP = "use cpu, cuda, cuda:N or auto"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def bundled(*parts: str) -> Path:

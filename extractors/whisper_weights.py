@@ -28,7 +28,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runtime import atomic_write
+from .runtime import atomic_write, file_sha256
 
 
 class WhisperWeightsError(RuntimeError):
@@ -100,14 +100,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "momke"
 
 
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def package_folders(model: PackagedWhisper) -> list[Path]:
     """The folder holding each package's files (raises naming the package to install)."""
     folders = []
@@ -140,7 +132,7 @@ def verify(folder: Path, model: PackagedWhisper) -> Path:
         key = (str(path), stat.st_size, stat.st_mtime_ns, expected)
         if key in _VERIFIED:
             continue
-        actual = sha256_of(path)
+        actual = file_sha256(path)
         if actual != expected:
             raise WhisperWeightsError(
                 f"Whisper {model.name}: {path} has sha256 {actual[:12]}..., expected {expected[:12]}...: "

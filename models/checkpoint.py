@@ -19,7 +19,6 @@ has none to check. A calibration that covers only some modalities or conditions 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..extractors.runtime import atomic_path, bundled, pick_device, write_text_atomic
+from ..extractors.runtime import atomic_path, bundled, file_sha256, pick_device, write_text_atomic
 from .config import CONDITION_NAMES, MODALITIES, MoMKEConfig
 from .ensemble import MoMKEEnsemble, build_model
 from .momke import MoMKE
@@ -77,14 +76,6 @@ def save_checkpoint(
     document["weights_sha256"] = digest
     write_text_atomic(directory / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     return directory
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_config(directory: str | os.PathLike) -> MoMKEConfig:

@@ -45,7 +45,7 @@ import numpy as np
 from ...extractors.base import FeatureProfile, Utterance
 from ...extractors.media_files import has_audio_track
 from ...extractors.modalities import MODALITIES, parse_condition
-from ...extractors.runtime import atomic_write, write_text_atomic
+from ...extractors.runtime import atomic_write, file_sha256, write_text_atomic
 from ...extractors.served import ServingOptions, camera_frames, frames_between, served_utterances
 from ..training.data import Conversation, CorpusMetadata, CorpusWriter, remove_corpus
 from .corpus_readers import (
@@ -139,11 +139,7 @@ class _FileHasher:
 
     def __call__(self, path: Path) -> str:
         if path not in self._known:
-            digest = hashlib.sha256()
-            with open(path, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-            self._known[path] = digest.hexdigest()
+            self._known[path] = file_sha256(path)
         return self._known[path]
 
 
