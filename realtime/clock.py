@@ -16,9 +16,9 @@ class SessionClock:
     def __init__(self) -> None:
         self._origin = time.monotonic()
 
-    def restart(self) -> None:
-        """Time 0 is now (called when a session starts)."""
-        self._origin = time.monotonic()
+    def restart(self, origin: float | None = None) -> None:
+        """Time 0 is now (called when a session starts), or the given time.monotonic() value."""
+        self._origin = time.monotonic() if origin is None else origin
 
     def now(self) -> float:
         return time.monotonic() - self._origin

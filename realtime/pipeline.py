@@ -167,6 +167,9 @@ class SegmentationLoop(_QueueWorker):
         self.lock = threading.RLock()  # held while the segmenter is used; privacy resets take it
         self._next_id = 0
         self._now = 0.0  # the latest time seen (media time during a replay)
+        # The end of the audio the VAD has heard: behind the clock while it catches up on a
+        # backlog (a replay playing from launch, a busy CPU), and text waits for it.
+        self._heard = 0.0
         self._last_end = 0.0  # end of the last utterance cut
         self._window_from = 0.0  # camera-only windows tile from here
         self._last_text_at: float | None = None
@@ -196,7 +199,8 @@ class SegmentationLoop(_QueueWorker):
             self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
             return False
         if item is not None:
-            self._now = max(self._now, item.start + len(item.samples) / SAMPLE_RATE)
+            self._heard = max(self._heard, item.start + len(item.samples) / SAMPLE_RATE)
+            self._now = max(self._now, self._heard)
             segments = []
             with self.lock:  # the privacy switch resets the segmenter under this lock
                 if len(item.samples) and self.health.enabled("audio"):
@@ -242,8 +246,8 @@ class SegmentationLoop(_QueueWorker):
         with self.lock:
             open_since = getattr(self.segmenter, "open_since", None)
         # Speech in progress takes text from its start on; with none, text waits a grace period
-        # (the VAD notices speech a little after it starts).
-        self._orphan_texts(open_since - TEXT_TOLERANCE_S if open_since is not None else self._now - self.text_grace_s)
+        # of heard audio (the VAD notices speech a little after it starts).
+        self._orphan_texts(open_since - TEXT_TOLERANCE_S if open_since is not None else self._heard - self.text_grace_s)
 
     def _orphan_texts(self, before: float) -> None:
         for item in self.texts.take_before(before):

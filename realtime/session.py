@@ -90,6 +90,7 @@ class LiveSession:
         emit=(),
         check_devices: bool = True,
         min_transcript_confidence: float = DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
+        clock_origin: float | None = None,
     ) -> None:
         """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
@@ -118,7 +119,8 @@ class LiveSession:
         weights file no longer matches the sha256 recorded at save (refused otherwise), `emit`
         the outlets every event is also sent to: "lsl", "osc://HOST:PORT", "ws://HOST:PORT" or
         objects of one's own (see outlets/; opened by start(), closed by stop());
-        `check_devices` as above."""
+        `check_devices` as above; `clock_origin` the time.monotonic() value the session's timeline
+        counts from (default: when capture begins; a real-time replay plays from there)."""
         self._created = time.perf_counter()  # the ReadyEvent says how long it took from here
         unknown = set(disabled) - set(MODALITIES)
         if unknown:
@@ -154,6 +156,10 @@ class LiveSession:
         self._min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
 
         self.clock = SessionClock()
+        # time.monotonic() the timeline counts from; None: the moment capture begins. momke-live
+        # passes its launch for a real-time replay: the file plays from launch while the models
+        # load (as a microphone records meanwhile), and the pipeline catches up on that backlog.
+        self._clock_origin = clock_origin
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         self._callbacks: list[Callable[[Event], None]] = []
         self._events = ChunkQueue(maxsize=10_000)  # for events(): the newest are kept
@@ -261,10 +267,11 @@ class LiveSession:
             has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
             has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
             window_s=self._window_s, gate=ready,
-            # A fast replay lets the video trail the audio by the pacer's slack: an utterance's
-            # frames are taken once the video has passed its end, so none is missing.
+            # A replay's video may trail its audio (by the pacer's slack when fast; while catching
+            # up on a backlog in real time): an utterance's frames are taken once the video has
+            # passed its end, so none is missing.
             frames_until=(lambda t: pacer.wait_passed("video", t, self._stop))
-            if pacer is not None and not self.realtime and self._video_device is not None else None,
+            if pacer is not None and self._video_device is not None else None,
         )
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
@@ -362,9 +369,9 @@ class LiveSession:
         return self._ready_delivered.is_set()
 
     def _on_ready(self, modalities: list[str], warmup_ms: float) -> None:
-        self.clock.restart()  # time 0: capture begins now
+        self.clock.restart(self._clock_origin)  # time 0: capture begins now, or the given origin
         self._ready.set()
-        self._emit(ReadyEvent(time=0.0, warmup_ms=round(warmup_ms, 1), modalities=modalities))
+        self._emit(ReadyEvent(time=round(self.clock.now(), 3), warmup_ms=round(warmup_ms, 1), modalities=modalities))
 
     # ----------------------------------------------------------------------------- events
     def on_event(self, callback: Callable[[Event], None]) -> None:

@@ -107,3 +107,27 @@ def test_a_microphone_gone_quiet_for_good_leaves_the_camera_judging_windows():
     emotions = [e for e in events if isinstance(e, EmotionEvent)]
     assert all(e.segmentation == "window" and e.modalities == ["visual"] for e in emotions)
     assert all(e.end - e.start == pytest.approx(1.0) for e in emotions)
+
+
+def test_a_real_time_replay_playing_from_an_earlier_origin_catches_up_and_cuts_the_same_utterances(
+        conversation, tmp_path):
+    """momke-live starts a real-time replay's clock at launch: the seconds spent loading become a
+    backlog released at once. Text must still join its speech, and frames their utterance, as
+    in a fast replay (the VAD and the video lag the clock while they catch up)."""
+    import time
+
+    (s0, e0, text0), (s1, e1, text1) = conversation["utterances"]
+    transcript = tmp_path / "transcript.json"
+    transcript.write_text(json.dumps([{"start": s0, "end": e0, "text": text0}, {"start": s1, "end": e1, "text": text1}]))
+
+    def run(**pace) -> list[EmotionEvent]:
+        return emotions_of(LiveSession(input_file=conversation["path"], transcript=transcript, asr="none",
+                                       checkpoint=spy_model(), profile=spy_profile(), **pace))
+
+    fast = run(realtime=False)
+    backlog_s = e0 + 2.0  # the first utterance is over (and past the text grace) when capture begins
+    caught_up = run(realtime=True, clock_origin=time.monotonic() - backlog_s)
+    assert [(e.transcript, e.segmentation, e.modalities) for e in caught_up] == \
+        [(text0, "speech", ["audio", "text", "visual"]), (text1, "speech", ["audio", "text", "visual"])]
+    for late, reference in zip(caught_up, fast, strict=True):
+        assert (late.start, late.end) == pytest.approx((reference.start, reference.end), abs=0.05)

@@ -412,8 +412,10 @@ class _Terminated(KeyboardInterrupt):
 
 
 def main(argv: list[str] | None = None) -> int:
+    launched = time.monotonic()  # a real-time replay plays from here, while torch and the models load
     try:
         args = build_parser().parse_args(argv)  # argparse itself exits 2 on a usage error
+        args.launched = launched
         import logging
 
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
@@ -457,6 +459,8 @@ def _main(args) -> int:
             raise UsageProblem(f"--privacy {args.privacy} switches every modality off (audio, text and visual): "
                                "there is nothing to read. Leave at least one on")
         source, description = source_kwargs(args, disabled)
+        if source.get("realtime"):  # a replay at real-time speed: the first line starts at launch
+            source["clock_origin"] = args.launched
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
         session = make_session(args, source, disabled)
