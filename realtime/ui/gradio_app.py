@@ -629,6 +629,10 @@ def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = 
 def close(app) -> None:
     """Stop every visitor's session, the sweeper and the server (Gradio then deletes its cache)."""
     app.visitors.stop_all()
+    # A preload still loading native code (torch, CTranslate2) when the interpreter exits aborts
+    # the process (SIGABRT, "terminate called without an active exception"): Ctrl-C soon after
+    # launch waits for it to end instead.
+    app.visitors.wait_preloaded(timeout=60)
     app.upload_sweeper.stopped.set()
     app.upload_sweeper.sweep()
     app.close()
