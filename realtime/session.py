@@ -27,8 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..extractors.base import FeatureProfile
-from ..extractors.runtime import bundled, pick_device
-from ..extractors.served import ServingOptions
+from ..extractors.runtime import pick_device
 from ..models.cli_common import version
 from ..models.config import MODALITIES
 from ..models.ensemble import MoMKEEnsemble
@@ -39,6 +38,7 @@ from .context import ConversationContext
 from .dispatch import EventDispatcher, erase
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
+from .options import DEMO_DIR, LiveOptions
 from .outlets import Outlets, SessionInfo
 from .pipeline import SegmentationLoop, UtteranceProcessor
 from .sources import (
@@ -55,43 +55,19 @@ from .sources import (
     load_transcript,
 )
 from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_frame
-from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 
 log = logging.getLogger(__name__)
 
 _END = object()
-DEMO_DIR = bundled("demo")
+__all__ = ["DEMO_DIR", "LiveOptions", "LiveSession"]
 
 
 class LiveSession:
-    def __init__(
-        self,
-        microphone=None,
-        camera=None,
-        input_file=None,
-        transcript=None,
-        realtime: bool = True,
-        asr="whisper",
-        checkpoint=None,
-        device: str | None = None,
-        disabled=(),
-        log_path=None,
-        max_context: int | None = None,
-        *,
-        profile: FeatureProfile | str | None = None,
-        asr_language: str | None = "en",
-        asr_timeout_s: float = 3.0,
-        asr_timeout_factor: float = 1.0,
-        camera_fps: float = ServingOptions.camera_fps,
-        max_frames: int = ServingOptions.max_frames,
-        segmenter=None,
-        window_s: float = 2.0,
-        accept_modified_checkpoint: bool = False,
-        emit=(),
-        check_devices: bool = True,
-        min_transcript_confidence: float = DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
-    ) -> None:
-        """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
+    def __init__(self, *, options: LiveOptions | None = None, **settings) -> None:
+        """The session's settings: `options` (a LiveOptions), or keyword arguments that build one
+        (both: `settings` change `options`). What each one means:
+
+        microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
         on this machine is opened once here (check_devices=False: not; capture retries it with
         back-off) and one that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
@@ -103,7 +79,7 @@ class LiveSession:
         max_context: utterances of conversation context kept; None = the checkpoint's own limit
         (what it was trained for), which a larger value is also cut to.
 
-        Beyond that (keyword-only): `profile` (a loaded
+        Beyond that: `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
         language, "en" by default; "auto" or None = detected once per session, see realtime/asr.py),
         `min_transcript_confidence` (an ASR transcript less sure than this is shown but not used
@@ -112,7 +88,8 @@ class LiveSession:
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
         second kept from the camera and `max_frames` the frames per utterance given to the visual
-        extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
+        extractor (spread evenly; face detection is the costliest step on a CPU; both are
+        `serving`'s), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
         utterances (camera-only mode), `accept_modified_checkpoint` loads a checkpoint whose
         weights file no longer matches the sha256 recorded at save (refused otherwise), `emit`
@@ -120,38 +97,27 @@ class LiveSession:
         objects of one's own (see outlets/; opened by start(), closed by stop());
         `check_devices` as above."""
         self._created = time.perf_counter()  # the ReadyEvent says how long it took from here
-        unknown = set(disabled) - set(MODALITIES)
-        if unknown:
-            raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
-        if input_file is not None and (microphone is not None or camera is not None):
-            raise ValueError("give either input_file (a replay) or live devices (microphone / camera), not both")
-        if input_file is not None and not Path(input_file).is_file():
-            raise ValueError(f"input_file {input_file} does not exist")
-        if transcript is not None and input_file is None:
-            raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
-        if max_context is not None and max_context < 1:
-            raise ValueError(f"max_context must be at least 1, got {max_context}")
-        self._outlets = Outlets(emit)  # a bad spec or a missing package: refused before the model loads
-        self.device = str(pick_device(device))
-        if check_devices and input_file is None:  # before the model loads: a missing device fails fast
+        self.options = options = LiveOptions.of(options, **settings)  # checks the settings
+        microphone, camera, input_file, disabled = options.microphone, options.camera, options.input_file, options.disabled
+        self._outlets = Outlets(options.emit)  # a bad spec or a missing package: refused before the model loads
+        self.device = str(pick_device(options.device))
+        if options.check_devices and input_file is None:  # before the model loads: a missing device fails fast
             for modality, spec in (("audio", microphone), ("visual", camera)):
                 if _local_device(spec) and modality not in disabled:
                     check_device_opens(modality, spec)
-        self.realtime = bool(realtime)
+        self.realtime = bool(options.realtime)
         self.input_file = Path(input_file) if input_file is not None else None
-        self._transcript = load_transcript(transcript) if transcript is not None else []
-        self.log_path = Path(log_path) if log_path is not None else None
+        self._transcript = load_transcript(options.transcript) if options.transcript is not None else []
+        self.log_path = Path(options.log_path) if options.log_path is not None else None
 
-        self.model = _load_model(checkpoint, self.device, accept_modified_checkpoint)
-        self.profile = _load_profile(profile or self.model.config.feature_profile, self.device)
+        self.model = _load_model(options.checkpoint, self.device, options.accept_modified_checkpoint)
+        self.profile = _load_profile(options.profile or self.model.config.feature_profile, self.device)
         from ..models.checkpoint import check_features
 
         check_features(self.model.config, self.profile.name, self.profile.dims)
         _check_weights(self.profile, disabled)
-        self.context = ConversationContext(self.model, max_context=max_context)
-        self._asr_backend = _make_asr(asr, asr_language, self.device, text_off="text" in disabled)
-        self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
-        self._min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
+        self.context = ConversationContext(self.model, max_context=options.max_context)
+        self._asr_backend = _make_asr(options.asr, options.asr_language, self.device, text_off="text" in disabled)
 
         self.clock = SessionClock()
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -169,7 +135,7 @@ class LiveSession:
         live = self.input_file is None
         self.live = live
         self.audio_queue = ChunkQueue(maxsize=600 if live else 16)
-        self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * camera_fps) + 8)
+        self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * options.serving.camera_fps) + 8)
         self.texts = TextBuffer()
         self.utterances = ChunkQueue(maxsize=16)
         self._stop = threading.Event()
@@ -200,26 +166,15 @@ class LiveSession:
                 self._audio_device.close()
             if has_video_track(self.input_file):
                 self._video_device = FileVideoDevice(self.input_file)
-        self._segmenter = segmenter
-        self._camera_fps = camera_fps
-        if max_frames < 1:
-            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-        self._max_frames = max_frames
-        if not window_s > 0:
-            raise ValueError(f"window_s must be positive, got {window_s}")
-        self._window_s = float(window_s)
+        self._segmenter = options.segmenter
         self._threads: list[threading.Thread] = []
         self._captures: list = []
         self.asr_worker = None
 
     @classmethod
-    def demo(cls, **kwargs) -> LiveSession:
+    def demo(cls, options: LiveOptions | None = None, **settings) -> LiveSession:
         """Replay the bundled demo conversation (assets/demo/) through the live path."""
-        video = DEMO_DIR / "conversation.mp4"
-        if not video.is_file():
-            raise FileNotFoundError(f"the bundled demo is missing: {video}")
-        kwargs.setdefault("transcript", DEMO_DIR / "transcript.json")
-        return cls(input_file=video, **kwargs)
+        return cls(options=LiveOptions.demo(options, **settings))
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> LiveSession:
@@ -235,13 +190,13 @@ class LiveSession:
             self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
             self._log_file.flush()
         if self._segmenter is None:
-            self._segmenter = ServingOptions().segmenter()  # the settings training corpora are cut with
+            self._segmenter = self.options.serving.segmenter()  # the settings training corpora are cut with
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
             if callable(getattr(self._asr_backend, "reset", None)):
                 self._asr_backend.reset()  # a backend shared across sessions forgets the last one's language
-            self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
+            self.asr_worker = ASRWorker(self._asr_backend, self.options.asr_timeout_s, self.options.asr_timeout_factor)
         self.clock.restart()
 
         pacer = None
@@ -254,13 +209,13 @@ class LiveSession:
                                                pacer=pacer, gate=ready))
         if self._video_device is not None:
             self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames,
-                                               pacer=pacer, fps=self._camera_fps, gate=ready))
+                                               pacer=pacer, fps=self.options.serving.camera_fps, gate=ready))
         self.segmentation = SegmentationLoop(
             self._segmenter, self.audio_queue, self.frames, self.texts, self.utterances, self.health,
             self.clock.now, self._emit, self._stop, live=self.live or self.realtime,
-            has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
+            has_audio_source=self._audio_device is not None, max_frames=self.options.serving.max_frames,
             has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
-            window_s=self._window_s, gate=ready,
+            window_s=self.options.window_s, gate=ready,
             # A fast replay lets the video trail the audio by the pacer's slack: an utterance's
             # frames are taken once the video has passed its end, so none is missing.
             frames_until=(lambda t: pacer.wait_passed("video", t, self._stop))
@@ -269,7 +224,7 @@ class LiveSession:
         self.processor = UtteranceProcessor(
             self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
             on_finished=self._on_processor_finished,
-            min_transcript_confidence=self._min_transcript_confidence,
+            min_transcript_confidence=self.options.min_transcript_confidence,
         )
         # The enabled modalities' extractors load from now on, in parallel with capture: their
         # status says "loading" (never a red "missing") until they are warm.
@@ -425,7 +380,7 @@ class LiveSession:
         return {
             "type": "session", "session": self.session_id, "wall_time": _iso(time.time()),
             "version": version(), "input": str(self.input_file) if self.input_file is not None else "live",
-            "disabled": [m for m in MODALITIES if not self.health.enabled(m)],
+            "disabled": [m for m in MODALITIES if not self.health.enabled(m)], "options": self.options.to_log(),
         }
 
     # ----------------------------------------------------------------------------- replay

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...extractors.media import SAMPLE_RATE
 from ...extractors.resample import StreamResampler
-from ...extractors.served import FrameGate
+from ...extractors.served import FrameGate, ServingOptions
 from ..buffers import AudioChunk, ChunkQueue, FrameBuffer
 from ..clock import SessionClock
 from ..health import HealthMonitor
@@ -253,7 +253,7 @@ class VideoCapture(CaptureThread):
     stream = "video"
 
     def __init__(
-        self, device, clock, health, stop, frames: FrameBuffer, pacer=None, fps: float = 5.0,
+        self, device, clock, health, stop, frames: FrameBuffer, pacer=None, fps: float = ServingOptions.camera_fps,
         frozen_s: float = 2.0, black_level: float = 8.0, **kw,
     ) -> None:
         super().__init__(device, clock, health, stop, pacer, **kw)
