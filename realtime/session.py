@@ -1,10 +1,12 @@
 """`LiveSession`: the live engine for host programs (its use is shown in the README).
 
 It wires one path, whatever the input: device readers (a microphone, a camera, or a file played
-back as both) -> capture threads (session clock, health checks, bounded stores) -> segmentation
-thread -> utterance queue -> processing thread (ASR, extractors, modality mask, MoMKE over the
-conversation context) -> the event thread ("momke-events"), which alone delivers events to
-callbacks, to `events()` and to an optional JSON-lines log.
+back as both) -> capture threads (session clock, health checks, bounded stores) -> the stages
+(pipeline.py: segmentation, transcription, extraction, modality mask, MoMKE over the conversation
+context; dispatch.py: delivery to callbacks, to `events()` and to an optional JSON-lines log), driven
+by the runner (runner.py): on threads with queues between them for a live session or a real-time
+replay, one after another on one thread for a replay as fast as possible. Events are delivered on
+one thread, "momke-events", either way.
 
 Lifecycle: start() begins capture at once, with a ReadyEvent (`wait_ready()`; the session clock
 starts there), while the enabled modalities' extractors load in parallel threads (each one's
@@ -35,12 +37,13 @@ from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from .clock import SessionClock
 from .context import ConversationContext
-from .dispatch import EventDispatcher, erase
+from .dispatch import END, Delivery, Outbox, iso
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
 from .options import DEMO_DIR, LiveOptions
 from .outlets import Outlets, SessionInfo
-from .pipeline import SegmentationLoop, UtteranceProcessor
+from .pipeline import Extraction, Prediction, Segmentation, Transcription
+from .runner import Runner
 from .sources import (
     PUSH,
     AudioCapture,
@@ -58,7 +61,6 @@ from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_
 
 log = logging.getLogger(__name__)
 
-_END = object()
 __all__ = ["DEMO_DIR", "LiveOptions", "LiveSession"]
 
 
@@ -121,13 +123,15 @@ class LiveSession:
 
         self.clock = SessionClock()
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self._callbacks: list[Callable[[Event], None]] = []
-        self._events = ChunkQueue(maxsize=10_000)  # for events(): the newest are kept
-        self._dispatcher = EventDispatcher(self._deliver)
-        self._emit_lock = threading.Lock()  # guards the log file
-        self._log_file = None
+        self._delivery = Delivery(self.session_id)  # the last stage: log, callbacks, events()
+        self._callbacks: list[Callable[[Event], None]] = self._delivery.callbacks
+        self._events = self._delivery.queue  # for events(): the newest are kept
+        self._outbox = Outbox()  # events emitted, waiting for "momke-events"
+        self._runner: Runner | None = None
         self._ready = threading.Event()  # capture has begun
-        self._ready_delivered = threading.Event()  # ... and the ReadyEvent reached the callbacks
+        self._ready_delivered = self._delivery.ready  # ... and the ReadyEvent reached the callbacks
+        self._finished = self._delivery.finished  # a replay was processed and its events delivered
+        self._end_lock = threading.Lock()
         self._end_posted = False
         self._pacer: ReplayPacer | None = None
         self.health = HealthMonitor(self._emit, self.timeline_now, disabled=disabled)
@@ -137,9 +141,10 @@ class LiveSession:
         self.audio_queue = ChunkQueue(maxsize=600 if live else 16)
         self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * options.serving.camera_fps) + 8)
         self.texts = TextBuffer()
-        self.utterances = ChunkQueue(maxsize=16)
         self._stop = threading.Event()
-        self._finished = threading.Event()
+        # A replay as fast as possible runs its stages one after another on one thread (False: on
+        # the threaded runner, as live; tests compare the two).
+        self.synchronous = not (live or self.realtime)
         self._started = False
         self._stopped = False
 
@@ -167,7 +172,6 @@ class LiveSession:
             if has_video_track(self.input_file):
                 self._video_device = FileVideoDevice(self.input_file)
         self._segmenter = options.segmenter
-        self._threads: list[threading.Thread] = []
         self._captures: list = []
         self.asr_worker = None
 
@@ -186,9 +190,9 @@ class LiveSession:
         self._started = True
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, "a", encoding="utf-8")
-            self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
-            self._log_file.flush()
+            log_file = self._delivery.log_file = open(self.log_path, "a", encoding="utf-8")
+            log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
+            log_file.flush()
         if self._segmenter is None:
             self._segmenter = self.options.serving.segmenter()  # the settings training corpora are cut with
         if self._asr_backend is not None:
@@ -210,31 +214,32 @@ class LiveSession:
         if self._video_device is not None:
             self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames,
                                                pacer=pacer, fps=self.options.serving.camera_fps, gate=ready))
-        self.segmentation = SegmentationLoop(
-            self._segmenter, self.audio_queue, self.frames, self.texts, self.utterances, self.health,
-            self.clock.now, self._emit, self._stop, live=self.live or self.realtime,
+        fast = not (self.live or self.realtime)
+        self.segmentation = Segmentation(
+            self._segmenter, self.frames, self.texts, self.health, self.clock.now, live=not fast,
             has_audio_source=self._audio_device is not None, max_frames=self.options.serving.max_frames,
             has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
-            window_s=self.options.window_s, gate=ready,
+            window_s=self.options.window_s,
             # A fast replay lets the video trail the audio by the pacer's slack: an utterance's
             # frames are taken once the video has passed its end, so none is missing.
             frames_until=(lambda t: pacer.wait_passed("video", t, self._stop))
-            if pacer is not None and not self.realtime and self._video_device is not None else None,
+            if fast and self._video_device is not None else None,
         )
-        self.processor = UtteranceProcessor(
-            self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
-            on_finished=self._on_processor_finished,
-            min_transcript_confidence=self.options.min_transcript_confidence,
+        self._runner = Runner(
+            self.audio_queue, self.segmentation, Extraction(self.profile, self.health, self._stop),
+            Transcription(self.asr_worker, self.health, self.options.min_transcript_confidence), Prediction(self.context),
+            self._delivery, self._outbox, self.health, self._stop, ready, on_finished=self._on_processor_finished,
+            sync=self.synchronous, wait_for_room=fast,
         )
+        self.processor, self.utterances = self._runner.processor, self._runner.utterances
         # The enabled modalities' extractors load from now on, in parallel with capture: their
         # status says "loading" (never a red "missing") until they are warm.
-        self.processor.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
+        self._runner.warm_up([m for m in MODALITIES if self.health.enabled(m)])
         self._announce_initial_states()
-        self._threads = [*self._captures, self.segmentation, self.processor]
-        self._dispatcher.start()  # events posted so far (the initial states) go out first
         self._on_ready([m for m in MODALITIES if self.health.enabled(m)], (time.perf_counter() - self._created) * 1000)
-        for thread in self._threads:
-            thread.start()
+        self._runner.start()  # events posted so far (the initial states, ready) go out first
+        for capture in self._captures:
+            capture.start()
         return self
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -250,27 +255,30 @@ class LiveSession:
         for capture in self._captures:
             capture.interrupt()
         current = threading.current_thread()  # stop() may come from a callback (the event thread)
-        warm_ups = self.processor.warm_up_threads() if hasattr(self, "processor") else []
-        for thread in [*self._threads, *warm_ups]:
-            if thread is not current and thread.is_alive():  # a start() cut short (Ctrl-C) may leave one unstarted
+        runner = self._runner  # None: a start() cut short (Ctrl-C) before it was made
+        events_thread = runner.events_thread if runner is not None else None
+        workers = [*self._captures, *(t for t in (runner.threads() if runner else []) if t is not events_thread)]
+        for thread in workers:
+            if thread is not current and thread.is_alive():  # a start() cut short may leave one unstarted
                 thread.join(max(0.0, workers_deadline - time.monotonic()))
         if self.asr_worker is not None:
             self.asr_worker.close(timeout=max(0.0, workers_deadline - time.monotonic()))
         self._post_end()
-        self._dispatcher.close()
-        if self._dispatcher is not current and self._dispatcher.is_alive():
-            self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+        if runner is not None:
+            runner.close()
+        if events_thread is not None and events_thread is not current and events_thread.is_alive():
+            events_thread.join(max(0.0, deadline - time.monotonic()))
         self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
-        stuck = [t.name for t in [*self._threads, *warm_ups, self._dispatcher] if t.is_alive() and t is not current]
+        stuck = [t.name for t in [*workers, events_thread] if t is not None and t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
         if not self._finished.is_set():  # the event thread is stuck in a callback: end events() anyway
-            self._events.put(_END)
+            self._events.put(END)
             self._finished.set()
-        with self._emit_lock:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+        with self._delivery.lock:
+            if self._delivery.log_file is not None:
+                self._delivery.log_file.close()
+                self._delivery.log_file = None
 
     @property
     def outlets(self) -> str:
@@ -281,8 +289,7 @@ class LiveSession:
         """After stop(): wait for the session's threads still inside a load or an extraction (they
         cannot be interrupted). A process about to exit should: native code (CTranslate2, torch)
         may abort if the interpreter ends under it. False if one still runs after `timeout` s."""
-        processor = getattr(self, "processor", None)
-        threads = [*self._threads, *(processor.warm_up_threads() if processor is not None else [])]
+        threads = [*self._captures, *(self._runner.threads() if self._runner is not None else [])]
         deadline = None if timeout is None else time.monotonic() + timeout
         current = threading.current_thread()
         for thread in threads:
@@ -333,44 +340,21 @@ class LiveSession:
             event = self._events.get(timeout=0.25)
             if event is None:
                 continue
-            if event is _END:
-                self._events.put(_END)  # let any other iterator end too
+            if event is END:
+                self._events.put(END)  # let any other iterator end too
                 return
             yield event
 
-    def _emit(self, event, wait: bool = False) -> None:
-        """Hand an event to the event thread. wait=True (the processor, once per utterance):
-        a fast replay waits until it was delivered (determinism and back-pressure)."""
-        sequence = self._dispatcher.post(event)
-        if wait and not (self.live or self.realtime) and self._dispatcher.is_alive():
-            self._dispatcher.wait_delivered(sequence, self._stop)
-
-    def _deliver(self, event, wall_time: float) -> None:
-        """On the event thread: the log, the callbacks, then the events() queue."""
-        if event is _END:
-            self._events.put(_END)
-            self._finished.set()
-            return
-        with self._emit_lock:
-            if self._log_file is not None:
-                line = {**event.to_dict(), "session": self.session_id, "wall_time": _iso(wall_time)}
-                self._log_file.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
-                self._log_file.flush()
-        for callback in list(self._callbacks):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("event callback failed")
-        self._events.put(event)
-        if isinstance(event, ReadyEvent):
-            self._ready_delivered.set()
+    def _emit(self, event) -> None:
+        """Hand an event to "momke-events" (from any thread; never waits)."""
+        self._outbox.post(event)
 
     def _post_end(self) -> None:
-        with self._emit_lock:
+        with self._end_lock:
             if self._end_posted:
                 return
             self._end_posted = True
-        self._dispatcher.post(_END)
+        self._outbox.post(END)
 
     def _on_processor_finished(self) -> None:
         if not self._stop.is_set():
@@ -378,7 +362,7 @@ class LiveSession:
 
     def _log_header(self) -> dict:
         return {
-            "type": "session", "session": self.session_id, "wall_time": _iso(time.time()),
+            "type": "session", "session": self.session_id, "wall_time": iso(time.time()),
             "version": version(), "input": str(self.input_file) if self.input_file is not None else "live",
             "disabled": [m for m in MODALITIES if not self.health.enabled(m)], "options": self.options.to_log(),
         }
@@ -434,13 +418,12 @@ class LiveSession:
         utterances waiting for extraction, the ASR worker's samples, the utterance being
         processed and the conversation context (the processor, under its lock), and events not
         yet delivered and not yet read from events() (text: their transcript)."""
-        processor = getattr(self, "processor", None)
+        runner = self._runner  # the utterances waiting, the processing, the events not yet delivered
         stages = [*self._captures, self.audio_queue, getattr(self, "segmentation", None), self.frames, self.texts,
-                  self.utterances, self.asr_worker, processor if processor is not None else self.context, self._dispatcher]
+                  self.asr_worker, runner if runner is not None else self.context, self._outbox, self._delivery]
         for stage in stages:
             if stage is not None:
                 stage.forget(modality)
-        self._events.replace(lambda event: erase(event, modality))
 
     def push_text(self, text: str, start: float | None = None, end: float | None = None) -> bool:
         """Text from the host's own ASR or typing; stamped now (or with the given session times).
@@ -525,8 +508,6 @@ def _local_device(spec) -> bool:
     return not isinstance(spec, str) or "://" not in spec
 
 
-def _iso(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")
 
 
 

@@ -3,11 +3,10 @@
 import dataclasses
 
 import pytest
-from realtime_support import spy_model, spy_profile
-
 from momke.extractors.served import ServingOptions
 from momke.realtime import LiveOptions, LiveSession
 from momke.realtime.session import DEMO_DIR
+from realtime_support import spy_model, spy_profile
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
