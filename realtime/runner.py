@@ -31,6 +31,7 @@ from .buffers import ChunkQueue
 from .dispatch import Delivery, Outbox
 from .events import DroppedUtteranceEvent
 from .health import HealthMonitor
+from .options import LiveOptions
 from .pipeline import Extraction, Prediction, Segmentation, Transcription, UtteranceProcessor
 from .sources import END_OF_STREAM
 
@@ -41,14 +42,15 @@ UTTERANCES_WAITING = 16  # threaded: utterances cut and not yet processed, at mo
 
 
 class Runner:
-    def __init__(self, audio_queue: ChunkQueue, segmentation: Segmentation, extraction: Extraction,
-                 transcription: Transcription, prediction: Prediction, delivery: Delivery, outbox: Outbox,
-                 health: HealthMonitor, stop: threading.Event, gate: threading.Event,
-                 on_finished: Callable[[], None], sync: bool, wait_for_room: bool = False) -> None:
-        """gate: set when the session is ready (segmentation begins then); on_finished(): a
-        replay has been processed to its end; wait_for_room: the threaded runner of a replay
-        waits for room in the utterance queue instead of dropping the oldest (tests compare it
-        with the synchronous run)."""
+    def __init__(self, options: LiveOptions, audio_queue: ChunkQueue, segmentation: Segmentation,
+                 extraction: Extraction, transcription: Transcription, prediction: Prediction, delivery: Delivery,
+                 outbox: Outbox, health: HealthMonitor, stop: threading.Event, gate: threading.Event,
+                 on_finished: Callable[[], None], sync: bool | None = None) -> None:
+        """options: the session's (a replay as fast as possible runs synchronously); gate: set
+        when the session is ready (segmentation begins then); on_finished(): a replay has been
+        processed to its end; sync: False runs a fast replay on threads too (tests compare the
+        two), its utterance queue then waiting for room instead of dropping the oldest."""
+        fast = not (options.live or options.realtime)
         self.audio_queue = audio_queue
         self.segmentation = segmentation
         self.extraction = extraction
@@ -57,8 +59,8 @@ class Runner:
         self.stop_event = stop
         self.gate = gate
         self.on_finished = on_finished
-        self.sync = sync
-        self.wait_for_room = wait_for_room
+        self.sync = fast if sync is None else sync
+        self.wait_for_room = fast
         self.outbox = outbox  # what the stages (and the session) emit, for "momke-events"
         self.utterances = ChunkQueue(maxsize=UTTERANCES_WAITING)  # threaded: cut, waiting for processing
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")

@@ -226,10 +226,10 @@ class LiveSession:
             if fast and self._video_device is not None else None,
         )
         self._runner = Runner(
-            self.audio_queue, self.segmentation, Extraction(self.profile, self.health, self._stop),
+            self.options, self.audio_queue, self.segmentation, Extraction(self.profile, self.health, self._stop),
             Transcription(self.asr_worker, self.health, self.options.min_transcript_confidence), Prediction(self.context),
             self._delivery, self._outbox, self.health, self._stop, ready, on_finished=self._on_processor_finished,
-            sync=self.synchronous, wait_for_room=fast,
+            sync=self.synchronous,
         )
         self.processor, self.utterances = self._runner.processor, self._runner.utterances
         # The enabled modalities' extractors load from now on, in parallel with capture: their
