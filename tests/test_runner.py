@@ -1,6 +1,7 @@
 """The runner: the same stage objects driven on threads or one after another give the same events."""
 
 import threading
+import time
 
 import pytest
 from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveSession
@@ -58,3 +59,35 @@ def test_a_stage_is_driven_with_no_thread_and_no_queue():
     assert all(isinstance(u, PendingUtterance) for u in cut) and [u.id for u in cut] == [0, 1]
     assert segmentation.segment(None) == []  # nothing left, nothing held
     assert wait_for(lambda: set(session_threads()) <= before, 1)
+
+
+@pytest.mark.parametrize("caller", ["host", "callback"])
+def test_a_synchronous_replay_stopped_midway_returns_within_a_second(caller):
+    """stop() from the host's thread or from a callback (the replay's own thread) while a
+    synchronous replay is inside its utterances: it returns at once and no thread is left."""
+    profile = spy_profile()
+    extract = profile.text.extract
+
+    def slowly(utterance):
+        time.sleep(0.2)
+        return extract(utterance)
+
+    profile.text.extract = slowly
+    session = LiveSession.demo(realtime=False, asr=None, checkpoint=spy_model(), profile=profile, device="cpu")
+    assert session.synchronous
+    took: list[float] = []
+
+    def stop_now():
+        began = time.monotonic()
+        session.stop()
+        took.append(time.monotonic() - began)
+
+    session.on_event(lambda event: caller == "callback" and isinstance(event, EmotionEvent) and not took and stop_now())
+    session.start()
+    if caller == "host":
+        assert wait_for(lambda: len(profile.text.calls) >= 2, 20)
+        stop_now()
+    assert wait_for(lambda: took, 20) and took[0] < 1.0
+    assert session.wait(1)  # events() ends too
+    assert wait_for(lambda: session_threads() == [], 3), session_threads()
+    assert len(profile.text.calls) < 7  # it did stop midway (the demo has 7 utterances)
