@@ -211,13 +211,7 @@ def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so
     from momke.realtime import runner
 
     profile = spy_profile()
-    slow_extract = profile.text.extract
-
-    def slow(utterance):
-        time.sleep(0.3)
-        return slow_extract(utterance)
-
-    profile.text.extract = slow
+    profile.text.extract_s = 0.3
     session = LiveSession(asr="none", checkpoint=spy_model(), profile=profile)
     monkeypatch.setattr(runner, "UTTERANCES_WAITING", 1)  # a tiny queue, so a burst overflows it
     events = []

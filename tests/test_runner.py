@@ -66,13 +66,7 @@ def test_a_synchronous_replay_stopped_midway_returns_within_a_second(caller):
     """stop() from the host's thread or from a callback (the replay's own thread) while a
     synchronous replay is inside its utterances: it returns at once and no thread is left."""
     profile = spy_profile()
-    extract = profile.text.extract
-
-    def slowly(utterance):
-        time.sleep(0.2)
-        return extract(utterance)
-
-    profile.text.extract = slowly
+    profile.text.extract_s = 0.2
     session = LiveSession.demo(realtime=False, asr=None, checkpoint=spy_model(), profile=profile, device="cpu")
     assert session.synchronous
     took: list[float] = []
