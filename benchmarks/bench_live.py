@@ -51,10 +51,10 @@ def load_model(directory: Path):
 
 
 def run(profile, model, media: Path, transcript, realtime: bool, asr: str) -> dict:
-    from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveSession
+    from momke.realtime import DroppedUtteranceEvent, EmotionEvent, LiveOptions, LiveSession
 
-    session = LiveSession(input_file=media, transcript=transcript, realtime=realtime, asr=asr,
-                          checkpoint=model, profile=profile, device="cpu")
+    session = LiveSession(options=LiveOptions(input_file=media, transcript=transcript, realtime=realtime, asr=asr,
+                                              checkpoint=model, profile=profile, device="cpu"))
     first_event = None
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
     events = []

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .media import SAMPLE_RATE
+from .served import ServingOptions
 
 WINDOW = 512  # silero-vad's fixed window at 16 kHz (32 ms)
 _NEG_THRESHOLD_GAP = 0.15  # hysteresis below `threshold`, as silero-vad's own iterator uses
@@ -187,11 +188,11 @@ class UtteranceSegmenter:
     def __init__(
         self,
         sample_rate: int = SAMPLE_RATE,
-        threshold: float = 0.5,
-        min_silence_s: float = 0.4,
-        min_speech_s: float = 0.25,
-        max_utterance_s: float = 12.0,
-        pad_s: float = 0.1,
+        threshold: float = ServingOptions.threshold,  # the live settings, written once (served.py)
+        min_silence_s: float = ServingOptions.min_silence_s,
+        min_speech_s: float = ServingOptions.min_speech_s,
+        max_utterance_s: float = ServingOptions.max_utterance_s,
+        pad_s: float = ServingOptions.pad_s,
         *,
         max_jitter_s: float = 0.2,
     ) -> None:

@@ -16,6 +16,10 @@ def __getattr__(name: str):
         from .session import LiveSession
 
         return LiveSession
+    if name == "LiveOptions":
+        from .options import LiveOptions
+
+        return LiveOptions
     if name == "DeviceUnavailable":
         from .sources.devices import DeviceUnavailable
 
@@ -27,5 +31,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'momke.realtime' has no attribute {name!r}")
 
 
-__all__ = ["DeviceUnavailable", "DroppedUtteranceEvent", "EmotionEvent", "Event", "LanguageEvent", "LiveSession", "ReadyEvent",
+__all__ = ["DeviceUnavailable", "DroppedUtteranceEvent", "EmotionEvent", "Event", "LanguageEvent", "LiveOptions", "LiveSession", "ReadyEvent",
            "StatusEvent"]

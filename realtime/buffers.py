@@ -53,11 +53,12 @@ class ChunkQueue:
         self._condition = threading.Condition()
         self.dropped = 0
 
-    def put(self, item, block: bool = False, stop: threading.Event | None = None) -> bool:
-        """Add item; with block=True wait for room (False if `stop` was set meanwhile)."""
+    def put(self, item, block: bool = False, stop: threading.Event | None = None, keep=None) -> bool:
+        """Add item; with block=True wait for room (False, and the item not added, if `stop` was
+        set or keep() turned False meanwhile)."""
         with self._condition:
             while block and len(self._items) >= self.maxsize:
-                if stop is not None and stop.is_set():
+                if (stop is not None and stop.is_set()) or (keep is not None and not keep()):
                     return False
                 self._condition.wait(0.05)
             if len(self._items) >= self.maxsize:

@@ -1,22 +1,28 @@
-"""Event delivery: one thread, "momke-events", hands every event to the JSON-lines log, the
-host's callbacks and the `events()` queue, in the order the stages emitted them.
+"""Event delivery, the last stage: `Delivery.dispatch(event)` hands one event to the JSON-lines
+log, the host's callbacks and the `events()` queue. `Outbox` holds what the stages emitted until
+the runner dispatches it, in the order it was emitted.
 
-Stages never run host code: emitting is a put that never waits, so a slow callback cannot stall
-a capture thread, and every callback runs on this one thread. A fast replay's processor may wait
-until its event was delivered (`wait_delivered`): that keeps a replay deterministic (a callback
-that flips a switch takes effect from the next utterance on) and is its back-pressure.
+Stages never run host code: emitting is a post that never waits, so a slow callback cannot stall
+a capture thread, and every callback runs on the one thread that dispatches ("momke-events").
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
+
+from .buffers import ChunkQueue
+from .events import ReadyEvent
 
 log = logging.getLogger(__name__)
+
+END = object()  # dispatched last: events() ends, the session is finished
 
 
 def erase(event, modality: str):
@@ -28,66 +34,82 @@ def erase(event, modality: str):
     return event
 
 
-class EventDispatcher(threading.Thread):
-    def __init__(self, deliver: Callable[[object, float], None]) -> None:
-        """deliver(event, wall_time) runs on this thread for every posted event, in order."""
-        super().__init__(name="momke-events", daemon=True)
-        self._deliver = deliver
-        self._pending: collections.deque = collections.deque()  # (sequence number, event, wall time)
+class Outbox:
+    """Events emitted and not yet dispatched, with their wall times; thread-safe, never blocks a
+    poster. Implements `forget(modality)` (privacy) like every stage holding data."""
+
+    def __init__(self) -> None:
+        self._pending: collections.deque = collections.deque()  # (event, wall time)
         self._condition = threading.Condition()
-        self._posted = 0
-        self._delivered = 0
-        self._closing = False
 
-    def post(self, event) -> int:
-        """Queue `event` for delivery (never waits); returns its sequence number."""
+    def post(self, event) -> None:
         with self._condition:
-            self._posted += 1
-            self._pending.append((self._posted, event, time.time()))
+            self._pending.append((event, time.time()))
             self._condition.notify_all()
-            return self._posted
 
-    def wait_delivered(self, sequence: int, stop: threading.Event) -> bool:
-        """Block until event `sequence` was delivered; False if `stop` was set or we closed first."""
+    def take(self, timeout: float | None = None):
+        """The oldest (event, wall time), waiting up to `timeout` s for one (0: not at all); None if none."""
         with self._condition:
-            while self._delivered < sequence:
-                if stop.is_set() or (self._closing and not self.is_alive()):
-                    return False
-                self._condition.wait(0.05)
-            return True
+            if not self._pending and timeout:
+                self._condition.wait(timeout)
+            return self._pending.popleft() if self._pending else None
 
     def replace(self, change: Callable[[object], object]) -> None:
-        """Replace every event not yet delivered by change(event) (privacy)."""
+        """Replace every event not yet dispatched by change(event)."""
         with self._condition:
-            self._pending = collections.deque((n, change(e), w) for n, e, w in self._pending)
+            self._pending = collections.deque((change(e), w) for e, w in self._pending)
 
     def forget(self, modality: str) -> None:
         self.replace(lambda event: erase(event, modality))
 
     def pending(self) -> list:
-        """The events not yet delivered (for inspection)."""
+        """The events not yet dispatched (for inspection)."""
         with self._condition:
-            return [e for _, e, _ in self._pending]
+            return [e for e, _ in self._pending]
 
-    def close(self) -> None:
-        """Deliver what is queued, then end the thread."""
+    def wake(self) -> None:
+        """Wake a take() waiting (the runner is closing)."""
         with self._condition:
-            self._closing = True
             self._condition.notify_all()
 
-    def run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._pending and not self._closing:
-                    self._condition.wait()
-                if not self._pending:
-                    return
-                sequence, event, wall_time = self._pending.popleft()
+
+class Delivery:
+    """The dispatch stage: `dispatch(event, wall_time)` writes the log line, runs the host's
+    callbacks (a failing one is logged, the others still run), then queues the event for
+    `events()`. END ends `events()` and marks the session finished."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.callbacks: list[Callable] = []
+        self.queue = ChunkQueue(maxsize=10_000)  # for events(): the newest are kept
+        self.lock = threading.Lock()  # guards the log file
+        self.log_file = None
+        self.finished = threading.Event()  # END was dispatched
+        self.ready = threading.Event()  # the ReadyEvent was dispatched
+
+    def dispatch(self, event, wall_time: float) -> None:
+        if event is END:
+            self.queue.put(END)
+            self.finished.set()
+            return
+        with self.lock:
+            if self.log_file is not None:
+                line = {**event.to_dict(), "session": self.session_id, "wall_time": iso(wall_time)}
+                self.log_file.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
+                self.log_file.flush()
+        for callback in list(self.callbacks):
             try:
-                self._deliver(event, wall_time)
-            except Exception:  # a failing sink must not end delivery
-                log.exception("delivering an event failed")
-            event = None  # hold nothing (a transcript) while waiting for the next one
-            with self._condition:
-                self._delivered = sequence
-                self._condition.notify_all()
+                callback(event)
+            except Exception:
+                log.exception("event callback failed")
+        self.queue.put(event)
+        if isinstance(event, ReadyEvent):
+            self.ready.set()
+
+    def forget(self, modality: str) -> None:
+        """Privacy: events delivered but not yet read from events() lose what `modality` erases."""
+        self.queue.replace(lambda event: erase(event, modality))
+
+
+def iso(wall_time: float) -> str:
+    return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")

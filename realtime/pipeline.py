@@ -1,14 +1,18 @@
-"""The two pipeline stages after capture, each on its own thread.
+"""The processing stages after capture, as plain objects: none owns a thread or a queue.
 
-`SegmentationLoop`: audio chunks -> UtteranceSegmenter -> a `PendingUtterance` with the frames
-inside it and the text said during it (or, with no audio, one utterance per pushed text item;
-with neither speech nor text, camera-only windows), into the bounded utterance queue. It is
-fast, so the audio queue stays short.
+`Segmentation.segment(chunk)`: audio chunks -> UtteranceSegmenter -> the `PendingUtterance`s a
+chunk closes, with the frames inside each and the text said during it (or, with no audio, one
+utterance per pushed text item; with neither speech nor text, camera-only windows).
 
-`UtteranceProcessor`: per pending utterance, the transcript (pushed or replayed text, else ASR),
-the extractors (off the capture threads), the modality mask (privacy switches, what was
-captured, and the extractors' verdicts), then one MoMKE step over the conversation context and
-an EmotionEvent with its latency breakdown, or a DroppedUtteranceEvent saying why not.
+Per pending utterance, `UtteranceProcessor.process(utterance)` runs the other stages in order:
+`Transcription.transcribe` (ASR when no text was pushed or replayed), `Extraction.extract` (one
+modality's features; audio and visual run on the runner's pool while ASR runs), the modality mask
+(privacy switches, what was captured, the extractors' verdicts) and `Prediction.predict` (one
+MoMKE step over the conversation context -> an EmotionEvent with its latency breakdown, or a
+DroppedUtteranceEvent saying why not).
+
+realtime/runner.py drives these objects: on threads with queues between them (a live session, a
+real-time replay), or one after another on one thread (a replay as fast as possible).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +30,7 @@ from ..extractors.base import FeatureProfile, Utterance
 from ..extractors.media import SAMPLE_RATE
 from ..extractors.served import pick_frames
 from ..models.config import MODALITIES
-from .buffers import TEXT_TOLERANCE_S, ChunkQueue, FrameBuffer, TextBuffer
+from .buffers import TEXT_TOLERANCE_S, FrameBuffer, TextBuffer
 from .context import ConversationContext, EmptyUtteranceError, NonFiniteOutputError
 from .events import DroppedUtteranceEvent, EmotionEvent, LanguageEvent
 from .health import FAILURE_LIMIT, HealthMonitor
@@ -36,11 +39,9 @@ from .transcript_gate import check_confidence_threshold, gate_reason
 
 log = logging.getLogger(__name__)
 
-END_OF_UTTERANCES = object()
-
 
 def _extractor_failed(m: str, reason: str) -> bool:
-    """Whether _extract's reason is a failure of the extractor (not "nothing found", "no face")."""
+    """Whether Extraction.extract's reason is a failure of the extractor (not "nothing found", "no face")."""
     return reason.startswith((f"{m} extractor failed", f"{m} features were not finite"))
 
 
@@ -78,43 +79,15 @@ class PendingUtterance(Utterance):
             self.transcript = None
 
 
-class _QueueWorker(threading.Thread):
-    """A thread that handles the items of one queue until `stop` or the end of the stream.
-
-    It first waits for `gate` (the session being ready). Each item is handled in its own call,
-    so the loop keeps nothing of it referenced while it waits for the next (privacy)."""
-
-    def __init__(self, name: str, queue: ChunkQueue, stop: threading.Event, gate: threading.Event | None) -> None:
-        super().__init__(name=name, daemon=True)
-        self.queue = queue
-        self.stop_event = stop
-        self.gate = gate
-
-    def run(self) -> None:
-        try:
-            if self.begin():
-                while not self.stop_event.is_set() and self.handle(self.queue.get(timeout=0.1)):
-                    pass
-        finally:
-            self.finish()
-
-    def wait_for_gate(self) -> bool:
-        while self.gate is not None and not self.gate.wait(0.05):
-            if self.stop_event.is_set():
-                return False
-        return not self.stop_event.is_set()
-
-    def begin(self) -> bool:
-        return self.wait_for_gate()
-
-    def handle(self, item) -> bool:
-        """Handle one item (None: nothing came for 0.1 s); False ends the thread."""
-        raise NotImplementedError
-
-    def finish(self) -> None: ...
+    def keep_enabled(self, health: HealthMonitor) -> None:
+        """Privacy: forget every modality switched off now (a switch flipped while it was cut or
+        handed on)."""
+        for m in MODALITIES:
+            if not health.enabled(m):
+                self.forget(m)
 
 
-class SegmentationLoop(_QueueWorker):
+class Segmentation:
     """Cuts utterances: by speech while the microphone works; else one per text item; else, in
     camera-only mode (neither speech nor text to cut by), fixed windows of `window_s` seconds.
     Text no speech utterance takes (pushed between utterances) becomes an utterance of its own."""
@@ -122,14 +95,10 @@ class SegmentationLoop(_QueueWorker):
     def __init__(
         self,
         segmenter,
-        audio_queue: ChunkQueue,
         frames: FrameBuffer,
         texts: TextBuffer,
-        utterances: ChunkQueue,
         health: HealthMonitor,
         clock_now: Callable[[], float],
-        emit: Callable[[object], None],
-        stop: threading.Event,
         live: bool,
         has_audio_source: bool,
         text_window_s: float = 3.0,
@@ -138,21 +107,18 @@ class SegmentationLoop(_QueueWorker):
         has_video_source: bool = False,
         has_text_source: bool = False,
         window_s: float = 2.0,
-        gate: threading.Event | None = None,
         frames_until: Callable[[float], bool] | None = None,
     ) -> None:
-        super().__init__("momke-segmentation", audio_queue, stop, gate)
-        self.frames_until = frames_until  # a fast replay: wait until the frames up to t are in
+        """live: times come from the clock (a live session or a real-time replay), not from the
+        media alone; frames_until(t): a fast replay waits until the frames up to t are in."""
         if not window_s > 0:
             raise ValueError(f"window_s must be positive, got {window_s}")
+        self.frames_until = frames_until
         self.segmenter = segmenter
-        self.audio_queue = audio_queue
         self.frames = frames
         self.texts = texts
-        self.utterances = utterances
         self.health = health
         self.clock_now = clock_now
-        self.emit = emit
         self.live = live
         self.has_audio_source = has_audio_source
         self.has_video_source = has_video_source
@@ -173,19 +139,12 @@ class SegmentationLoop(_QueueWorker):
         self._last_end = 0.0  # end of the last utterance cut
         self._window_from = 0.0  # camera-only windows tile from here
         self._last_text_at: float | None = None
+        self._cut: list[PendingUtterance] = []
 
-    def begin(self) -> bool:
-        if not self.wait_for_gate():
-            return False
-        import torch
-
-        # The VAD's ops are tiny: on one core a 32 ms window costs about 1 ms, while an OpenMP
-        # pool costs tens of ms on a busy CPU. Set once for this thread (the setting is per
-        # thread, so the extractors and the model keep theirs).
-        torch.set_num_threads(1)
-        return True
-
-    def handle(self, item) -> bool:
+    def segment(self, item) -> list[PendingUtterance]:
+        """The utterances closed by `item`: an AudioChunk, None (no audio came for a while: time
+        passes, text and camera windows may close) or END_OF_STREAM (a replay ended: all that is
+        left). Each is handed on at once; the segmentation keeps none of them (privacy)."""
         self.health.check_timeouts()
         if self.live:
             self._now = self.clock_now()
@@ -196,26 +155,29 @@ class SegmentationLoop(_QueueWorker):
                 self._enqueue_segment(segment)
             self._text_utterances(final=True)
             self._camera_windows(final=True)
-            self.utterances.put(END_OF_UTTERANCES, block=True, stop=self.stop_event)
-            return False
-        if item is not None:
-            self._heard = max(self._heard, item.start + len(item.samples) / SAMPLE_RATE)
-            self._now = max(self._now, self._heard)
-            segments = []
-            with self.lock:  # the privacy switch resets the segmenter under this lock
-                if len(item.samples) and self.health.enabled("audio"):
-                    segments = self.segmenter.push(item.samples, item.start)
-            for segment in segments:
-                self._enqueue_segment(segment)
-        self._text_utterances(final=False)
-        self._camera_windows(final=False)
-        return True
+        else:
+            if item is not None:
+                self._heard = max(self._heard, item.start + len(item.samples) / SAMPLE_RATE)
+                self._now = max(self._now, self._heard)
+                segments = []
+                with self.lock:  # the privacy switch resets the segmenter under this lock
+                    if len(item.samples) and self.health.enabled("audio"):
+                        segments = self.segmenter.push(item.samples, item.start)
+                for segment in segments:
+                    self._enqueue_segment(segment)
+            self._text_utterances(final=False)
+            self._camera_windows(final=False)
+        cut, self._cut = self._cut, []
+        return cut
 
     def forget(self, modality: str) -> None:
-        """Privacy: the utterance being heard is forgotten (the segmenter holds its audio)."""
+        """Privacy: the utterance being heard is forgotten (the segmenter holds its audio), and
+        what the chunk in hand has cut."""
         if modality == "audio":
             with self.lock:
                 self.segmenter.reset()
+        for pending in list(self._cut):  # cut by the chunk in hand, not yet handed on
+            pending.forget(modality)
 
     def _audio_drives_segmentation(self) -> bool:
         # A microphone that is off, broken or muted finds no utterances: text takes over. (One
@@ -288,115 +250,39 @@ class SegmentationLoop(_QueueWorker):
                 pending.frames.append(frame)
         if self.health.enabled("text"):
             pending.transcript = transcript or self.texts.take(start, end)
-        if not self.live:  # a fast replay waits for the processor: nothing is lost
-            self.utterances.put(pending, block=True, stop=self.stop_event)
-            evicted = None
-        else:
-            evicted = self.utterances.put_evicting(pending)
-        for m in MODALITIES:  # a switch flipped while this was cut: keep nothing of it
-            if not self.health.enabled(m):
-                pending.forget(m)
-        if evicted is not None:  # live and the processor is far behind: the oldest gives way
-            self.emit(DroppedUtteranceEvent(
-                evicted.id, evicted.start, evicted.end,
-                f"pipeline overloaded: more than {self.utterances.maxsize} utterances waiting for extraction",
-                segmentation=evicted.segmentation,
-            ))
+        self._cut.append(pending)
 
 
-class UtteranceProcessor(_QueueWorker):
-    def __init__(
-        self,
-        utterances: ChunkQueue,
-        profile: FeatureProfile,
-        context: ConversationContext,
-        health: HealthMonitor,
-        asr_worker,
-        emit: Callable[..., object],
-        stop: threading.Event,
-        on_finished: Callable[[], None],
-        *,
-        min_transcript_confidence: float = 0.0,
-    ) -> None:
-        """emit(event, wait=True) is called once per utterance (the session decides whether to
-        wait for delivery). The enabled modalities' extractors load in parallel from the thread's
-        start (`start_warm_up`), while capture runs; an utterance waits for the ones it needs.
-        min_transcript_confidence: an ASR transcript below it is shown but not used for emotion."""
-        super().__init__("momke-pipeline", utterances, stop, None)
-        self.utterances = utterances
+class Extraction:
+    """One modality's features for one utterance (`extract`), by the profile's extractors.
+
+    An extractor loads lazily; `warm_up(m)` loads it (the runner calls it on a thread of its own,
+    in parallel with capture; the modality's status says "loading" until then) and an utterance
+    waits only for the extractors it needs. FAILURE_LIMIT failures in a row mark a modality
+    "failed" (`count`); the next extraction that works clears it."""
+
+    def __init__(self, profile: FeatureProfile, health: HealthMonitor, stop: threading.Event) -> None:
         self.profile = profile
-        self.context = context
         self.health = health
-        self.asr_worker = asr_worker
-        self.emit = emit
-        self.on_finished = on_finished
-        # Held while one utterance is processed (privacy waits on it); reentrant, since a status
-        # callback on this thread may flip a privacy switch.
-        self.lock = threading.RLock()
-        self.processed = 0
+        self.stop = stop
         self.warmed: set[str] = set()
-        self.failures_in_a_row = dict.fromkeys(MODALITIES, 0)  # extractions that raised or gave NaN
         self.warm_up_ms: dict[str, float] = {}  # how long each extractor took to load
-        self._warming: dict[str, tuple[threading.Thread, threading.Event]] = {}
-        self.min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
-        self.notes: list = []  # events found while processing (the language), emitted before its result
+        self.failures_in_a_row = dict.fromkeys(MODALITIES, 0)  # extractions that raised or gave NaN
+        self._loaded: dict[str, threading.Event] = {}  # modality -> set once its warm-up ended
+        self._lock = threading.Lock()
 
-    def begin(self) -> bool:
-        self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")
-        self.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
-        return not self.stop_event.is_set()
-
-    def handle(self, item) -> bool:
-        if item is None:  # idle: load the extractor of a modality switched on since
-            self.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
-            return True
-        if item is END_OF_UTTERANCES:
-            return False
-        with self.lock:
-            try:
-                event = self.process(item)
-                event.to_json()  # an event that cannot be written is dropped here, not in emit
-            except Exception as error:
-                event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}",
-                                              segmentation=item.segmentation)
-            self.processed += 1
-            for m in MODALITIES:  # processed: its data is needed no more (privacy)
-                item.forget(m)
-            notes, self.notes = self.notes, []
-        for note in notes:
-            self.emit(note)
-        self.emit(event, wait=True)
+    def claim_warm_up(self, m: str) -> bool:
+        """True (and m's status says "loading") if m's extractor is neither loaded nor loading:
+        the caller then runs warm_up(m)."""
+        with self._lock:
+            if m in self._loaded or self.stop.is_set():
+                return False
+            self._loaded[m] = threading.Event()
+        self.health.set_loading(m, True)
         return True
 
-    def finish(self) -> None:
-        pool = getattr(self, "pool", None)
-        if pool is not None:  # on stop, an extraction still running is not waited for
-            pool.shutdown(wait=not self.stop_event.is_set(), cancel_futures=True)
-        for thread in self.warm_up_threads():  # a replay ended before a load did: let it end first
-            while thread.is_alive() and not self.stop_event.is_set():
-                thread.join(0.1)
-        self.on_finished()
-
-    def forget(self, modality: str) -> None:
-        """Privacy: waits for the utterance being processed (it drops what was switched off
-        while it worked), then the conversation context forgets the modality."""
-        with self.lock:
-            self.context.forget(modality)
-
-    def start_warm_up(self, modalities) -> None:
-        """Load these extractors' networks now (they load lazily), each on a thread of its own and
-        in parallel with capture, not on the first utterance; the modality's status says
-        "loading" until then. An utterance waits only for the extractors it needs."""
-        for m in modalities:
-            if m in self._warming or self.stop_event.is_set():
-                continue
-            self.health.set_loading(m, True)
-            done = threading.Event()
-            thread = threading.Thread(target=self._warm_up, args=(m, done), name=f"momke-warmup-{m}", daemon=True)
-            self._warming[m] = (thread, done)
-            thread.start()
-
-    def _warm_up(self, m: str, done: threading.Event) -> None:
+    def warm_up(self, m: str) -> None:
+        """Load m's network (a claimed warm-up), on a small made-up utterance."""
         began = time.perf_counter()
         try:
             self.profile.extractor(m).extract(warm_up_utterance())
@@ -406,41 +292,23 @@ class UtteranceProcessor(_QueueWorker):
             self.warm_up_ms[m] = round((time.perf_counter() - began) * 1000, 1)
             self.warmed.add(m)
             self.health.set_loading(m, False)
-            done.set()
+            self._loaded[m].set()
 
     def wait_warm(self, m: str) -> bool:
         """Block until m's extractor is loaded (True), or the session stops (False)."""
-        entry = self._warming.get(m)
-        if entry is None:
+        loaded = self._loaded.get(m)
+        if loaded is None:
             return True
-        while not entry[1].wait(0.05):
-            if self.stop_event.is_set():
+        while not loaded.wait(0.05):
+            if self.stop.is_set():
                 return False
         return True
 
-    def warm_up_threads(self) -> list[threading.Thread]:
-        return [thread for thread, _ in self._warming.values()]
-
-    def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
-        """Whether modality m was captured for this utterance (else record why not)."""
-        if not enabled[m]:
-            reasons[m] = "disabled"
-        elif m == "audio" and utterance.audio is None:
-            reasons.setdefault(m, "no audio captured")
-        elif m == "visual" and not utterance.frames:
-            state = self.health.reason("visual")
-            reasons[m] = f"no frames ({state})" if state else "no frames"
-        elif m == "text" and not utterance.transcript:
-            reasons.setdefault(m, "no transcript")
-        else:
-            return True
-        return False
-
-    def _extract(self, m: str, utterance: Utterance) -> tuple[np.ndarray | None, str | None, float]:
+    def extract(self, m: str, utterance: Utterance) -> tuple[np.ndarray | None, str | None, float]:
         """(features or None, why missing, milliseconds); a failing extractor only makes m missing.
 
-        Runs on the pool: it reports nothing itself (a status callback from here could wait on
-        the processor's lock, held by the thread waiting for this result)."""
+        May run on the runner's pool: it reports nothing itself (a status callback from there
+        could wait on the processor's lock, held by the thread waiting for this result)."""
         t0 = time.perf_counter()
         if not self.wait_warm(m):  # its first utterance waits for the extractor to load
             return None, "the session stopped", (time.perf_counter() - t0) * 1000
@@ -456,10 +324,10 @@ class UtteranceProcessor(_QueueWorker):
             return None, f"{m} features were not finite (NaN/inf)", ms
         return vector, None, ms
 
-    def _count_failure(self, m: str, failed: bool, reason: str | None) -> None:
-        """FAILURE_LIMIT extractions of m failing in a row: m has failed (a health state, with
-        the reason); the next one that works clears it."""
-        if not failed:
+    def count(self, m: str, vector, reason: str | None) -> None:
+        """Count an extraction of m: FAILURE_LIMIT failures in a row make m "failed" (a health
+        state, with the reason); the next one that works clears it."""
+        if vector is not None or not _extractor_failed(m, reason or ""):
             if self.failures_in_a_row[m] >= FAILURE_LIMIT:
                 self.health.report_failed(m, None)
             self.failures_in_a_row[m] = 0
@@ -468,62 +336,61 @@ class UtteranceProcessor(_QueueWorker):
         if self.failures_in_a_row[m] == FAILURE_LIMIT:
             self.health.report_failed(m, f"failed on {FAILURE_LIMIT} utterances in a row: {reason}")
 
-    def process(self, utterance: PendingUtterance):
-        began = time.perf_counter()
-        latency = {"queue": (began - utterance.closed_at) * 1000}
-        enabled = {m: self.health.enabled(m) for m in MODALITIES}
-        for m in MODALITIES:
-            if not enabled[m]:
-                utterance.forget(m)
-        reasons: dict[str, str] = {}
-        self.start_warm_up([m for m in MODALITIES if enabled[m]])  # (already loading or loaded: nothing)
-        # Audio and visual features are computed on the pool while ASR runs here; text follows
-        # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
-        jobs = {m: self.pool.submit(self._extract, m, utterance)
-                for m in ("audio", "visual") if self._has_input(m, utterance, enabled, reasons)}
-        confidence = set_aside = None
-        if enabled["text"] and not utterance.transcript and self.asr_worker is not None and utterance.audio is not None:
-            t0 = time.perf_counter()
-            heard = self.asr_worker.transcribe_scored(utterance.audio)
-            latency["asr"] = (time.perf_counter() - t0) * 1000
-            if heard is None:
-                reasons["text"] = "ASR failed or timed out"
-                self.health.report_missing("text", "ASR failed or timed out", by="content")
-            else:
-                self.health.report_data("text", by="content")
-                if heard.detected is not None:
-                    self.notes.append(LanguageEvent(heard.detected[0], round(heard.detected[1], 3), utterance.end))
-                if heard.note and not heard.text.strip():
-                    reasons["text"] = heard.note
-            utterance.transcript = (heard.text if heard else "").strip() or None
-            if utterance.transcript and heard.confidence is not None:
-                confidence = round(float(heard.confidence), 3)
-                set_aside = gate_reason(confidence, self.min_transcript_confidence)
-        transcript = utterance.transcript
-        if set_aside:  # shown, but not used for emotion
-            reasons["text"] = set_aside
-        elif self._has_input("text", utterance, enabled, reasons):
-            jobs["text"] = self.pool.submit(self._extract, "text", utterance)
-        features: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
-        for m, job in jobs.items():
-            features[m], reason, latency[f"extract_{m}"] = job.result()
-            if reason:
-                reasons[m] = reason
-        for m in jobs:
-            self._count_failure(m, features[m] is None and _extractor_failed(m, reasons.get(m, "")), reasons.get(m))
-        if "visual" in jobs:  # the face verdict is a health state of its own
-            if features["visual"] is not None:
-                self.health.report_data("visual", by="content")
-            elif reasons.get("visual") == "no face found":
-                self.health.report_missing("visual", "no face in view", by="content")
-        for m in MODALITIES:  # switched off while we worked: keep nothing of it
-            if not self.health.enabled(m):
-                features[m] = None
-                reasons[m] = "disabled"
-        if features["text"] is None and not self.health.enabled("text"):
-            transcript = None
-        used = [m for m in MODALITIES if features[m] is not None]
-        if not used:
+
+@dataclass
+class Heard:
+    """What transcription found for an utterance (its transcript is set on the utterance)."""
+
+    confidence: float | None = None  # the ASR's, for the words kept
+    set_aside: str | None = None  # why the words are shown but not used for emotion
+    missing: str | None = None  # why text is missing
+    ms: float | None = None  # how long the ASR took
+    note: LanguageEvent | None = None  # the language, when the ASR detected it
+
+
+class Transcription:
+    """The words of an utterance no text came with: the ASR's, behind the ASRWorker's timeout.
+    Words less sure than `min_transcript_confidence` are shown but set aside for emotion."""
+
+    def __init__(self, asr_worker, health: HealthMonitor, min_transcript_confidence: float = 0.0) -> None:
+        self.asr_worker = asr_worker
+        self.health = health
+        self.min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
+
+    def transcribe(self, utterance: PendingUtterance) -> Heard:
+        heard = Heard()
+        if utterance.transcript or self.asr_worker is None or utterance.audio is None:
+            return heard
+        t0 = time.perf_counter()
+        scored = self.asr_worker.transcribe_scored(utterance.audio)
+        heard.ms = (time.perf_counter() - t0) * 1000
+        if scored is None:
+            heard.missing = "ASR failed or timed out"
+            self.health.report_missing("text", "ASR failed or timed out", by="content")
+        else:
+            self.health.report_data("text", by="content")
+            if scored.detected is not None:
+                heard.note = LanguageEvent(scored.detected[0], round(scored.detected[1], 3), utterance.end)
+            if scored.note and not scored.text.strip():
+                heard.missing = scored.note
+        utterance.transcript = (scored.text if scored else "").strip() or None
+        if utterance.transcript and scored.confidence is not None:
+            heard.confidence = round(float(scored.confidence), 3)
+            heard.set_aside = gate_reason(heard.confidence, self.min_transcript_confidence)
+        return heard
+
+
+class Prediction:
+    """One MoMKE step over the conversation context for an utterance's features -> its event."""
+
+    def __init__(self, context: ConversationContext) -> None:
+        self.context = context
+
+    def predict(self, utterance: PendingUtterance, features: dict, reasons: dict, latency: dict, began: float,
+                shown: dict):
+        """shown: what the event says of the words (transcript, transcript_confidence,
+        text_set_aside; None where text is off)."""
+        if not any(features[m] is not None for m in MODALITIES):
             why = "; ".join(f"{m}: {reasons.get(m, 'missing')}" for m in MODALITIES)
             return DroppedUtteranceEvent(utterance.id, utterance.start, utterance.end, f"no modality available ({why})",
                                          segmentation=utterance.segmentation)
@@ -541,11 +408,114 @@ class UtteranceProcessor(_QueueWorker):
         return EmotionEvent(
             utterance_id=utterance.id, start=utterance.start, end=utterance.end, label=prediction.label,
             probabilities=prediction.probabilities, modalities=prediction.modalities,
-            transcript=transcript if enabled.get("text") else None,
             expert_loads=prediction.expert_loads,
             latency_ms={k: round(v, 2) for k, v in latency.items()},
             modality_probabilities=prediction.modality_probabilities,
-            segmentation=utterance.segmentation,
-            transcript_confidence=confidence if enabled.get("text") else None,
-            text_set_aside=set_aside if enabled.get("text") else None,
+            segmentation=utterance.segmentation, **shown,
         )
+
+
+class UtteranceProcessor:
+    """One pending utterance -> its events (`process`), through transcription, extraction and
+    prediction. `submit(fn, *args) -> Future`: where audio and visual features are computed while
+    ASR runs (the runner's pool); `warm_up(modalities)`: load extractors switched on since."""
+
+    def __init__(self, extraction: Extraction, transcription: Transcription, prediction: Prediction,
+                 health: HealthMonitor, submit: Callable, warm_up: Callable[[list[str]], None]) -> None:
+        self.extraction = extraction
+        self.transcription = transcription
+        self.prediction = prediction
+        self.context = prediction.context
+        self.health = health
+        self.submit = submit
+        self.warm_up = warm_up
+        # Held while one utterance is processed (privacy waits on it); reentrant, since a status
+        # callback on this thread may flip a privacy switch.
+        self.lock = threading.RLock()
+        self.processed = 0
+
+    def process(self, item: PendingUtterance) -> list:
+        """The utterance's events: a LanguageEvent when the ASR found the language, then its
+        EmotionEvent (or a DroppedUtteranceEvent saying why not). Keeps nothing of it."""
+        with self.lock:
+            notes = []
+            try:
+                event = self._process(item, notes)
+                event.to_json()  # an event that cannot be written is dropped here, not in delivery
+            except Exception as error:
+                event = DroppedUtteranceEvent(item.id, item.start, item.end, f"pipeline error: {type(error).__name__}: {error}",
+                                              segmentation=item.segmentation)
+            self.processed += 1
+            for m in MODALITIES:  # processed: its data is needed no more (privacy)
+                item.forget(m)
+        return [*notes, event]
+
+    def forget(self, modality: str) -> None:
+        """Privacy: waits for the utterance being processed (it drops what was switched off
+        while it worked), then the conversation context forgets the modality."""
+        with self.lock:
+            self.context.forget(modality)
+
+    def _has_input(self, m: str, utterance: Utterance, enabled: dict, reasons: dict) -> bool:
+        """Whether modality m was captured for this utterance (else record why not)."""
+        if not enabled[m]:
+            reasons[m] = "disabled"
+        elif m == "audio" and utterance.audio is None:
+            reasons.setdefault(m, "no audio captured")
+        elif m == "visual" and not utterance.frames:
+            state = self.health.reason("visual")
+            reasons[m] = f"no frames ({state})" if state else "no frames"
+        elif m == "text" and not utterance.transcript:
+            reasons.setdefault(m, "no transcript")
+        else:
+            return True
+        return False
+
+    def _process(self, utterance: PendingUtterance, notes: list):
+        began = time.perf_counter()
+        latency = {"queue": (began - utterance.closed_at) * 1000}
+        enabled = {m: self.health.enabled(m) for m in MODALITIES}
+        for m in MODALITIES:
+            if not enabled[m]:
+                utterance.forget(m)
+        reasons: dict[str, str] = {}
+        self.warm_up([m for m in MODALITIES if enabled[m]])  # (already loading or loaded: nothing)
+        # Audio and visual features are computed on the pool while ASR runs here; text follows
+        # its transcript. Torch releases the GIL, so the extractors overlap on a multi-core CPU.
+        jobs = {m: self.submit(self.extraction.extract, m, utterance)
+                for m in ("audio", "visual") if self._has_input(m, utterance, enabled, reasons)}
+        heard = self.transcription.transcribe(utterance) if enabled["text"] else Heard()
+        if heard.ms is not None:
+            latency["asr"] = heard.ms
+        if heard.missing:
+            reasons["text"] = heard.missing
+        if heard.note is not None:
+            notes.append(heard.note)
+        transcript = utterance.transcript
+        if heard.set_aside:  # shown, but not used for emotion
+            reasons["text"] = heard.set_aside
+        elif self._has_input("text", utterance, enabled, reasons):
+            jobs["text"] = self.submit(self.extraction.extract, "text", utterance)
+        features: dict[str, np.ndarray | None] = dict.fromkeys(MODALITIES)
+        for m, job in jobs.items():
+            features[m], reason, latency[f"extract_{m}"] = job.result()
+            if reason:
+                reasons[m] = reason
+        for m in jobs:
+            self.extraction.count(m, features[m], reasons.get(m))
+        if "visual" in jobs:  # the face verdict is a health state of its own
+            if features["visual"] is not None:
+                self.health.report_data("visual", by="content")
+            elif reasons.get("visual") == "no face found":
+                self.health.report_missing("visual", "no face in view", by="content")
+        for m in MODALITIES:  # switched off while we worked: keep nothing of it
+            if not self.health.enabled(m):
+                features[m] = None
+                reasons[m] = "disabled"
+        if features["text"] is None and not self.health.enabled("text"):
+            transcript = None
+        text_on = enabled["text"]
+        shown = {"transcript": transcript if text_on else None,
+                 "transcript_confidence": heard.confidence if text_on else None,
+                 "text_set_aside": heard.set_aside if text_on else None}
+        return self.prediction.predict(utterance, features, reasons, latency, began, shown)

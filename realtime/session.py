@@ -1,10 +1,12 @@
 """`LiveSession`: the live engine for host programs (its use is shown in the README).
 
 It wires one path, whatever the input: device readers (a microphone, a camera, or a file played
-back as both) -> capture threads (session clock, health checks, bounded stores) -> segmentation
-thread -> utterance queue -> processing thread (ASR, extractors, modality mask, MoMKE over the
-conversation context) -> the event thread ("momke-events"), which alone delivers events to
-callbacks, to `events()` and to an optional JSON-lines log.
+back as both) -> capture threads (session clock, health checks, bounded stores) -> the stages
+(pipeline.py: segmentation, transcription, extraction, modality mask, MoMKE over the conversation
+context; dispatch.py: delivery to callbacks, to `events()` and to an optional JSON-lines log), driven
+by the runner (runner.py): on threads with queues between them for a live session or a real-time
+replay, one after another on one thread for a replay as fast as possible. Events are delivered on
+one thread, "momke-events", either way.
 
 Lifecycle: start() begins capture at once, with a ReadyEvent (`wait_ready()`; the session clock
 starts there), while the enabled modalities' extractors load in parallel threads (each one's
@@ -27,8 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..extractors.base import FeatureProfile
-from ..extractors.runtime import bundled, pick_device
-from ..extractors.served import ServingOptions
+from ..extractors.runtime import pick_device
 from ..models.cli_common import version
 from ..models.config import MODALITIES
 from ..models.ensemble import MoMKEEnsemble
@@ -36,11 +37,13 @@ from ..models.momke import MoMKE
 from .buffers import ChunkQueue, FrameBuffer, TextBuffer, TextItem
 from .clock import SessionClock
 from .context import ConversationContext
-from .dispatch import EventDispatcher, erase
+from .dispatch import END, Delivery, Outbox, iso
 from .events import Event, ReadyEvent
 from .health import HealthMonitor
+from .options import DEMO_DIR, LiveOptions
 from .outlets import Outlets, SessionInfo
-from .pipeline import SegmentationLoop, UtteranceProcessor
+from .pipeline import Extraction, Prediction, Segmentation, Transcription
+from .runner import Runner
 from .sources import (
     PUSH,
     AudioCapture,
@@ -55,44 +58,18 @@ from .sources import (
     load_transcript,
 )
 from .sources.browser import PushedCamera, PushedMicrophone, check_audio, check_frame
-from .transcript_gate import DEFAULT_MIN_TRANSCRIPT_CONFIDENCE, check_confidence_threshold
 
 log = logging.getLogger(__name__)
 
-_END = object()
-DEMO_DIR = bundled("demo")
+__all__ = ["DEMO_DIR", "LiveOptions", "LiveSession"]
 
 
 class LiveSession:
-    def __init__(
-        self,
-        microphone=None,
-        camera=None,
-        input_file=None,
-        transcript=None,
-        realtime: bool = True,
-        asr="whisper",
-        checkpoint=None,
-        device: str | None = None,
-        disabled=(),
-        log_path=None,
-        max_context: int | None = None,
-        *,
-        profile: FeatureProfile | str | None = None,
-        asr_language: str | None = "en",
-        asr_timeout_s: float = 3.0,
-        asr_timeout_factor: float = 1.0,
-        camera_fps: float = ServingOptions.camera_fps,
-        max_frames: int = ServingOptions.max_frames,
-        segmenter=None,
-        window_s: float = 2.0,
-        accept_modified_checkpoint: bool = False,
-        emit=(),
-        check_devices: bool = True,
-        min_transcript_confidence: float = DEFAULT_MIN_TRANSCRIPT_CONFIDENCE,
-        clock_origin: float | None = None,
-    ) -> None:
-        """microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
+    def __init__(self, *, options: LiveOptions | None = None, **settings) -> None:
+        """The session's settings: `options` (a LiveOptions), or keyword arguments that build one
+        (both: `settings` change `options`). What each one means:
+
+        microphone: None, "default", a sounddevice index/name, or "push" (the host pushes samples:
         push_audio); camera: None, an OpenCV index or URL, or "push" (push_frame); a named device
         on this machine is opened once here (check_devices=False: not; capture retries it with
         back-off) and one that does not open raises DeviceUnavailable at once; input_file: a video (with audio) or
@@ -104,7 +81,7 @@ class LiveSession:
         max_context: utterances of conversation context kept; None = the checkpoint's own limit
         (what it was trained for), which a larger value is also cut to.
 
-        Beyond that (keyword-only): `profile` (a loaded
+        Beyond that: `profile` (a loaded
         FeatureProfile or a profile name; default: the checkpoint's own), `asr_language` (Whisper's
         language, "en" by default; "auto" or None = detected once per session, see realtime/asr.py),
         `min_transcript_confidence` (an ASR transcript less sure than this is shown but not used
@@ -113,7 +90,8 @@ class LiveSession:
         / `camera` may be device objects (open/read/close), `asr` may be an ASRBackend,
         `segmenter` an UtteranceSegmenter with non-default settings, `camera_fps` the frames a
         second kept from the camera and `max_frames` the frames per utterance given to the visual
-        extractor (spread evenly; face detection is the costliest step on a CPU), `window_s` the
+        extractor (spread evenly; face detection is the costliest step on a CPU; both are
+        `serving`'s), `window_s` the
         length of the windows the face is judged over when neither speech nor text cuts
         utterances (camera-only mode), `accept_modified_checkpoint` loads a checkpoint whose
         weights file no longer matches the sha256 recorded at save (refused otherwise), `emit`
@@ -122,52 +100,43 @@ class LiveSession:
         `check_devices` as above; `clock_origin` the time.monotonic() value the session's timeline
         counts from (default: when capture begins; a real-time replay plays from there)."""
         self._created = time.perf_counter()  # the ReadyEvent says how long it took from here
-        unknown = set(disabled) - set(MODALITIES)
-        if unknown:
-            raise ValueError(f"disabled must be a subset of {MODALITIES}, got {sorted(unknown)}")
-        if input_file is not None and (microphone is not None or camera is not None):
-            raise ValueError("give either input_file (a replay) or live devices (microphone / camera), not both")
-        if input_file is not None and not Path(input_file).is_file():
-            raise ValueError(f"input_file {input_file} does not exist")
-        if transcript is not None and input_file is None:
-            raise ValueError("transcript goes with input_file (times are seconds from the file's start)")
-        if max_context is not None and max_context < 1:
-            raise ValueError(f"max_context must be at least 1, got {max_context}")
-        self._outlets = Outlets(emit)  # a bad spec or a missing package: refused before the model loads
-        self.device = str(pick_device(device))
-        if check_devices and input_file is None:  # before the model loads: a missing device fails fast
+        self.options = options = LiveOptions.of(options, **settings)  # checks the settings
+        microphone, camera, input_file, disabled = options.microphone, options.camera, options.input_file, options.disabled
+        self._outlets = Outlets(options.emit)  # a bad spec or a missing package: refused before the model loads
+        self.device = str(pick_device(options.device))
+        if options.check_devices and input_file is None:  # before the model loads: a missing device fails fast
             for modality, spec in (("audio", microphone), ("visual", camera)):
                 if _local_device(spec) and modality not in disabled:
                     check_device_opens(modality, spec)
-        self.realtime = bool(realtime)
+        self.realtime = bool(options.realtime)
         self.input_file = Path(input_file) if input_file is not None else None
-        self._transcript = load_transcript(transcript) if transcript is not None else []
-        self.log_path = Path(log_path) if log_path is not None else None
+        self._transcript = load_transcript(options.transcript) if options.transcript is not None else []
+        self.log_path = Path(options.log_path) if options.log_path is not None else None
 
-        self.model = _load_model(checkpoint, self.device, accept_modified_checkpoint)
-        self.profile = _load_profile(profile or self.model.config.feature_profile, self.device)
+        self.model = _load_model(options.checkpoint, self.device, options.accept_modified_checkpoint)
+        self.profile = _load_profile(options.profile or self.model.config.feature_profile, self.device)
         from ..models.checkpoint import check_features
 
         check_features(self.model.config, self.profile.name, self.profile.dims)
         _check_weights(self.profile, disabled)
-        self.context = ConversationContext(self.model, max_context=max_context)
-        self._asr_backend = _make_asr(asr, asr_language, self.device, text_off="text" in disabled)
-        self._asr_timeouts = (asr_timeout_s, asr_timeout_factor)
-        self._min_transcript_confidence = check_confidence_threshold(min_transcript_confidence)
+        self.context = ConversationContext(self.model, max_context=options.max_context)
+        self._asr_backend = _make_asr(options.asr, options.asr_language, self.device, text_off="text" in disabled)
 
         self.clock = SessionClock()
         # time.monotonic() the timeline counts from; None: the moment capture begins. momke-live
         # passes its launch for a real-time replay: the file plays from launch while the models
         # load (as a microphone records meanwhile), and the pipeline catches up on that backlog.
-        self._clock_origin = clock_origin
+        self._clock_origin = options.clock_origin
         self.session_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        self._callbacks: list[Callable[[Event], None]] = []
-        self._events = ChunkQueue(maxsize=10_000)  # for events(): the newest are kept
-        self._dispatcher = EventDispatcher(self._deliver)
-        self._emit_lock = threading.Lock()  # guards the log file
-        self._log_file = None
+        self._delivery = Delivery(self.session_id)  # the last stage: log, callbacks, events()
+        self._callbacks: list[Callable[[Event], None]] = self._delivery.callbacks
+        self._events = self._delivery.queue  # for events(): the newest are kept
+        self._outbox = Outbox()  # events emitted, waiting for "momke-events"
+        self._runner: Runner | None = None
         self._ready = threading.Event()  # capture has begun
-        self._ready_delivered = threading.Event()  # ... and the ReadyEvent reached the callbacks
+        self._ready_delivered = self._delivery.ready  # ... and the ReadyEvent reached the callbacks
+        self._finished = self._delivery.finished  # a replay was processed and its events delivered
+        self._end_lock = threading.Lock()
         self._end_posted = False
         self._pacer: ReplayPacer | None = None
         self.health = HealthMonitor(self._emit, self.timeline_now, disabled=disabled)
@@ -175,11 +144,12 @@ class LiveSession:
         live = self.input_file is None
         self.live = live
         self.audio_queue = ChunkQueue(maxsize=600 if live else 16)
-        self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * camera_fps) + 8)
+        self.frames = FrameBuffer(keep_s=16.0, max_frames=int(16 * options.serving.camera_fps) + 8)
         self.texts = TextBuffer()
-        self.utterances = ChunkQueue(maxsize=16)
         self._stop = threading.Event()
-        self._finished = threading.Event()
+        # A replay as fast as possible runs its stages one after another on one thread (False: on
+        # the threaded runner, as live; tests compare the two).
+        self.synchronous = not (live or self.realtime)
         self._started = False
         self._stopped = False
 
@@ -206,26 +176,14 @@ class LiveSession:
                 self._audio_device.close()
             if has_video_track(self.input_file):
                 self._video_device = FileVideoDevice(self.input_file)
-        self._segmenter = segmenter
-        self._camera_fps = camera_fps
-        if max_frames < 1:
-            raise ValueError(f"max_frames must be at least 1, got {max_frames}")
-        self._max_frames = max_frames
-        if not window_s > 0:
-            raise ValueError(f"window_s must be positive, got {window_s}")
-        self._window_s = float(window_s)
-        self._threads: list[threading.Thread] = []
+        self._segmenter = options.segmenter
         self._captures: list = []
         self.asr_worker = None
 
     @classmethod
-    def demo(cls, **kwargs) -> LiveSession:
+    def demo(cls, options: LiveOptions | None = None, **settings) -> LiveSession:
         """Replay the bundled demo conversation (assets/demo/) through the live path."""
-        video = DEMO_DIR / "conversation.mp4"
-        if not video.is_file():
-            raise FileNotFoundError(f"the bundled demo is missing: {video}")
-        kwargs.setdefault("transcript", DEMO_DIR / "transcript.json")
-        return cls(input_file=video, **kwargs)
+        return cls(options=LiveOptions.demo(options, **settings))
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> LiveSession:
@@ -237,17 +195,17 @@ class LiveSession:
         self._started = True
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.log_path, "a", encoding="utf-8")
-            self._log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
-            self._log_file.flush()
+            log_file = self._delivery.log_file = open(self.log_path, "a", encoding="utf-8")
+            log_file.write(json.dumps(self._log_header(), ensure_ascii=False) + "\n")
+            log_file.flush()
         if self._segmenter is None:
-            self._segmenter = ServingOptions().segmenter()  # the settings training corpora are cut with
+            self._segmenter = self.options.serving.segmenter()  # the settings training corpora are cut with
         if self._asr_backend is not None:
             from .asr import ASRWorker
 
             if callable(getattr(self._asr_backend, "reset", None)):
                 self._asr_backend.reset()  # a backend shared across sessions forgets the last one's language
-            self.asr_worker = ASRWorker(self._asr_backend, *self._asr_timeouts)
+            self.asr_worker = ASRWorker(self._asr_backend, self.options.asr_timeout_s, self.options.asr_timeout_factor)
         self.clock.restart()
 
         pacer = None
@@ -260,33 +218,34 @@ class LiveSession:
                                                pacer=pacer, gate=ready))
         if self._video_device is not None:
             self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames,
-                                               pacer=pacer, fps=self._camera_fps, gate=ready))
-        self.segmentation = SegmentationLoop(
-            self._segmenter, self.audio_queue, self.frames, self.texts, self.utterances, self.health,
-            self.clock.now, self._emit, self._stop, live=self.live or self.realtime,
-            has_audio_source=self._audio_device is not None, max_frames=self._max_frames,
+                                               pacer=pacer, fps=self.options.serving.camera_fps, gate=ready))
+        fast = not (self.live or self.realtime)
+        self.segmentation = Segmentation(
+            self._segmenter, self.frames, self.texts, self.health, self.clock.now, live=not fast,
+            has_audio_source=self._audio_device is not None, max_frames=self.options.serving.max_frames,
             has_video_source=self._video_device is not None, has_text_source=bool(self._transcript),
-            window_s=self._window_s, gate=ready,
+            window_s=self.options.window_s,
             # A replay's video may trail its audio (by the pacer's slack when fast; while catching
             # up on a backlog in real time): an utterance's frames are taken once the video has
             # passed its end, so none is missing.
             frames_until=(lambda t: pacer.wait_passed("video", t, self._stop))
             if pacer is not None and self._video_device is not None else None,
         )
-        self.processor = UtteranceProcessor(
-            self.utterances, self.profile, self.context, self.health, self.asr_worker, self._emit, self._stop,
-            on_finished=self._on_processor_finished,
-            min_transcript_confidence=self._min_transcript_confidence,
+        self._runner = Runner(
+            self.options, self.audio_queue, self.segmentation, Extraction(self.profile, self.health, self._stop),
+            Transcription(self.asr_worker, self.health, self.options.min_transcript_confidence), Prediction(self.context),
+            self._delivery, self._outbox, self.health, self._stop, ready, on_finished=self._on_processor_finished,
+            sync=self.synchronous,
         )
+        self.processor, self.utterances = self._runner.processor, self._runner.utterances
         # The enabled modalities' extractors load from now on, in parallel with capture: their
         # status says "loading" (never a red "missing") until they are warm.
-        self.processor.start_warm_up([m for m in MODALITIES if self.health.enabled(m)])
+        self._runner.warm_up([m for m in MODALITIES if self.health.enabled(m)])
         self._announce_initial_states()
-        self._threads = [*self._captures, self.segmentation, self.processor]
-        self._dispatcher.start()  # events posted so far (the initial states) go out first
         self._on_ready([m for m in MODALITIES if self.health.enabled(m)], (time.perf_counter() - self._created) * 1000)
-        for thread in self._threads:
-            thread.start()
+        self._runner.start()  # events posted so far (the initial states, ready) go out first
+        for capture in self._captures:
+            capture.start()
         return self
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -302,27 +261,30 @@ class LiveSession:
         for capture in self._captures:
             capture.interrupt()
         current = threading.current_thread()  # stop() may come from a callback (the event thread)
-        warm_ups = self.processor.warm_up_threads() if hasattr(self, "processor") else []
-        for thread in [*self._threads, *warm_ups]:
-            if thread is not current and thread.is_alive():  # a start() cut short (Ctrl-C) may leave one unstarted
+        runner = self._runner  # None: a start() cut short (Ctrl-C) before it was made
+        events_thread = runner.events_thread if runner is not None else None
+        workers = [*self._captures, *(t for t in (runner.threads() if runner else []) if t is not events_thread)]
+        for thread in workers:
+            if thread is not current and thread.is_alive():  # a start() cut short may leave one unstarted
                 thread.join(max(0.0, workers_deadline - time.monotonic()))
         if self.asr_worker is not None:
             self.asr_worker.close(timeout=max(0.0, workers_deadline - time.monotonic()))
         self._post_end()
-        self._dispatcher.close()
-        if self._dispatcher is not current and self._dispatcher.is_alive():
-            self._dispatcher.join(max(0.0, deadline - time.monotonic()))
+        if runner is not None:
+            runner.close()
+        if events_thread is not None and events_thread is not current and events_thread.is_alive():
+            events_thread.join(max(0.0, deadline - time.monotonic()))
         self._outlets.close(max(0.1, deadline - time.monotonic()))  # after the last delivery
-        stuck = [t.name for t in [*self._threads, *warm_ups, self._dispatcher] if t.is_alive() and t is not current]
+        stuck = [t.name for t in [*workers, events_thread] if t is not None and t.is_alive() and t is not current]
         if stuck:
             log.warning("threads still running after stop: %s", stuck)
         if not self._finished.is_set():  # the event thread is stuck in a callback: end events() anyway
-            self._events.put(_END)
+            self._events.put(END)
             self._finished.set()
-        with self._emit_lock:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+        with self._delivery.lock:
+            if self._delivery.log_file is not None:
+                self._delivery.log_file.close()
+                self._delivery.log_file = None
 
     @property
     def outlets(self) -> str:
@@ -333,8 +295,7 @@ class LiveSession:
         """After stop(): wait for the session's threads still inside a load or an extraction (they
         cannot be interrupted). A process about to exit should: native code (CTranslate2, torch)
         may abort if the interpreter ends under it. False if one still runs after `timeout` s."""
-        processor = getattr(self, "processor", None)
-        threads = [*self._threads, *(processor.warm_up_threads() if processor is not None else [])]
+        threads = [*self._captures, *(self._runner.threads() if self._runner is not None else [])]
         deadline = None if timeout is None else time.monotonic() + timeout
         current = threading.current_thread()
         for thread in threads:
@@ -385,44 +346,21 @@ class LiveSession:
             event = self._events.get(timeout=0.25)
             if event is None:
                 continue
-            if event is _END:
-                self._events.put(_END)  # let any other iterator end too
+            if event is END:
+                self._events.put(END)  # let any other iterator end too
                 return
             yield event
 
-    def _emit(self, event, wait: bool = False) -> None:
-        """Hand an event to the event thread. wait=True (the processor, once per utterance):
-        a fast replay waits until it was delivered (determinism and back-pressure)."""
-        sequence = self._dispatcher.post(event)
-        if wait and not (self.live or self.realtime) and self._dispatcher.is_alive():
-            self._dispatcher.wait_delivered(sequence, self._stop)
-
-    def _deliver(self, event, wall_time: float) -> None:
-        """On the event thread: the log, the callbacks, then the events() queue."""
-        if event is _END:
-            self._events.put(_END)
-            self._finished.set()
-            return
-        with self._emit_lock:
-            if self._log_file is not None:
-                line = {**event.to_dict(), "session": self.session_id, "wall_time": _iso(wall_time)}
-                self._log_file.write(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n")
-                self._log_file.flush()
-        for callback in list(self._callbacks):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("event callback failed")
-        self._events.put(event)
-        if isinstance(event, ReadyEvent):
-            self._ready_delivered.set()
+    def _emit(self, event) -> None:
+        """Hand an event to "momke-events" (from any thread; never waits)."""
+        self._outbox.post(event)
 
     def _post_end(self) -> None:
-        with self._emit_lock:
+        with self._end_lock:
             if self._end_posted:
                 return
             self._end_posted = True
-        self._dispatcher.post(_END)
+        self._outbox.post(END)
 
     def _on_processor_finished(self) -> None:
         if not self._stop.is_set():
@@ -430,9 +368,9 @@ class LiveSession:
 
     def _log_header(self) -> dict:
         return {
-            "type": "session", "session": self.session_id, "wall_time": _iso(time.time()),
+            "type": "session", "session": self.session_id, "wall_time": iso(time.time()),
             "version": version(), "input": str(self.input_file) if self.input_file is not None else "live",
-            "disabled": [m for m in MODALITIES if not self.health.enabled(m)],
+            "disabled": [m for m in MODALITIES if not self.health.enabled(m)], "options": self.options.to_log(),
         }
 
     # ----------------------------------------------------------------------------- replay
@@ -486,13 +424,12 @@ class LiveSession:
         utterances waiting for extraction, the ASR worker's samples, the utterance being
         processed and the conversation context (the processor, under its lock), and events not
         yet delivered and not yet read from events() (text: their transcript)."""
-        processor = getattr(self, "processor", None)
+        runner = self._runner  # the utterances waiting, the processing, the events not yet delivered
         stages = [*self._captures, self.audio_queue, getattr(self, "segmentation", None), self.frames, self.texts,
-                  self.utterances, self.asr_worker, processor if processor is not None else self.context, self._dispatcher]
+                  self.asr_worker, runner if runner is not None else self.context, self._outbox, self._delivery]
         for stage in stages:
             if stage is not None:
                 stage.forget(modality)
-        self._events.replace(lambda event: erase(event, modality))
 
     def push_text(self, text: str, start: float | None = None, end: float | None = None) -> bool:
         """Text from the host's own ASR or typing; stamped now (or with the given session times).
@@ -577,8 +514,6 @@ def _local_device(spec) -> bool:
     return not isinstance(spec, str) or "://" not in spec
 
 
-def _iso(wall_time: float) -> str:
-    return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")
 
 
 

@@ -143,12 +143,14 @@ class SpyExtractor(ModalityExtractor):
         self.fail_on: dict[int, str] = {}  # call index -> "raise" | "nan" | "none"
         self.warmups = 0  # warm-up calls (the session loads extractors before the first utterance)
         self.warm_up_s = 0.0  # how long a warm-up takes (a network loading)
+        self.extract_s = 0.0  # how long an utterance takes (a slow network)
 
     def extract(self, utterance):
         if utterance.id == "warm-up":
             self.warmups += 1
             time.sleep(self.warm_up_s)
             return None
+        time.sleep(self.extract_s)
         index = len(self.calls)
         self.calls.append(utterance if self.record else None)
         mode = self.fail_on.get(index)

@@ -49,9 +49,9 @@ def test_demo_with_an_explicit_asr_uses_it_instead_of_the_demo_transcript():
     args = build_parser().parse_args(["--demo", "--asr", "whisper-tiny"])
     source, description = source_kwargs(args)
     assert source["transcript"] is None and "not the demo's transcript" in description
-    from momke.realtime.ui.cli import session_options
+    from momke.realtime.ui.cli import live_options
 
-    assert session_options(args, source, set())["asr"] == "whisper-tiny"
+    assert live_options(args, source).asr == "whisper-tiny"
     plain, _ = source_kwargs(build_parser().parse_args(["--demo"]))
     assert "transcript" not in plain  # the demo's own transcript, no ASR loaded
 

@@ -13,11 +13,16 @@ import pytest
 import torch
 from momke.models import MODALITIES, MoMKE, MoMKEConfig
 from momke.realtime import LiveSession
-from momke.realtime.buffers import ChunkQueue
 from momke.realtime.context import ContextPrediction, ConversationContext, NonFiniteOutputError
 from momke.realtime.events import DroppedUtteranceEvent, EmotionEvent
 from momke.realtime.health import HealthMonitor
-from momke.realtime.pipeline import END_OF_UTTERANCES, PendingUtterance, UtteranceProcessor
+from momke.realtime.pipeline import (
+    Extraction,
+    PendingUtterance,
+    Prediction,
+    Transcription,
+    UtteranceProcessor,
+)
 from realtime_support import FAKE_DIMS, spy_profile
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -139,20 +144,19 @@ def test_emotion_event_json_carries_the_modality_probabilities():
 
 
 def run_processor(context, pendings: list[PendingUtterance]) -> tuple[list, UtteranceProcessor]:
-    """Run the pipeline's processing thread over pending utterances until they are done."""
-    events: list = []
-    queue = ChunkQueue(maxsize=len(pendings) + 1)
-    for pending in pendings:
-        queue.put(pending)
-    queue.put(END_OF_UTTERANCES)
-    finished = threading.Event()
+    """Process pending utterances with the plain processing stages: no thread, no queue."""
+    from concurrent.futures import Future
+
+    def at_once(function, *args):  # the runner's pool, here: the caller's thread
+        done = Future()
+        done.set_result(function(*args))
+        return done
+
     health = HealthMonitor(lambda event: None, lambda: 0.0)
-    processor = UtteranceProcessor(queue, spy_profile(), context, health, None, lambda event, wait=False: events.append(event),
-                                   threading.Event(), on_finished=finished.set)
-    processor.start()
-    assert finished.wait(30)
-    processor.join(5)
-    assert not processor.is_alive()
+    extraction = Extraction(spy_profile(), health, threading.Event())
+    processor = UtteranceProcessor(extraction, Transcription(None, health), Prediction(context), health, at_once,
+                                   warm_up=lambda modalities: None)
+    events = [event for pending in pendings for event in processor.process(pending)]
     return events, processor
 
 

@@ -277,19 +277,19 @@ def test_privacy_visual_never_probes_the_camera(monkeypatch):
 
 
 def test_asr_options_reach_the_engine_by_its_names():
-    from momke.realtime.ui.cli import UsageProblem, build_parser, session_options
+    from momke.realtime.options import LiveOptions
+    from momke.realtime.ui.cli import build_parser, live_options
 
-    def options(*argv, accepted=("asr_language", "asr_timeout_factor"), source=None):
-        return session_options(build_parser().parse_args(list(argv)), source or {}, set(accepted))
+    def options(*argv, source=None):
+        return live_options(build_parser().parse_args(list(argv)), source or {})
 
-    assert options("--demo", source={"demo": True})["asr"] is None  # the transcript gives the words
-    assert "asr" not in options()  # live: the engine's default speech-to-text
+    assert options("--demo", source={"demo": True}).asr is None  # the transcript gives the words
+    assert options().asr == LiveOptions().asr  # live: the engine's default speech-to-text
     live = options("--asr", "whisper-base", "--language", "de", "--asr-timeout-factor", "1.5")
-    assert live["asr"] == "whisper-base" and live["asr_language"] == "de" and live["asr_timeout_factor"] == 1.5
-    assert options("--asr", "none")["asr"] is None
-    assert "asr_language" not in options(accepted=())  # an engine without the option, left at its default
-    with pytest.raises(UsageProblem, match="--language is not supported"):
-        options("--language", "de", accepted=())
+    assert (live.asr, live.asr_language, live.asr_timeout_factor) == ("whisper-base", "de", 1.5)
+    assert options("--asr", "none").asr is None
+    assert options().asr_timeout_factor == LiveOptions().asr_timeout_factor  # left out: the session's default
+    assert options("--min-transcript-confidence", "0.8").min_transcript_confidence == 0.8
 
 
 def read_one_line_then_close(*args: str) -> subprocess.CompletedProcess:

@@ -95,15 +95,21 @@ def test_the_visitors_sessions_get_the_servers_speech_to_text_options(checkpoint
     visitor starts (browser or server devices) is made with them, as the terminal app's is."""
     made = []
 
-    def factory(**kwargs):
-        made.append(kwargs)
+    from momke.realtime.ui.cli import build_parser
+    from momke.realtime.ui.gradio_app import server_options
+
+    made = []
+
+    def factory(options):
+        made.append(options)
         raise RuntimeError("not needed further")
 
-    hub = Visitors(checkpoints, device="cpu", session_factory=factory,
-                   speech={"asr_language": "de", "min_transcript_confidence": 0.7})
+    args = build_parser().parse_args(["--gradio", "--language", "de", "--min-transcript-confidence", "0.7"])
+    hub = Visitors(checkpoints, device="cpu", session_factory=factory, options=server_options(args))
     message = hub.get("alice").start(SOURCE_BROWSER, DEFAULT_CHECKPOINT_NAME)
     assert message == "Cannot start: not needed further"
-    assert made[0]["asr_language"] == "de" and made[0]["min_transcript_confidence"] == 0.7
+    assert (made[0].asr_language, made[0].min_transcript_confidence, made[0].device) == ("de", 0.7, "cpu")
+    assert made[0].microphone is not None and made[0].camera is not None  # the browser's streams
     hub.stop_all()
 
 

@@ -132,7 +132,7 @@ def test_session_with_live_microphone_that_fails_to_open_then_works(monkeypatch)
     session.on_event(events.append)
     with session:
         assert wait_for(lambda: session.status()["audio"] == "active", 8)
-        assert wait_for(lambda: len(session.audio_queue) > 0 or session.segmentation.is_alive(), 2)
+        assert wait_for(lambda: len(session.audio_queue) > 0 or "momke-segmentation" in session_threads(), 2)
     assert fake.opened == 3
     reasons = [e.reason for e in events if isinstance(e, StatusEvent) and e.modality == "audio"]
     # Two failed opens, one cause: one status event (the reason carries no changing delay).

@@ -207,19 +207,13 @@ def test_microphone_delivering_zeros_is_reported_missing():
     assert len(emotions) == 1 and emotions[0].modalities == ["text"] and emotions[0].transcript == "can you hear me"
 
 
-def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so():
-    from momke.realtime.buffers import ChunkQueue
+def test_overloaded_live_pipeline_drops_the_oldest_waiting_utterance_and_says_so(monkeypatch):
+    from momke.realtime import runner
 
     profile = spy_profile()
-    slow_extract = profile.text.extract
-
-    def slow(utterance):
-        time.sleep(0.3)
-        return slow_extract(utterance)
-
-    profile.text.extract = slow
+    profile.text.extract_s = 0.3
     session = LiveSession(asr="none", checkpoint=spy_model(), profile=profile)
-    session.utterances = ChunkQueue(maxsize=1)  # a tiny queue, so a burst overflows it
+    monkeypatch.setattr(runner, "UTTERANCES_WAITING", 1)  # a tiny queue, so a burst overflows it
     events = []
     session.on_event(events.append)
     with session:

@@ -95,12 +95,18 @@ def test_stop_at_any_moment_returns_within_a_second_and_leaves_no_thread(convers
 def test_stop_after_a_start_cut_short_leaves_no_thread_and_raises_nothing(monkeypatch):
     """Ctrl-C inside start(), after its threads were made but before all were started (momke-live
     used to end in "cannot join thread before it is started" instead of exit 130)."""
-    from momke.realtime import pipeline
+    from momke.realtime import runner
 
-    def interrupted(self):
-        raise KeyboardInterrupt
+    spawn = runner.Runner._spawn
+    started = []
 
-    monkeypatch.setattr(pipeline.UtteranceProcessor, "start", interrupted)
+    def interrupted(self, name, target):  # the event thread starts, then Ctrl-C
+        if started:
+            raise KeyboardInterrupt
+        started.append(name)
+        return spawn(self, name, target)
+
+    monkeypatch.setattr(runner.Runner, "_spawn", interrupted)
     session = chat_session(spy_profile())
     with pytest.raises(KeyboardInterrupt):
         session.start()

@@ -196,7 +196,7 @@ def held_of(session, modality: str) -> list[str]:
     if modality == "text":
         if len(session.texts):
             held.append("text buffer")
-        events = session._dispatcher.pending() + session._events.items()
+        events = session._outbox.pending() + session._events.items()
         if any(getattr(e, "transcript", None) for e in events):
             held.append("event queues")
     for u in session.utterances.items():

@@ -143,21 +143,3 @@ def test_silence_around_speech_hardly_moves_the_served_voice_features():
     assert max(change(reference, served(padded(s))) for s in (0.5, 1.0, 2.0)) < 0.15
     whole = [extractor.extract(Utterance(audio=padded(s), sample_rate=rate)) for s in (0.0, 2.0)]
     assert change(*whole) > 0.25
-
-
-def test_serving_options_hold_the_live_defaults():
-    """The corpus path and a live session cut alike only while ServingOptions' defaults are the
-    segmenter's, the camera's and the session's own."""
-    import inspect
-
-    from momke.extractors.segmentation import UtteranceSegmenter
-    from momke.realtime import LiveSession
-    from momke.realtime.sources import VideoCapture
-
-    options = ServingOptions()
-    segmenter = inspect.signature(UtteranceSegmenter).parameters
-    for name in ("threshold", "min_silence_s", "min_speech_s", "max_utterance_s", "pad_s"):
-        assert getattr(options, name) == segmenter[name].default, name
-    session = inspect.signature(LiveSession).parameters
-    assert (options.camera_fps, options.max_frames) == (session["camera_fps"].default, session["max_frames"].default)
-    assert options.camera_fps == inspect.signature(VideoCapture).parameters["fps"].default

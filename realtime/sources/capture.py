@@ -21,7 +21,7 @@ import numpy as np
 
 from ...extractors.media import SAMPLE_RATE
 from ...extractors.resample import StreamResampler
-from ...extractors.served import FrameGate
+from ...extractors.served import FrameGate, ServingOptions
 from ..buffers import AudioChunk, ChunkQueue, FrameBuffer
 from ..clock import SessionClock
 from ..health import HealthMonitor
@@ -121,16 +121,20 @@ class CaptureThread(threading.Thread):
                 delay = self.backoff_s[0]
                 self.health.touch(self.modality)
                 self._report_damage()
-                if media_t is None:
-                    t = self.clock.now()
-                else:
-                    t = media_t
-                    if self.pacer is not None and not self.pacer.wait(self.stream, self.media_end(data, media_t), self.stop_event):
+                t = self.clock.now() if media_t is None else media_t
+                end = self.media_end(data, t) if media_t is not None else t  # (a replay's item only)
+                if media_t is not None and self.pacer is not None:
+                    # A fast replay's stream waits for the others; switched off meanwhile, it
+                    # lets go of what it read before it waits on (the pipeline may be paused).
+                    if not self.pacer.realtime and self.enabled() and not self.pacer.wait(self.stream, end, _StopOrOff(self)):
+                        data = None
+                    if not self.pacer.wait(self.stream, end, self.stop_event):
                         return
-                if self.enabled():
+                if data is not None and self.enabled():
                     self.deliver(data, t)
-                else:
-                    self.skip(data, t)
+                else:  # (what was read is let go before skip() may wait)
+                    data = None
+                    self.skip(end)
                 if not self.enabled():
                     self.on_reset()  # privacy: keep nothing of what came before the switch
                 data = None  # nothing of the last item stays referenced while waiting for the next
@@ -161,8 +165,9 @@ class CaptureThread(threading.Thread):
     def media_end(self, data, media_t: float) -> float:
         return media_t
 
-    def skip(self, data, t: float) -> None:
-        """A replayed item read while its modality is off: dropped (subclasses may mark time)."""
+    def skip(self, end: float) -> None:
+        """A replayed item (ending at `end`) read while its modality is off: dropped (subclasses
+        may mark time)."""
 
     def on_finished(self) -> None: ...
 
@@ -184,6 +189,16 @@ class CaptureThread(threading.Thread):
                 self.device.close()
             except Exception as error:
                 log.debug("interrupting the %s device failed: %s", self.modality, error)
+
+
+class _StopOrOff:
+    """For a wait: set once the session stops or the capture's modality is switched off."""
+
+    def __init__(self, capture: CaptureThread) -> None:
+        self.capture = capture
+
+    def is_set(self) -> bool:
+        return self.capture.stop_event.is_set() or not self.capture.enabled()
 
 
 class AudioCapture(CaptureThread):
@@ -232,14 +247,15 @@ class AudioCapture(CaptureThread):
         else:
             self.health.report_data("audio")
         chunk = AudioChunk(audio, t)
-        self.queue.put(chunk, block=not self.device.live, stop=self.stop_event)
+        # A replay waits for room, unless audio is switched off meanwhile: then the chunk is let go
+        # at once (the next ones mark the time), not held until the pipeline reads again.
+        self.queue.put(chunk, block=not self.device.live, stop=self.stop_event, keep=self.enabled)
         if not self.enabled():  # switched off while this waited for room: keep nothing
             chunk.forget("audio")
 
-    def skip(self, data, t: float) -> None:
+    def skip(self, end: float) -> None:
         # A replay with audio off still drives the timeline: an empty chunk carries only the time.
-        empty = np.zeros(0, dtype=np.float32)
-        self.queue.put(AudioChunk(empty, self.media_end(data, t)), block=True, stop=self.stop_event)
+        self.queue.put(AudioChunk(np.zeros(0, dtype=np.float32), end), block=True, stop=self.stop_event)
 
     def on_finished(self) -> None:
         if not self.device.live:
@@ -253,7 +269,7 @@ class VideoCapture(CaptureThread):
     stream = "video"
 
     def __init__(
-        self, device, clock, health, stop, frames: FrameBuffer, pacer=None, fps: float = 5.0,
+        self, device, clock, health, stop, frames: FrameBuffer, pacer=None, fps: float = ServingOptions.camera_fps,
         frozen_s: float = 2.0, black_level: float = 8.0, **kw,
     ) -> None:
         super().__init__(device, clock, health, stop, pacer, **kw)

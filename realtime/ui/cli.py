@@ -224,48 +224,31 @@ def check_device(device: str) -> None:
         raise UsageProblem(f"--device {device}: {error}") from error
 
 
-def session_options(args, source: dict, accepted) -> dict:
-    """The engine's keyword arguments for the model, ASR and log options. `accepted`: the names
-    LiveSession takes; an option this engine does not know is refused only when the user set it."""
-    options = {
-        "checkpoint": args.checkpoint,
-        "device": None if args.device == "auto" else args.device,
-        "log_path": args.log,
-    }
-    if args.emit:
-        options["emit"] = list(args.emit)
+def live_options(args, source: dict, disabled: tuple[str, ...] = ()):
+    """The session's LiveOptions: the source (source_kwargs) with the model, ASR and log options."""
+    from ..options import LiveOptions
+
+    settings = {"checkpoint": args.checkpoint, "device": None if args.device == "auto" else args.device,
+                "log_path": args.log, "disabled": disabled, "emit": tuple(args.emit or ()),
+                "accept_modified_checkpoint": bool(args.accept_modified_checkpoint), "asr_language": args.language}
     if args.asr != "auto":
-        options["asr"] = None if args.asr == "none" else args.asr
+        settings["asr"] = None if args.asr == "none" else args.asr
     elif source.get("demo") or source.get("transcript"):
-        options["asr"] = None  # the transcript gives the words
+        settings["asr"] = None  # the transcript gives the words
     # else: the engine's default speech-to-text
-    if args.accept_modified_checkpoint:
-        options["accept_modified_checkpoint"] = True
-    asked = {"asr_language": (args.language, args.language != "en"),
-             "asr_timeout_factor": (args.asr_timeout_factor, args.asr_timeout_factor is not None),
-             "min_transcript_confidence": (args.min_transcript_confidence, args.min_transcript_confidence is not None)}
-    flags = {"asr_language": "--language", "asr_timeout_factor": "--asr-timeout-factor",
-             "min_transcript_confidence": "--min-transcript-confidence"}
-    for name, (value, set_by_user) in asked.items():
-        if name in accepted:
-            if value is not None:
-                options[name] = value
-        elif set_by_user:
-            raise UsageProblem(f"{flags[name]} is not supported by this version of the engine")
-    return options
+    for name in ("asr_timeout_factor", "min_transcript_confidence"):
+        if getattr(args, name) is not None:  # left out: the session's default
+            settings[name] = getattr(args, name)
+    settings.update(source)
+    if settings.pop("demo", False):
+        return LiveOptions.demo(**settings)
+    return LiveOptions(**settings)
 
 
 def make_session(args, source: dict, disabled: tuple[str, ...]):
-    import inspect
-
     from ..session import LiveSession
 
-    accepted = set(inspect.signature(LiveSession.__init__).parameters)
-    common = {**session_options(args, source, accepted), "disabled": disabled}
-    source = dict(source)
-    if source.pop("demo", False):
-        return LiveSession.demo(**source, **common)
-    return LiveSession(**source, **common)
+    return LiveSession(options=live_options(args, source, disabled))
 
 
 class _JsonOut:
@@ -445,7 +428,7 @@ def _main(args) -> int:
 
         parse_outlets(args.emit)
         if args.gradio:
-            from .gradio_app import launch, speech_options
+            from .gradio_app import launch, server_options
 
             if args.emit:
                 raise UsageProblem("--emit applies to the terminal app, not to --gradio")
@@ -454,7 +437,7 @@ def _main(args) -> int:
                 raise UsageProblem("--max-sessions must be at least 1")
             return launch(host=args.host, port=args.port, checkpoint=args.checkpoint,
                           device=None if args.device == "auto" else args.device, disabled=disabled,
-                          max_sessions=args.max_sessions, speech=speech_options(args))
+                          max_sessions=args.max_sessions, options=server_options(args))
         if set(disabled) == set(MODALITIES):
             raise UsageProblem(f"--privacy {args.privacy} switches every modality off (audio, text and visual): "
                                "there is nothing to read. Leave at least one on")

@@ -325,17 +325,18 @@ class Engine:
         return self._asr_backends[spec]
 
     def session(self, input_file: Path, transcript: list[dict] | None):
+        from ..options import LiveOptions
         from ..session import LiveSession
 
-        options = {"asr_language": self.language}
+        settings = {"asr_language": self.language}
         if self.asr_timeout_factor is not None:
-            options["asr_timeout_factor"] = self.asr_timeout_factor
+            settings["asr_timeout_factor"] = self.asr_timeout_factor
         if self.min_transcript_confidence is not None:
-            options["min_transcript_confidence"] = self.min_transcript_confidence
+            settings["min_transcript_confidence"] = self.min_transcript_confidence
         asr = self.asr_for(bool(transcript))
-        session = LiveSession(input_file=input_file, transcript=transcript or None, realtime=False, asr=asr,
-                              checkpoint=self.model, device=self.device, disabled=self.disabled,
-                              profile=self.profile, **options)
+        session = LiveSession(options=LiveOptions(
+            input_file=input_file, transcript=transcript or None, realtime=False, asr=asr, checkpoint=self.model,
+            device=self.device, disabled=self.disabled, profile=self.profile, **settings))
         name = getattr(asr, "name", "asr") if asr is not None else "none"
         self.asr_used[name] = self.asr_used.get(name, 0) + 1  # sessions per speech-to-text
         return session

@@ -28,6 +28,7 @@ from pathlib import Path
 from ...extractors.runtime import bundled
 from ...models.config import MODALITIES
 from ..events import StatusEvent
+from ..options import LiveOptions
 from . import gradio_views as views
 from .live_state import LiveState
 
@@ -164,14 +165,14 @@ class LiveDemo:
 
         factory = self.hub.session_factory or LiveSession
         self.hub.wait_preloaded(timeout=120)
-        common = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
-                  "device": self.hub.device,
+        chosen = {"checkpoint": self.hub.checkpoints.get(checkpoint) if checkpoint else None,
                   "disabled": tuple(m for m, on in self.enabled.items() if not on)}
         if self.hub.profile is not None:
-            common["profile"] = self.hub.profile
+            chosen["profile"] = self.hub.profile
+        options = LiveOptions.of(self.hub.options, **chosen)
         microphone = camera_device = None
         if source == SOURCE_DEMO:
-            session = factory.demo(realtime=not fast, asr=None, **common)
+            session = factory.demo(options=options, realtime=not fast, asr=None)
         elif source == SOURCE_SERVER:
             from .device_probe import probe_camera, probe_microphone
 
@@ -183,12 +184,12 @@ class LiveDemo:
             # visitor switches visual on (and reports it missing if there is none).
             camera = 0 if not self.enabled["visual"] or probe_camera(0).found else None
             # Probed above, with this page's own message: the session need not open them again.
-            session = factory(microphone="default", camera=camera, check_devices=False, **common, **self.hub.speech)
+            session = factory(options=LiveOptions.of(options, microphone="default", camera=camera, check_devices=False))
         else:
             from ..sources.browser import PushedCamera, PushedMicrophone
 
             microphone, camera_device = PushedMicrophone(), PushedCamera()
-            session = factory(microphone=microphone, camera=camera_device, **common, **self.hub.speech)
+            session = factory(options=LiveOptions.of(options, microphone=microphone, camera=camera_device))
             microphone.bind_clock(session.clock.now)
         self.hub.profile = getattr(session, "profile", None)
         return session, microphone, camera_device
@@ -248,14 +249,15 @@ class Visitors:
     the sessions running at once. Thread-safe."""
 
     def __init__(self, checkpoints: dict[str, Path | None] | None = None, device: str | None = None,
-                 disabled=(), session_factory=None, max_sessions: int = 4, speech=None) -> None:
-        """speech: the live sessions' speech-to-text options (LiveSession's `asr_language`,
-        `min_transcript_confidence`), as momke-live's --language / --min-transcript-confidence."""
+                 disabled=(), session_factory=None, max_sessions: int = 4, options: LiveOptions | None = None) -> None:
+        """options: what every visitor's session starts from (the server's --language,
+        --min-transcript-confidence; `device` overrides its device); each visitor's source,
+        checkpoint and switches are set on top of it."""
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         self.checkpoints = checkpoints or {DEFAULT_CHECKPOINT_NAME: None}
-        self.device = device
-        self.speech = dict(speech or {})
+        self.options = LiveOptions.of(options, **({"device": device} if device is not None else {}))
+        self.device = self.options.device
         self.disabled = tuple(disabled)
         self.session_factory = session_factory
         self.max_sessions = max_sessions
@@ -290,7 +292,7 @@ class Visitors:
                 if self.profile is None:
                     self.profile = profile
             # the engine is cached for the sessions' ASR (the model the language needs)
-            make_asr("whisper", language=self.speech.get("asr_language", "en"), device=self.device)
+            make_asr("whisper", language=self.options.asr_language, device=self.device)
         except Exception:
             log.info("preloading the extractors failed", exc_info=True)
 
@@ -591,21 +593,21 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
     return app
 
 
-def speech_options(args) -> dict:
-    """The visitors' speech-to-text options from --language / --min-transcript-confidence (a
+def server_options(args) -> LiveOptions:
+    """The visitors' sessions' options from --language / --min-transcript-confidence (a
     threshold left out: the session's default)."""
-    speech = {"asr_language": args.language}
+    settings = {"asr_language": args.language}
     if args.min_transcript_confidence is not None:
-        speech["min_transcript_confidence"] = args.min_transcript_confidence
-    return speech
+        settings["min_transcript_confidence"] = args.min_transcript_confidence
+    return LiveOptions(**settings)
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, checkpoint: Path | None = None, device: str | None = None,
-           disabled=(), block: bool = True, max_sessions: int = 4, speech=None):
+           disabled=(), block: bool = True, max_sessions: int = 4, options: LiveOptions | None = None):
     """Serve the page until the server stops (0) or Ctrl-C (KeyboardInterrupt, after a clean
-    shutdown); with block=False, return (app, url) at once. speech: see Visitors."""
+    shutdown); with block=False, return (app, url) at once. options: see Visitors."""
     visitors = Visitors(installed_checkpoints(checkpoint), device=device, disabled=disabled,
-                        max_sessions=max_sessions, speech=speech)
+                        max_sessions=max_sessions, options=options)
     visitors.preload(checkpoint)  # the page offers it first when given
     app = build_app(visitors)
     app.queue(default_concurrency_limit=4)
@@ -658,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         return launch(args.host, args.port, args.checkpoint, None if args.device == "auto" else args.device,
-                      max_sessions=args.max_sessions, speech=speech_options(args))
+                      max_sessions=args.max_sessions, options=server_options(args))
     except KeyboardInterrupt:
         return 130
 
