@@ -97,8 +97,9 @@ class ExpertBlock(nn.Module):
         self, x: Tensor, allowed: Tensor | None, cache: LayerCache | None = None, packing: Packing | None = None
     ) -> Tensor:
         p = self.dropout.p
-        x = add_dropout(x, self.attention(self.norm1(x), allowed, cache, packing), p, self.training)
-        return add_dropout(x, self.mlp(self.norm2(x)), p, self.training)
+        # Each residual branch ends in a linear layer, whose output can take the sum (into_y).
+        x = add_dropout(x, self.attention(self.norm1(x), allowed, cache, packing), p, self.training, into_y=True)
+        return add_dropout(x, self.mlp(self.norm2(x)), p, self.training, into_y=True)
 
 
 class ModalityExpert(nn.Module):

@@ -31,8 +31,14 @@ def dropout(x: Tensor, p: float, training: bool, inplace: bool = False) -> Tenso
     return x.mul_(mask) if inplace else x * mask
 
 
-def add_dropout(x: Tensor, y: Tensor, p: float, training: bool) -> Tensor:
-    """x + dropout(y, p, training): on CPU in one pass (addcmul) rather than a product and a sum."""
+def add_dropout(x: Tensor, y: Tensor, p: float, training: bool, into_y: bool = False) -> Tensor:
+    """x + dropout(y, p, training): on CPU in one pass (addcmul) rather than a product and a sum.
+
+    into_y: written into y, for a y that nothing else reads and whose backward does not need it
+    (a linear layer's output): no new tensor, which on CPU costs more than the second pass (a
+    residual's forward and backward in 5-8 % less time)."""
+    if into_y:
+        return dropout(y, p, training, inplace=True).add_(x)
     if not training or p == 0.0 or p >= 1.0 or y.device.type != "cpu":
         return x + dropout(y, p, training)
     return torch.addcmul(x, y, keep_mask(y, p).mul_(1.0 / (1.0 - p)))
@@ -173,6 +179,10 @@ class Packing:
             cells, start = cells + (end - start) * width, end
         gather[self.qkv_index] = torch.arange(len(self.qkv_index), device=keep.device)
         self.qkv_gather = gather
+        # The attended outputs' gradient, gathered the same way from [N * heads + 1, d / heads]: its
+        # empty cells read the last row, a zero (their query's gradient must be 0, not just finite).
+        self.out_gather = torch.full((heads * self.cells,), len(self.out_index), dtype=torch.long, device=keep.device)
+        self.out_gather[self.out_index] = torch.arange(len(self.out_index), device=keep.device)
         self._biases: list[Tensor] | None = None
 
     def biases(self, dtype: torch.dtype) -> list[Tensor]:
@@ -238,8 +248,7 @@ class PackedAttention(torch.autograd.Function):
         packing, layout = ctx.packing, ctx.layout
         part = layout.shape[1]
         # Zeros where no utterance is: those queries' outputs are not read, so they pass nothing back.
-        grad_attended = grad.new_zeros(packing.heads * packing.cells, part).index_copy_(
-            0, packing.out_index, grad.reshape(-1, part))
+        grad_attended = torch.cat([grad.reshape(-1, part), grad.new_zeros(1, part)]).index_select(0, packing.out_gather)
         grad_layout = grad.new_empty(layout.shape)  # every row written below
         for (q, k, v), (grad_q, grad_k, grad_v), (grad_out,), (weights, keep, dropped) in zip(
             packing.grids(layout, 3), packing.grids(grad_layout, 3), packing.grids(grad_attended, 1), ctx.saved

@@ -226,3 +226,26 @@ def test_add_dropout_is_the_sum_with_dropout(p):
     for gradient, expected in zip(gradients, torch.autograd.grad(reference.square().sum(), (x, y))):
         torch.testing.assert_close(gradient, expected)
     assert torch.equal(add_dropout(x, y, p, training=False), x + y)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.0])
+def test_add_dropout_into_y_is_the_same_sum(p):
+    """ExpertBlock's residuals write the sum into the branch's linear output (into_y)."""
+    x = torch.randn(37, 53, requires_grad=True)
+    layer = torch.nn.Linear(53, 53)
+    torch.manual_seed(1)
+    reference = add_dropout(x, layer(x), p, training=True)
+    expected = torch.autograd.grad(reference.square().sum(), (x, *layer.parameters()))
+    torch.manual_seed(1)
+    branch = layer(x)
+    fused = add_dropout(x, branch, p, training=True, into_y=True)
+    assert fused is branch
+    gradients = torch.autograd.grad(fused.square().sum(), (x, *layer.parameters()))
+    if p in (0.0, 0.5):  # the scale 1 / (1 - p) a power of two: every product exact, so the same bits
+        assert torch.equal(fused, reference)
+        assert all(torch.equal(a, b) for a, b in zip(gradients, expected))
+    torch.testing.assert_close(fused, reference)
+    for gradient, wanted in zip(gradients, expected):
+        torch.testing.assert_close(gradient, wanted)
+    with torch.no_grad():
+        assert torch.equal(add_dropout(x, layer(x), p, training=False, into_y=True), x + layer(x))
