@@ -436,7 +436,7 @@ class Trainer:
     def optimizer(self) -> torch.optim.Optimizer | FusedAdam:
         """Adam, fused: one kernel for every parameter; on CPU a step costs 6 ms instead of 48 ms
         at the paper's size (the same update, to rounding). On CPU through FusedAdam (the same
-        kernel without torch.optim, whose first use imports torch._dynamo: 0.9 s of CPU)."""
+        kernel without torch.optim, whose first use imports torch._dynamo: 0.8 s of CPU)."""
         if self.device.type == "cpu":
             return FusedAdam(self.model.parameters(), lr=self.settings.learning_rate,
                              weight_decay=self.settings.weight_decay)
