@@ -14,7 +14,9 @@ CPU seconds of the whole call (model built, each stage's one validation pass ove
 and the kept-weights copy included: about 0.1 s, the same for every variant). Each run is its own
 process, so its peak memory is its own. With `--baseline REV` the same call runs on the models/
 folder of git revision REV in the same rounds, variants interleaved, so a change of load hits
-every variant alike.
+every variant alike. The call includes what a fresh process pays once: before baa20bc, the first
+Adam step imports torch._dynamo (0.8 s); `--preimport-dynamo` imports it before the clock in
+every run, which leaves the per-epoch cost alone.
 
 The matmul floor (`--floor`): the run's matrix-multiply FLOPs (torch's FlopCounterMode over the
 same two epochs, backward included) divided by this CPU's one-thread sgemm rate on the expert's
@@ -31,6 +33,7 @@ per stage-1 + stage-2 epoch pair; 471c5b2's default 9.41 s.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -79,12 +82,20 @@ def prepared_run(name: str, protocol: str, batch_size: int) -> tuple[list, MoMKE
     return make_corpus(np.random.default_rng(0)), config, settings_for(variant, protocol, batch_size)
 
 
-def run_variant(name: str, protocol: str, batch_size: int) -> dict:
-    """One train_momke call, one epoch per stage, in this process."""
+def run_variant(
+    name: str, protocol: str, batch_size: int, preimport_dynamo: bool = False, weights_to: str | None = None
+) -> dict:
+    """One train_momke call, one epoch per stage, in this process (weights_to: save the trained
+    state dict there, after the clock)."""
     conversations, config, settings = prepared_run(name, protocol, batch_size)
+    if preimport_dynamo:  # what torch.optim's first step imports (0.8 s), before the clock starts
+        importlib.import_module("torch._dynamo")
     wall, cpu = time.perf_counter(), time.process_time()
-    training.train_momke(conversations, conversations[:2], config, settings)
-    return {**VARIANTS[name], "wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
+    result = training.train_momke(conversations, conversations[:2], config, settings)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    if weights_to:
+        torch.save(result.model.state_dict(), weights_to)
+    return {**VARIANTS[name], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
@@ -148,21 +159,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--protocol", choices=("fixed", "random"), default="fixed")
     parser.add_argument("--floor", action="store_true", help="also measure the matmul floor of each variant")
+    parser.add_argument("--preimport-dynamo", action="store_true",
+                        help="import torch._dynamo in every run before timing: the per-epoch cost without the "
+                             "one-off import that torch.optim's first step makes (the baseline's Adam does)")
+    parser.add_argument("--same-weights", action="store_true",
+                        help="with --baseline: also train once more on each code and compare the trained weights")
     parser.add_argument("--one", choices=list(VARIANTS), help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--one-weights", help=argparse.SUPPRESS)
     parser.add_argument("--one-floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        run = matmul_floor if args.one_floor else run_variant
-        print(json.dumps(run(args.one, args.protocol, args.batch_size)))
+        if args.one_floor:
+            print(json.dumps(matmul_floor(args.one, args.protocol, args.batch_size)))
+        else:
+            print(json.dumps(run_variant(args.one, args.protocol, args.batch_size, args.preimport_dynamo, args.one_weights)))
         return 0
     print(f"machine: {machine()}; torch threads 1")
     print(f"data: bench_model.py's IEMOCAP-shaped set; d=256, 4 blocks, 2 heads, batch {args.batch_size}, "
-          f"{args.protocol} protocol{' atv' if args.protocol == 'fixed' else ''}; train_momke, one epoch per stage")
+          f"{args.protocol} protocol{' atv' if args.protocol == 'fixed' else ''}; train_momke, one epoch per stage"
+          f"{'; torch._dynamo imported before timing' if args.preimport_dynamo else ''}")
     names = (["baseline"] if args.baseline else []) + args.variants
 
-    def child(name: str, env=None, floor: bool = False) -> dict:
+    def child(name: str, env=None, floor: bool = False, weights_to: str | None = None) -> dict:
         command = [sys.executable, __file__, "--one", "mlp2" if name == "baseline" else name,
                    "--batch-size", str(args.batch_size), "--protocol", args.protocol] + (["--one-floor"] if floor else [])
+        command += ["--preimport-dynamo"] if args.preimport_dynamo else []
+        command += ["--one-weights", weights_to] if weights_to else []
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         if done.returncode:
             raise SystemExit(f"{name}: the child failed:\n{done.stderr[-2000:]}")
@@ -185,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
                 mean = float(np.mean([r["cpu_s"] for r in records if r["variant"] == name]))
                 lines.append(f"  {name:18s} {floor['matmul_gflop']} GFLOP at {floor['sgemm_gflop_per_s']} GFLOP/s "
                              f"= {floor['floor_s']:.2f} s: {floor['floor_s'] / mean:.0%} of its {mean:.2f} s")
+        if args.same_weights and args.baseline:
+            trained = {}
+            for name in ("baseline", "mlp2"):
+                path = str(Path(folder) / f"{name}.pt")
+                child(name, baseline_env if name == "baseline" else None, weights_to=path)
+                trained[name] = torch.load(path)
+            same = [k for k in trained["baseline"] if torch.equal(trained["baseline"][k], trained["mlp2"][k])]
+            largest = max((trained["baseline"][k] - trained["mlp2"][k]).abs().max().item() for k in trained["baseline"])
+            lines += ["", f"trained weights against {args.baseline}'s (same seed): {len(same)} of "
+                          f"{len(trained['baseline'])} tensors equal to the bit; largest difference {largest:.3g}"]
     print("\n" + "\n".join(lines))
     return 0
 

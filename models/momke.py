@@ -89,15 +89,17 @@ class ExpertBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.attention = SelfAttention(dim, num_heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim))
+        # In-place dropout: GELU's backward reads its input, not the output the dropout rewrites.
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout, inplace=True), nn.Linear(hidden, dim))
         self.dropout = Dropout(dropout)
 
     def forward(
         self, x: Tensor, allowed: Tensor | None, cache: LayerCache | None = None, packing: Packing | None = None
     ) -> Tensor:
         p = self.dropout.p
-        x = add_dropout(x, self.attention(self.norm1(x), allowed, cache, packing), p, self.training)
-        return add_dropout(x, self.mlp(self.norm2(x)), p, self.training)
+        # Each residual branch ends in a linear layer, whose output can take the sum (into_y).
+        x = add_dropout(x, self.attention(self.norm1(x), allowed, cache, packing), p, self.training, into_y=True)
+        return add_dropout(x, self.mlp(self.norm2(x)), p, self.training, into_y=True)
 
 
 class ModalityExpert(nn.Module):
@@ -127,7 +129,7 @@ class SoftRouter(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, num_experts: int, dropout: float) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.ReLU(), Dropout(dropout), nn.Linear(hidden_dim, num_experts)
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(inplace=True), Dropout(dropout), nn.Linear(hidden_dim, num_experts)
         )
 
     def forward(self, features: Tensor) -> Tensor:
@@ -140,7 +142,7 @@ class PredictionHead(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, num_outputs: int, dropout: float) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim), nn.ReLU(), Dropout(dropout), nn.Linear(hidden_dim, num_outputs)
+            nn.Linear(input_dim, hidden_dim), nn.ReLU(inplace=True), Dropout(dropout), nn.Linear(hidden_dim, num_outputs)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -254,7 +256,7 @@ class MoMKE(nn.Module):
         `length` utterances: [N, d]."""
         projected = self.projections[modality](rows)
         positions = sinusoidal_positions(length, projected.shape[-1], projected.device, projected.dtype)
-        return projected + positions[utterance]
+        return projected.add_(positions[utterance])  # in place: a linear's backward needs not its output
 
     def embed(self, modality: str, x: Tensor, past: int = 0) -> Tensor:
         """W^m x^m plus sinusoidal utterance positions (past, past + 1, ...): [B, U, d]."""

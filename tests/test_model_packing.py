@@ -143,6 +143,32 @@ def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, 
     torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_grid_cells_without_an_utterance_change_no_bit(causal, monkeypatch):
+    """The grids are gathered from the packed rows (qkv_gather): a cell without an utterance holds
+    a copy of its sequence's first row where the reference holds zeros. Neither reaches an output
+    or a gradient, so the outputs are the same to the bit and the gradients on real rows equal."""
+    generator = torch.Generator().manual_seed(5)
+    keep = torch.rand(7, 10, generator=generator) < 0.6
+    keep[0] = True  # one full sequence: the others leave empty cells in the one grid
+    monkeypatch.setattr(Packing, "GROUP_COST", 1e9)
+    packing = Packing(keep, causal, heads=2)
+    assert len(packing.groups) == 1 and packing.cells > keep.sum()
+    pads = torch.ones(len(packing.qkv_gather), dtype=torch.bool)
+    pads[packing.qkv_index] = False
+    assert pads.any() and not torch.equal(packing.qkv_gather[pads], torch.zeros_like(packing.qkv_gather[pads]))
+    qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
+    weights = torch.randn(int(keep.sum()), 8, generator=generator)
+    torch.manual_seed(2)
+    reference = autograd_packed_attention(qkv, packing, 0.5)  # zeros in the empty cells
+    (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
+    torch.manual_seed(2)  # the same dropout masks
+    packed = packing.attend(qkv, 0.5)
+    assert torch.equal(packed, reference)
+    (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
+    torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
+
+
 def test_length_groups_cut_where_it_saves_cells():
     assert length_groups([9, 9, 2, 2], group_cost=0.0) in ([2, 4], [1, 2, 3, 4])
     assert length_groups([9, 9, 2, 2], group_cost=10.0) == [2, 4]  # 2*81 + 2*4 + 20 < 4*81 + 10
@@ -170,6 +196,23 @@ def test_fast_dropout_keeps_the_distribution_and_the_gradient(p):
     assert torch.all(dropout(x, 1.0, training=True) == 0)
 
 
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_in_place_dropout_after_gelu_is_the_same_dropout(p):
+    """ExpertBlock's MLP drops GELU's output in place: the same values and gradients, to the bit."""
+    a = torch.randn(41, 67, requires_grad=True)
+    torch.manual_seed(3)
+    reference = dropout(torch.nn.functional.gelu(a), p, training=True)
+    (expected,) = torch.autograd.grad(reference.square().sum(), a)
+    torch.manual_seed(3)
+    hidden = torch.nn.functional.gelu(a)
+    dropped = dropout(hidden, p, training=True, inplace=True)
+    assert dropped is hidden and torch.equal(dropped, reference)
+    (gradient,) = torch.autograd.grad(dropped.square().sum(), a)
+    assert torch.equal(gradient, expected)
+    x = torch.randn(5, 3)
+    assert dropout(x, p, training=False, inplace=True) is x  # evaluation: untouched
+
+
 @pytest.mark.parametrize("p", [0.5, 0.3, 0.0])
 def test_add_dropout_is_the_sum_with_dropout(p):
     x = torch.randn(37, 53, requires_grad=True)
@@ -183,3 +226,26 @@ def test_add_dropout_is_the_sum_with_dropout(p):
     for gradient, expected in zip(gradients, torch.autograd.grad(reference.square().sum(), (x, y))):
         torch.testing.assert_close(gradient, expected)
     assert torch.equal(add_dropout(x, y, p, training=False), x + y)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.0])
+def test_add_dropout_into_y_is_the_same_sum(p):
+    """ExpertBlock's residuals write the sum into the branch's linear output (into_y)."""
+    x = torch.randn(37, 53, requires_grad=True)
+    layer = torch.nn.Linear(53, 53)
+    torch.manual_seed(1)
+    reference = add_dropout(x, layer(x), p, training=True)
+    expected = torch.autograd.grad(reference.square().sum(), (x, *layer.parameters()))
+    torch.manual_seed(1)
+    branch = layer(x)
+    fused = add_dropout(x, branch, p, training=True, into_y=True)
+    assert fused is branch
+    gradients = torch.autograd.grad(fused.square().sum(), (x, *layer.parameters()))
+    if p in (0.0, 0.5):  # the scale 1 / (1 - p) a power of two: every product exact, so the same bits
+        assert torch.equal(fused, reference)
+        assert all(torch.equal(a, b) for a, b in zip(gradients, expected))
+    torch.testing.assert_close(fused, reference)
+    for gradient, wanted in zip(gradients, expected):
+        torch.testing.assert_close(gradient, wanted)
+    with torch.no_grad():
+        assert torch.equal(add_dropout(x, layer(x), p, training=False, into_y=True), x + layer(x))
