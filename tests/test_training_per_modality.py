@@ -9,7 +9,13 @@ import torch
 from momke.models.config import MODALITIES
 from momke.models.training.data import Conversation
 from momke.models.training.toy_corpus import make_toy_corpus
-from momke.models.training.trainer import Trainer, TrainingSettings, model_config_for, split_for_training
+from momke.models.training.trainer import (
+    Trainer,
+    TrainingSettings,
+    model_config_for,
+    presence_codes,
+    split_for_training,
+)
 from torch.nn import functional as F
 
 TINY = {"hidden_dim": 16, "num_blocks": 1, "num_heads": 2, "router_hidden_dim": 16, "dropout": 0.1}
@@ -102,6 +108,34 @@ def test_each_experts_loss_uses_its_modalitys_weights(split):
         other = unscoped.stage1_step(batch, list(MODALITIES))
     torch.testing.assert_close(total, torch.as_tensor(expected))
     assert not torch.isclose(total, other)  # the scope changes the loss
+
+
+def test_presence_scope_weights_the_fused_loss_by_the_utterances_own_modalities(split):
+    scoped = trainer(split, class_weight_scope="presence", unimodal_loss_weight=0.5)
+    table = scoped.presence_class_weights
+    # Voice-only utterances (code 1) get the voice corpora's weights, text-only (2) the text's.
+    torch.testing.assert_close(table[1], scoped.modality_class_weights["audio"])
+    torch.testing.assert_close(table[2], scoped.modality_class_weights["text"])
+    torch.testing.assert_close(table[4], scoped.modality_class_weights["visual"])
+    torch.testing.assert_close(table[7], scoped.class_weights)  # no such utterance: the weights over all
+    batch = next(scoped._batches("stage2"))
+    # Each utterance's code is that of its own modalities in the data, not of the protocol's draw.
+    assert {int(c) for c in batch.presence_code[batch.utterance_mask].unique()} <= {1, 2, 4}
+    scoped.model.eval()
+    with torch.no_grad():
+        loss = scoped.stage2_step(batch)
+        output = scoped.model(batch.features, batch.modality_mask, batch.utterance_mask)
+        use = batch.label_mask & batch.modality_mask.any(-1)
+        labels = batch.labels[use].long()
+        weights = table[batch.presence_code[use], labels]
+        fused = (F.cross_entropy(output.logits[use], labels, reduction="none") * weights).sum() / weights.sum()
+        assert not torch.isclose(fused, F.cross_entropy(output.logits[use], labels, weight=scoped.class_weights))
+        heads = sum(0.0 if not (use & output.modality_mask[..., i]).any() else F.cross_entropy(
+            output.modality_logits[:, :, i][use & output.modality_mask[..., i]],
+            batch.labels[use & output.modality_mask[..., i]].long(), weight=scoped.modality_class_weights[m])
+            for i, m in enumerate(MODALITIES))
+    torch.testing.assert_close(loss, fused + scoped.settings.unimodal_loss_weight * heads)
+    assert presence_codes(np.array([[True, False, False], [False, True, True], [True, True, True]])).tolist() == [1, 6, 7]
 
 
 class Snapshots(Trainer):

@@ -77,7 +77,8 @@ CONVERSATION_RECIPE = RECIPES / "whisper_4class_conversation.json"
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TEXT_SOURCES = ("meld", "emorynlp", "dailydialog")
 # A recipe's "class_weighting" -> TrainingSettings.class_weight_scope ("none": no weights at all).
-CLASS_WEIGHTING_SCOPES = {"none": "all", "inverse-frequency": "all", "inverse-frequency-per-modality": "modality"}
+CLASS_WEIGHTING_SCOPES = {"none": "all", "inverse-frequency": "all", "inverse-frequency-per-modality": "modality",
+                         "inverse-frequency-per-presence": "presence"}
 SOURCE_MODALITY = {"ravdess": "audio", "nemo": "audio", "kor_emotiontts": "audio", "meld": "text", "emorynlp": "text",
                    "dailydialog": "text", "fer2013": "visual", "iemocap": "text"}
 NOISY = "+asr"  # corpora key suffix of a text source's transcription-like noisy copy ("meld+asr")

@@ -55,7 +55,7 @@ from ..momke import MoMKE
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 
 PROTOCOLS = ("fixed", "random")
-CLASS_WEIGHT_SCOPES = ("all", "modality")
+CLASS_WEIGHT_SCOPES = ("all", "modality", "presence")
 STAGE1_SELECTIONS = ("joint", "per-expert")
 BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches
 # The paper's Table 2 order: the six incomplete conditions, then the complete one.
@@ -92,7 +92,9 @@ class TrainingSettings:
     # Frequencies over which utterances: "all" labelled ones (one set of weights for every loss),
     # or "modality": each expert's and modality head's loss weighted by the class frequencies of
     # the utterances that have that modality (a text-only corpus then moves only the text
-    # weights); the fused loss keeps "all"'s weights.
+    # weights); the fused loss keeps "all"'s weights. "presence": as "modality", and the fused
+    # loss weights each utterance by the class frequencies of the training utterances with the
+    # same modalities in the data (a voice-only clip by the voice corpora's, a line by the text's).
     class_weight_scope: str = "all"
     # Stage 1's kept weights: "joint" = one epoch for all experts, chosen on their mean metric;
     # "per-expert" = each expert's own best epoch on its own modality.
@@ -205,6 +207,11 @@ def condition_presence(conversation: Conversation, condition: Sequence[str]) -> 
     return conversation.present & keep
 
 
+def presence_codes(present: np.ndarray) -> np.ndarray:
+    """int [U]: each utterance's modalities as a code 0-7 (audio 1, text 2, visual 4)."""
+    return present.astype(np.int64) @ (1 << np.arange(len(MODALITIES)))
+
+
 def random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A uniformly drawn non-empty subset of the True entries of `available` (bool [3])."""
     indices = np.flatnonzero(available)
@@ -309,9 +316,11 @@ class Trainer:
         self.class_weights = self._class_weights() if settings.class_weights else None
         # Per modality: the weights of that expert's and modality head's loss.
         self.modality_class_weights = {
-            m: self._class_weights(m) if settings.class_weight_scope == "modality" else self.class_weights
+            m: self._class_weights(m) if settings.class_weight_scope != "all" else self.class_weights
             for m in MODALITIES
         } if settings.class_weights else dict.fromkeys(MODALITIES)
+        self.presence_class_weights = (
+            self._presence_class_weights() if settings.class_weights and settings.class_weight_scope == "presence" else None)
         self.train_labels = np.concatenate([c.labels[c.labeled(self.task)] for c in self.train])
         if self.train_labels.size == 0:
             raise ValueError("the training dialogues have no labelled utterances")
@@ -340,6 +349,21 @@ class Trainer:
         counts = np.bincount(labels, minlength=len(self.config.labels)).astype(np.float64)
         weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
         return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
+
+    def _presence_class_weights(self) -> torch.Tensor | None:
+        """[8, C]: row g = inverse class frequencies over the labelled training utterances whose
+        modalities in the data have presence code g (presence_codes); the weights over all
+        utterances where a code has none."""
+        if self.task != "classification":
+            return None
+        table = self.class_weights.repeat(2 ** len(MODALITIES), 1)
+        codes = np.concatenate([presence_codes(c.present)[c.labels >= 0] for c in self.train])
+        labels = np.concatenate([c.labels[c.labels >= 0] for c in self.train])
+        for code in np.unique(codes):
+            counts = np.bincount(labels[codes == code], minlength=len(self.config.labels)).astype(np.float64)
+            weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+            table[code] = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+        return table
 
     def training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
         """Which modalities each utterance of `conversation` shows in this stage's next batch (the
@@ -374,7 +398,14 @@ class Trainer:
         for indices in self.batch_indices():
             chunk = [self.train[i] for i in indices]
             presence = [self.training_presence(c, stage) for c in chunk]
-            yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
+            batch = collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
+            if self.presence_class_weights is not None:
+                # The data's own presence (the protocol's draw hides some of it in the batch).
+                codes = np.zeros(batch.labels.shape, dtype=np.int64)
+                for row, conversation in enumerate(chunk):
+                    codes[row, : len(conversation)] = presence_codes(conversation.present)
+                batch.presence_code = torch.from_numpy(codes).to(self.device)
+            yield batch
 
     # -- stage 1 -------------------------------------------------------------------------------
 
@@ -419,7 +450,13 @@ class Trainer:
         output = self.model(batch.features, batch.modality_mask, batch.utterance_mask)
         # An utterance with no modality left carries nothing to learn from.
         use = batch.label_mask & batch.modality_mask.any(-1)
-        loss = _loss(self.task, output.logits, batch.labels, use, self.class_weights)
+        if self.presence_class_weights is not None and use.any():
+            labels = batch.labels[use].long()
+            weights = self.presence_class_weights[batch.presence_code[use], labels]
+            # The weighted mean, as cross_entropy(weight=) takes it, with a weight per utterance.
+            loss = (F.cross_entropy(output.logits[use], labels, reduction="none") * weights).sum() / weights.sum()
+        else:
+            loss = _loss(self.task, output.logits, batch.labels, use, self.class_weights)
         if self.settings.unimodal_loss_weight > 0:
             # Stage 2 moves the experts; training each modality's own head alongside keeps the
             # per-modality predictions (shown live beside the fused one) true to the experts.
@@ -523,7 +560,7 @@ class Trainer:
         kept: dict[str, dict[str, Any]] = {}  # expert -> epoch, value, validation, state
         stale = dict.fromkeys(experts, 0)
         learnt = dict.fromkeys(experts, False)
-        step = lambda batch: self.stage1_step(batch, experts)  # noqa: E731
+        step = lambda batch: self.stage1_step(batch, experts)
         bar = tqdm(range(1, self.settings.stage1_epochs + 1), desc="stage1", disable=not self.settings.progress, leave=False)
         for epoch in bar:
             losses = self.train_epoch("stage1", step, optimizer, average)
