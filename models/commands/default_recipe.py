@@ -30,7 +30,10 @@ label-matched tri-modal pseudo-conversations (models/training/label_matched.py; 
 chained back to back up to the context limit) with the random protocol and causal context, each
 modality's own head trained alongside; temperatures are then fitted on validation for every
 path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance:
-inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample. The
+inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample (with
+`"class_weighting": "inverse-frequency-per-modality"`, each expert's and modality head's from
+its own modality's utterances; `"stage1_selection": "per-expert"` keeps each expert's own best
+stage-1 epoch). The
 whole training runs once per seed of the recipe's `ensemble_seeds`; the
 models are kept as one ensemble (models/ensemble.py), calibrated as one.
 """
