@@ -237,6 +237,14 @@ def random_presence(conversation: Conversation, drop_rate: float, rng: np.random
 # Forward passes over conversations
 
 
+def inverse_frequencies(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class weights inversely proportional to the classes' counts in `labels`, mean 1 over the
+    classes present; 0 for a class absent."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / num_classes, 0.0)
+    return weights / weights[counts > 0].mean()
+
+
 def _loss(task: str, outputs: torch.Tensor, labels: torch.Tensor, use: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     if not use.any():
         return outputs.sum() * 0.0  # keeps the graph; nothing to learn from this batch
@@ -346,9 +354,7 @@ class Trainer:
             labels = np.concatenate([c.labels[(c.labels >= 0) & c.present[:, index]] for c in self.train])
             if labels.size == 0:
                 return None
-        counts = np.bincount(labels, minlength=len(self.config.labels)).astype(np.float64)
-        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
-        return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
+        return torch.tensor(inverse_frequencies(labels, len(self.config.labels)), dtype=torch.float32, device=self.device)
 
     def _presence_class_weights(self) -> torch.Tensor | None:
         """[8, C]: row g = inverse class frequencies over the labelled training utterances whose
@@ -360,9 +366,7 @@ class Trainer:
         codes = np.concatenate([presence_codes(c.present)[c.labels >= 0] for c in self.train])
         labels = np.concatenate([c.labels[c.labels >= 0] for c in self.train])
         for code in np.unique(codes):
-            counts = np.bincount(labels[codes == code], minlength=len(self.config.labels)).astype(np.float64)
-            weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
-            table[code] = torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32)
+            table[code] = torch.tensor(inverse_frequencies(labels[codes == code], len(self.config.labels)), dtype=torch.float32)
         return table
 
     def training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
