@@ -31,16 +31,25 @@ from momke.models.training.trainer import CONDITIONS, condition_name
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def before_after_corpora(argv: list[str] | None, doc: str, out: Path):
+    """(args, recipe, corpora) of a benchmark that compares --before and --after on the recipe's
+    sets; None when the corpora are absent (parse_benchmark_args has said so)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, required=True)
-    args = parse_benchmark_args(parser, argv, RESULTS / "checkpoint_validation")
+    args = parse_benchmark_args(parser, argv, out)
     if args is None:
-        return 0
-    started = time.time()
+        return None
     recipe = load_recipe(args.recipe)
-    corpora = build_corpora(recipe, args.data, args.cache, progress=False)
+    return args, recipe, build_corpora(recipe, args.data, args.cache, progress=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.time()
+    loaded = before_after_corpora(argv, __doc__, RESULTS / "checkpoint_validation")
+    if loaded is None:
+        return 0
+    args, recipe, corpora = loaded
     matched = matched_conversations(recipe, corpora, "valid")
     results = {}
     for name, path in (("before", args.before), ("after", args.after)):

@@ -104,11 +104,17 @@ def test_the_conversation_recipe_trains_the_text_path_on_dailydialog_too():
     assert recipe["text_style"] == "whisper"
     assert recipe["text_noise"]["splits"] == ["train", "valid"] and 0.15 < recipe["text_noise"]["wer_mean"] < 0.3
     assert "dailydialog" in recipe["licences"]
-    # Otherwise the default recipe: only the text data differ.
+    # Otherwise the default recipe: the text data differ, and the class weights and stage-1
+    # epochs are per modality (the text data would otherwise move the voice's and faces').
     default = load_recipe(DEFAULT_RECIPE)
     assert "dailydialog" not in default["label_maps"] and "text_noise" not in default
     assert {k: v for k, v in recipe["label_maps"].items() if k != "dailydialog"} == default["label_maps"]
-    assert recipe["model"] == default["model"] and recipe["training"] == default["training"]
+    per_modality = {"class_weighting", "class_weighting_note", "stage1_selection", "stage1_selection_note"}
+    assert recipe["training"]["class_weighting"] == "inverse-frequency-per-modality"
+    assert recipe["training"]["stage1_selection"] == "per-expert"
+    assert recipe["model"] == default["model"]
+    assert {k: v for k, v in recipe["training"].items() if k not in per_modality} == {
+        k: v for k, v in default["training"].items() if k not in per_modality}
 
 
 @needs_dailydialog

@@ -30,7 +30,10 @@ label-matched tri-modal pseudo-conversations (models/training/label_matched.py; 
 chained back to back up to the context limit) with the random protocol and causal context, each
 modality's own head trained alongside; temperatures are then fitted on validation for every
 path and condition (models/calibration.py) and stored in the checkpoint. Class imbalance:
-inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample. The
+inverse-frequency class weights in the cross-entropy, on top of the balanced FER sample (with
+`"class_weighting": "inverse-frequency-per-modality"`, each expert's and modality head's from
+its own modality's utterances; `"stage1_selection": "per-expert"` keeps each expert's own best
+stage-1 epoch). The
 whole training runs once per seed of the recipe's `ensemble_seeds`; the
 models are kept as one ensemble (models/ensemble.py), calibrated as one.
 """
@@ -76,6 +79,9 @@ DEFAULT_RECIPE = RECIPES / "whisper_4class.json"
 CONVERSATION_RECIPE = RECIPES / "whisper_4class_conversation.json"
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 TEXT_SOURCES = ("meld", "emorynlp", "dailydialog")
+# A recipe's "class_weighting" -> TrainingSettings.class_weight_scope ("none": no weights at all).
+CLASS_WEIGHTING_SCOPES = {"none": "all", "inverse-frequency": "all", "inverse-frequency-per-modality": "modality",
+                         "inverse-frequency-per-presence": "presence"}
 SOURCE_MODALITY = {"ravdess": "audio", "nemo": "audio", "kor_emotiontts": "audio", "meld": "text", "emorynlp": "text",
                    "dailydialog": "text", "fer2013": "visual", "iemocap": "text"}
 NOISY = "+asr"  # corpora key suffix of a text source's transcription-like noisy copy ("meld+asr")
@@ -106,6 +112,9 @@ def load_recipe(path: str | Path = DEFAULT_RECIPE) -> dict[str, Any]:
     missing = {"labels", "label_maps", "splits", "pseudo_dialogues", "model", "training"} - set(recipe)
     if missing:
         raise ValueError(f"recipe {path} lacks {sorted(missing)}")
+    weighting = recipe["training"].get("class_weighting")
+    if weighting not in CLASS_WEIGHTING_SCOPES:
+        raise ValueError(f"recipe {path}: training.class_weighting must be one of {sorted(CLASS_WEIGHTING_SCOPES)}, got {weighting!r}")
     for source, mapping in recipe["label_maps"].items():
         unknown = set(mapping.values()) - set(recipe["labels"])
         if unknown:
@@ -445,6 +454,8 @@ def train_recipe(
         protocol=training["protocol"], stage1_epochs=training["stage1_epochs"], stage2_epochs=training["stage2_epochs"],
         patience=training["patience"], learning_rate=training["learning_rate"], batch_size=training["batch_size"],
         class_weights=training["class_weighting"] != "none", seed=training["seed"],
+        class_weight_scope=CLASS_WEIGHTING_SCOPES[training["class_weighting"]],
+        stage1_selection=training.get("stage1_selection", "joint"),
         utterance_drop_rate=training.get("utterance_drop_rate", 0.3), selection_metric=training.get("selection_metric"),
         unimodal_loss_weight=training.get("unimodal_loss_weight", 0.0),
         weight_average=training.get("weight_average"),
@@ -525,6 +536,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="train one model with this seed instead of the recipe's ensemble (data draws keep their seeds)")
     parser.add_argument("--weight-average", type=float, metavar="DECAY",
                         help="keep a moving average of the weights (the recipe's setting by default; 0 = the last weights)")
+    parser.add_argument("--class-weighting", choices=sorted(CLASS_WEIGHTING_SCOPES),
+                        help="the recipe's setting by default; -per-modality: each expert's weights from its own modality's utterances")
+    parser.add_argument("--stage1-selection", choices=("joint", "per-expert"),
+                        help="stage 1 keeps one epoch for all experts (joint) or each expert's own best (the recipe's setting by default)")
     parser.add_argument("--device")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -538,7 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpora = build_corpora(recipe, args.data, args.cache, args.limit, progress=not args.quiet, device=args.device)
         extracted = time.time()
         overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs),
-                                       ("seed", args.seed), ("weight_average", args.weight_average)) if v is not None}
+                                       ("seed", args.seed), ("weight_average", args.weight_average),
+                                       ("class_weighting", args.class_weighting),
+                                       ("stage1_selection", args.stage1_selection)) if v is not None}
         model, results = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
     except ValueError as error:
         print(f"default recipe: {error}", file=sys.stderr)

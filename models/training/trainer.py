@@ -11,8 +11,11 @@ Protocols:
   a random non-empty subset of the modalities it has, and each utterance, with probability
   ``utterance_drop_rate``, another random non-empty subset of its own modalities.
 
-Each stage keeps the weights of its best epoch on the validation split and stops early after
-``patience`` epochs without improvement, counted only from the first epoch that scores better on
+Each stage keeps the weights of its best epoch on the validation split (with
+``stage1_selection="per-expert"``, stage 1 keeps each expert's own best epoch: its projection,
+expert and head as they were when that expert scored best on its own modality) and stops early
+after ``patience`` epochs without improvement (per expert: once every expert has had
+``patience`` epochs without improvement), counted only from the first epoch that scores better on
 validation than a constant predictor (the training data's majority class or mean score): a
 stage is never stopped before it has learnt anything. If the kept model is still no better
 than that constant, ``TrainingResult.learnt`` is False (``momke train`` then fails). The
@@ -53,6 +56,8 @@ from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversat
 from .optim import FusedAdam
 
 PROTOCOLS = ("fixed", "random")
+CLASS_WEIGHT_SCOPES = ("all", "modality", "presence")
+STAGE1_SELECTIONS = ("joint", "per-expert")
 BUCKET_POOL = 8  # bucket_by_length sorts dialogues by length within pools of this many batches
 # The paper's Table 2 order: the six incomplete conditions, then the complete one.
 CONDITIONS: tuple[tuple[str, ...], ...] = (
@@ -85,6 +90,16 @@ class TrainingSettings:
     learning_rate: float = 1e-4
     weight_decay: float = 1e-5
     class_weights: bool = False  # classification: weight classes by inverse frequency
+    # Frequencies over which utterances: "all" labelled ones (one set of weights for every loss),
+    # or "modality": each expert's and modality head's loss weighted by the class frequencies of
+    # the utterances that have that modality (a text-only corpus then moves only the text
+    # weights); the fused loss keeps "all"'s weights. "presence": as "modality", and the fused
+    # loss weights each utterance by the class frequencies of the training utterances with the
+    # same modalities in the data (a voice-only clip by the voice corpora's, a line by the text's).
+    class_weight_scope: str = "all"
+    # Stage 1's kept weights: "joint" = one epoch for all experts, chosen on their mean metric;
+    # "per-expert" = each expert's own best epoch on its own modality.
+    stage1_selection: str = "joint"
     bucket_by_length: bool = False  # batch dialogues of similar length together (less padding)
     # Validate and keep an exponential moving average of the weights (decay per step) instead of
     # the last step's weights; None = off. Averages out the last steps' noise (see WeightAverage).
@@ -114,6 +129,10 @@ class TrainingSettings:
             raise ValueError("batch_size must be >= 1")
         if self.weight_average is not None and not 0.0 <= self.weight_average < 1.0:
             raise ValueError("weight_average (the moving average's decay per step) must be in [0, 1)")
+        if self.class_weight_scope not in CLASS_WEIGHT_SCOPES:
+            raise ValueError(f"class_weight_scope must be one of {CLASS_WEIGHT_SCOPES}, got {self.class_weight_scope!r}")
+        if self.stage1_selection not in STAGE1_SELECTIONS:
+            raise ValueError(f"stage1_selection must be one of {STAGE1_SELECTIONS}, got {self.stage1_selection!r}")
 
     def metric_for(self, task: str) -> str:
         return self.selection_metric or ("wa" if task == "classification" else "mae")
@@ -189,6 +208,11 @@ def condition_presence(conversation: Conversation, condition: Sequence[str]) -> 
     return conversation.present & keep
 
 
+def presence_codes(present: np.ndarray) -> np.ndarray:
+    """int [U]: each utterance's modalities as a code 0-7 (audio 1, text 2, visual 4)."""
+    return present.astype(np.int64) @ (1 << np.arange(len(MODALITIES)))
+
+
 def random_subset(available: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A uniformly drawn non-empty subset of the True entries of `available` (bool [3])."""
     indices = np.flatnonzero(available)
@@ -212,6 +236,14 @@ def random_presence(conversation: Conversation, drop_rate: float, rng: np.random
 
 # ------------------------------------------------------------------------------------------------
 # Forward passes over conversations
+
+
+def inverse_frequencies(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Class weights inversely proportional to the classes' counts in `labels`, mean 1 over the
+    classes present; 0 for a class absent."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / num_classes, 0.0)
+    return weights / weights[counts > 0].mean()
 
 
 def _loss(task: str, outputs: torch.Tensor, labels: torch.Tensor, use: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -291,6 +323,13 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.model = MoMKE(config).to(self.device)
         self.class_weights = self._class_weights() if settings.class_weights else None
+        # Per modality: the weights of that expert's and modality head's loss.
+        self.modality_class_weights = {
+            m: self._class_weights(m) if settings.class_weight_scope != "all" else self.class_weights
+            for m in MODALITIES
+        } if settings.class_weights else dict.fromkeys(MODALITIES)
+        self.presence_class_weights = (
+            self._presence_class_weights() if settings.class_weights and settings.class_weight_scope == "presence" else None)
         self.train_labels = np.concatenate([c.labels[c.labeled(self.task)] for c in self.train])
         if self.train_labels.size == 0:
             raise ValueError("the training dialogues have no labelled utterances")
@@ -304,13 +343,32 @@ class Trainer:
             available = {m for i, m in enumerate(MODALITIES) if any(c.present[:, i].any() for c in self.train)}
             self.valid_conditions = [c for c in CONDITIONS if set(c) <= available]
 
-    def _class_weights(self) -> torch.Tensor | None:
+    def _class_weights(self, modality: str | None = None) -> torch.Tensor | None:
+        """Inverse class frequencies (mean 1 over the classes seen) over the labelled training
+        utterances, or only over those that have `modality`; None when there are none."""
         if self.task != "classification":
             return None
+        if modality is None:
+            labels = np.concatenate([c.labels[c.labels >= 0] for c in self.train])
+        else:
+            index = MODALITIES.index(modality)
+            labels = np.concatenate([c.labels[(c.labels >= 0) & c.present[:, index]] for c in self.train])
+            if labels.size == 0:
+                return None
+        return torch.tensor(inverse_frequencies(labels, len(self.config.labels)), dtype=torch.float32, device=self.device)
+
+    def _presence_class_weights(self) -> torch.Tensor | None:
+        """[8, C]: row g = inverse class frequencies over the labelled training utterances whose
+        modalities in the data have presence code g (presence_codes); the weights over all
+        utterances where a code has none."""
+        if self.task != "classification":
+            return None
+        table = self.class_weights.repeat(2 ** len(MODALITIES), 1)
+        codes = np.concatenate([presence_codes(c.present)[c.labels >= 0] for c in self.train])
         labels = np.concatenate([c.labels[c.labels >= 0] for c in self.train])
-        counts = np.bincount(labels, minlength=len(self.config.labels)).astype(np.float64)
-        weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
-        return torch.tensor(weights / weights[counts > 0].mean(), dtype=torch.float32, device=self.device)
+        for code in np.unique(codes):
+            table[code] = torch.tensor(inverse_frequencies(labels[codes == code], len(self.config.labels)), dtype=torch.float32)
+        return table
 
     def training_presence(self, conversation: Conversation, stage: str) -> np.ndarray:
         """Which modalities each utterance of `conversation` shows in this stage's next batch (the
@@ -345,7 +403,14 @@ class Trainer:
         for indices in self.batch_indices():
             chunk = [self.train[i] for i in indices]
             presence = [self.training_presence(c, stage) for c in chunk]
-            yield collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
+            batch = collate_conversations(chunk, self.config.feature_dims, self.task, presence).to(self.device)
+            if self.presence_class_weights is not None:
+                # The data's own presence (the protocol's draw hides some of it in the batch).
+                codes = np.zeros(batch.labels.shape, dtype=np.int64)
+                for row, conversation in enumerate(chunk):
+                    codes[row, : len(conversation)] = presence_codes(conversation.present)
+                batch.presence_code = torch.from_numpy(codes).to(self.device)
+            yield batch
 
     # -- stage 1 -------------------------------------------------------------------------------
 
@@ -361,7 +426,8 @@ class Trainer:
             index = MODALITIES.index(expert)
             present = batch.modality_mask[..., index]
             outputs = self.model.forward_unimodal(expert, batch.features[expert], present, batch.utterance_mask)
-            total = total + _loss(self.task, outputs, batch.labels, batch.label_mask & present, self.class_weights)
+            total = total + _loss(self.task, outputs, batch.labels, batch.label_mask & present,
+                                  self.modality_class_weights[expert])
         return total
 
     def constant_score(self, labels: np.ndarray) -> float:
@@ -369,18 +435,19 @@ class Trainer:
         outputs = constant_outputs(self.task, self.train_labels, len(labels), len(self.config.labels))
         return score(self.task, labels, outputs)[self.metric]
 
-    def stage1_validation(self, experts: list[str]) -> dict[str, float]:
+    def stage1_validation(self, experts: list[str]) -> dict[str, Any]:
         """Mean over experts of each expert's unimodal metric on its own modality, and the same
-        mean for a constant predictor."""
-        values, constants, counts = [], [], []
+        mean for a constant predictor; "per_expert": each expert's own (metric, constant, scored)."""
+        per_expert = {}
         for expert in experts:
             presence = [condition_presence(c, (expert,)) for c in self.valid]
             labels, outputs = predict(self.model, self.valid, presence, expert=expert)
-            values.append(score(self.task, labels, outputs)[self.metric])
-            constants.append(self.constant_score(labels))
-            counts.append(len(labels))
-        return {self.metric: float(np.mean(values)), "constant": float(np.mean(constants)),
-                "scored": int(min(counts))}
+            per_expert[expert] = {self.metric: score(self.task, labels, outputs)[self.metric],
+                                  "constant": self.constant_score(labels), "scored": len(labels)}
+        values = [v[self.metric] for v in per_expert.values()]
+        return {self.metric: float(np.mean(values)),
+                "constant": float(np.mean([v["constant"] for v in per_expert.values()])),
+                "scored": int(min(v["scored"] for v in per_expert.values())), "per_expert": per_expert}
 
     # -- stage 2 -------------------------------------------------------------------------------
 
@@ -388,7 +455,13 @@ class Trainer:
         output = self.model(batch.features, batch.modality_mask, batch.utterance_mask)
         # An utterance with no modality left carries nothing to learn from.
         use = batch.label_mask & batch.modality_mask.any(-1)
-        loss = _loss(self.task, output.logits, batch.labels, use, self.class_weights)
+        if self.presence_class_weights is not None and use.any():
+            labels = batch.labels[use].long()
+            weights = self.presence_class_weights[batch.presence_code[use], labels]
+            # The weighted mean, as cross_entropy(weight=) takes it, with a weight per utterance.
+            loss = (F.cross_entropy(output.logits[use], labels, reduction="none") * weights).sum() / weights.sum()
+        else:
+            loss = _loss(self.task, output.logits, batch.labels, use, self.class_weights)
         if self.settings.unimodal_loss_weight > 0:
             # Stage 2 moves the experts; training each modality's own head alongside keeps the
             # per-modality predictions (shown live beside the fused one) true to the experts.
@@ -396,7 +469,8 @@ class Trainer:
                 if modality in self.model.unimodal_heads:
                     present = use & output.modality_mask[..., index]
                     loss = loss + self.settings.unimodal_loss_weight * _loss(
-                        self.task, output.modality_logits[:, :, index], batch.labels, present, self.class_weights)
+                        self.task, output.modality_logits[:, :, index], batch.labels, present,
+                        self.modality_class_weights[modality])
         return loss
 
     def stage2_validation(self) -> dict[str, float]:
@@ -476,13 +550,71 @@ class Trainer:
         bar.close()
         self.model.load_state_dict(best_state)
 
+    def expert_parameters(self, expert: str) -> list[str]:
+        """The state_dict keys stage 1 trains for `expert`: its modality's projection, the expert
+        and its own head (nothing else takes part in forward_unimodal)."""
+        prefixes = (f"projections.{expert}.", f"experts.{expert}.", f"unimodal_heads.{expert}.")
+        return [k for k in self.model.state_dict() if k.startswith(prefixes)]
+
+    def run_stage1_per_expert(self, experts: list[str]) -> None:
+        """Stage 1 trained as one (the experts' losses summed, one optimizer), but each expert's
+        weights are kept from its own best validation epoch on its own modality, and patience
+        runs out only once every expert has had `patience` epochs without improvement: an expert
+        that learns slower (a small corpus beside a large one) is not cut off at the others'
+        best epoch."""
+        optimizer = self.optimizer()
+        decay = self.settings.weight_average
+        average = None if decay is None else WeightAverage(self.model, decay)
+        keys = {expert: self.expert_parameters(expert) for expert in experts}
+        kept: dict[str, dict[str, Any]] = {}  # expert -> epoch, value, validation, state
+        stale = dict.fromkeys(experts, 0)
+        learnt = dict.fromkeys(experts, False)
+        step = lambda batch: self.stage1_step(batch, experts)
+        bar = tqdm(range(1, self.settings.stage1_epochs + 1), desc="stage1", disable=not self.settings.progress, leave=False)
+        for epoch in bar:
+            losses = self.train_epoch("stage1", step, optimizer, average)
+            if average is not None:
+                average.swap()
+            validation = self.stage1_validation(experts)
+            self.history.append(
+                {"stage": "stage1", "epoch": epoch, "train_loss": float(np.mean(losses)), "valid": validation}
+            )
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", **{f"valid_{self.metric}": f"{validation[self.metric]:.4f}"})
+            state = self.model.state_dict()
+            for expert, own in validation["per_expert"].items():
+                value = own[self.metric]
+                learnt[expert] = learnt[expert] or beats_constant(self.metric, value, own["constant"], own["scored"])
+                if expert not in kept or is_better(self.metric, value, kept[expert]["value"]):
+                    kept[expert] = {"epoch": epoch, "value": value, "valid": own,
+                                    "state": {k: state[k].detach().clone() for k in keys[expert]}}
+                    stale[expert] = 0
+                elif learnt[expert]:
+                    stale[expert] += 1
+            if average is not None:
+                average.swap()
+            patience = self.settings.patience
+            if patience is not None and all(stale[e] >= patience for e in experts):
+                break
+        bar.close()
+        state = self.model.state_dict()
+        for expert in experts:
+            state.update(kept[expert]["state"])
+        self.model.load_state_dict(state)
+        # The kept model's own stage-1 figures (its experts come from different epochs).
+        validation = self.stage1_validation(experts)
+        self.best["stage1"] = {"epoch": max(k["epoch"] for k in kept.values()),
+                               "expert_epochs": {e: kept[e]["epoch"] for e in experts}, "valid": validation}
+
     def fit(self) -> MoMKE:
         experts = self.stage1_experts()
         if not self.settings.skip_stage1 and self.settings.stage1_epochs > 0 and experts:
-            self.run_stage(
-                "stage1", self.settings.stage1_epochs,
-                lambda batch: self.stage1_step(batch, experts), lambda: self.stage1_validation(experts),
-            )
+            if self.settings.stage1_selection == "per-expert":
+                self.run_stage1_per_expert(experts)
+            else:
+                self.run_stage(
+                    "stage1", self.settings.stage1_epochs,
+                    lambda batch: self.stage1_step(batch, experts), lambda: self.stage1_validation(experts),
+                )
         self.run_stage("stage2", self.settings.stage2_epochs, self.stage2_step, self.stage2_validation)
         self.model.eval()
         return self.model
