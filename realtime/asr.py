@@ -51,7 +51,6 @@ def check_audio(audio) -> np.ndarray:
 
 
 AUTO_LANGUAGE_MIN_S = 1.5  # "auto": the language is detected on the first utterance this long
-ENGLISH_ONLY = {"tiny.en"}
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,11 @@ class LiveOptions:
         """Devices (or pushed media), not a replayed file."""
         return self.input_file is None
 
+    @property
+    def fast(self) -> bool:
+        """A replayed file read as fast as possible, not paced in real time."""
+        return not (self.live or self.realtime)
+
     def to_log(self) -> dict:
         """The settings that describe a run, for the log's header (devices and objects by name)."""
         def plain(value):

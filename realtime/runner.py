@@ -50,7 +50,6 @@ class Runner:
         when the session is ready (segmentation begins then); on_finished(): a replay has been
         processed to its end; sync: False runs a fast replay on threads too (tests compare the
         two), its utterance queue then waiting for room instead of dropping the oldest."""
-        fast = not (options.live or options.realtime)
         self.audio_queue = audio_queue
         self.segmentation = segmentation
         self.extraction = extraction
@@ -59,8 +58,8 @@ class Runner:
         self.stop_event = stop
         self.gate = gate
         self.on_finished = on_finished
-        self.sync = fast if sync is None else sync
-        self.wait_for_room = fast
+        self.sync = options.fast if sync is None else sync
+        self.wait_for_room = options.fast
         self.outbox = outbox  # what the stages (and the session) emit, for "momke-events"
         self.utterances = ChunkQueue(maxsize=UTTERANCES_WAITING)  # threaded: cut, waiting for processing
         self.pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="momke-extract")

@@ -149,7 +149,7 @@ class LiveSession:
         self._stop = threading.Event()
         # A replay as fast as possible runs its stages one after another on one thread (False: on
         # the threaded runner, as live; tests compare the two).
-        self.synchronous = not (live or self.realtime)
+        self.synchronous = options.fast
         self._started = False
         self._stopped = False
 
@@ -219,7 +219,7 @@ class LiveSession:
         if self._video_device is not None:
             self._captures.append(VideoCapture(self._video_device, self.clock, self.health, self._stop, self.frames,
                                                pacer=pacer, fps=self.options.serving.camera_fps, gate=ready))
-        fast = not (self.live or self.realtime)
+        fast = self.options.fast
         self.segmentation = Segmentation(
             self._segmenter, self.frames, self.texts, self.health, self.clock.now, live=not fast,
             has_audio_source=self._audio_device is not None, max_frames=self.options.serving.max_frames,

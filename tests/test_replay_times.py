@@ -7,7 +7,6 @@ import threading
 
 from momke.realtime import LiveSession, StatusEvent
 from momke.realtime.clock import SessionClock
-from momke.realtime.session import DEMO_DIR
 from momke.realtime.sources import ReplayPacer
 from realtime_support import spy_model, spy_profile
 
