@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--targets", default="query,key,value,attention_out,inner,outer")
     parser.add_argument("--train-limit", type=int, default=None, help="first N training dialogues per source (a quick run)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both heads and of the fine-tuning order")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
     parser.add_argument("--delta-out", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "text_encoder_probe")
@@ -119,11 +120,12 @@ def main(argv=None) -> int:
     frozen_valid = {name: (embed(encoder, valid_ids[name]), s.labels) for name, s in valid.items()}
     frozen_train = embed(encoder, ids)
     embed_s = time.perf_counter() - t0
-    _, frozen, frozen_epoch = train_head(frozen_train, labels, frozen_valid, classes)
+    _, frozen, frozen_epoch = train_head(frozen_train, labels, frozen_valid, classes, seed=args.seed)
     print(f"frozen ({embed_s:.0f} s to embed): mean {mean_row(frozen)}", flush=True)
     for name, row in frozen.items():
         print(f"  {name}: {row}", flush=True)
 
+    torch.manual_seed(args.seed)  # the low-rank factors' start and the head's
     add_low_rank(encoder, args.rank, args.alpha, args.targets.split(","))
     head = EmotionHead(384, len(classes))
     epochs: list[dict] = []
@@ -139,7 +141,8 @@ def main(argv=None) -> int:
             if args.delta_out:
                 save_delta(encoder, args.delta_out, note=f"probe epoch {epoch}, rank {args.rank}")
 
-    train_s = finetune(encoder, head, ids, labels, classes, args.epochs, args.lr, args.head_lr, on_epoch=on_epoch)
+    train_s = finetune(encoder, head, ids, labels, classes, args.epochs, args.lr, args.head_lr, seed=args.seed,
+                       on_epoch=on_epoch)
 
     # Latency: the plain encoder, and the same encoder with the saved delta merged in.
     sample = [t for s in valid.values() for t in s.texts[:40]][:200]
