@@ -77,17 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 0
     args, recipe, corpora = loaded
-    sets = validation_sets(recipe, corpora)
+    # Each side reads its own features (its checkpoint's profile); the sets hold the same dialogues in the same order.
+    sets = {side: validation_sets(recipe, corpora[side]) for side in ("before", "after")}
     models = {name: load_checkpoint(path, device="cpu") for name, path in (("before", args.before), ("after", args.after))}
     rng = np.random.default_rng(0)
     bootstrap, members = {}, {}
-    for name, (conversations, condition) in sets.items():
-        bootstrap[name] = paired_bootstrap(*(per_dialogue(models[k], conversations, condition) for k in ("before", "after")), rng)
+    for name, (_, condition) in sets["before"].items():
+        bootstrap[name] = paired_bootstrap(*(per_dialogue(models[k], sets[k][name][0], condition) for k in ("before", "after")), rng)
     for side, model in models.items():
         rows = [("ensemble", model)] + [(f"member {i}", m) for i, m in enumerate(getattr(model, "members", []))]
         for label, one in rows:
             figures = {}
-            for name, (conversations, condition) in sets.items():
+            for name, (conversations, condition) in sets[side].items():
                 labels, logits = predict(one, conversations, [condition_presence(c, condition) for c in conversations])
                 figures[name] = 100 * score("classification", labels, logits)["ua"]
             members[f"{side} {label}"] = figures
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, b in bootstrap.items():
         lines.append(f"{name:<32} {b['d_ua']:+6.1f} [{b['ua_95'][0]:+5.1f}, {b['ua_95'][1]:+5.1f}] "
                      f"{b['d_wa']:+6.1f} [{b['wa_95'][0]:+5.1f}, {b['wa_95'][1]:+5.1f}]")
-    names = list(sets)
+    names = list(sets["before"])
     lines += ["", "## UA % of each ensemble and of each member alone (seeds differ)",
               "| model | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for label, figures in members.items():

@@ -32,8 +32,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def before_after_corpora(argv: list[str] | None, doc: str, out: Path):
-    """(args, recipe, corpora) of a benchmark that compares --before and --after on the recipe's
-    sets; None when the corpora are absent (parse_benchmark_args has said so)."""
+    """(args, recipe, {"before": corpora, "after": corpora}) of a benchmark that compares --before
+    and --after on the recipe's sets; None when the corpora are absent (parse_benchmark_args has
+    said so). Each side's features come from its checkpoint's feature profile (the same sets, in
+    the same order: a checkpoint of another text encoder reads its own text vectors)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, required=True)
@@ -41,7 +43,29 @@ def before_after_corpora(argv: list[str] | None, doc: str, out: Path):
     if args is None:
         return None
     recipe = load_recipe(args.recipe)
-    return args, recipe, build_corpora(recipe, args.data, args.cache, progress=False)
+    built: dict[str, dict] = {}
+    corpora = {}
+    for side, path in (("before", args.before), ("after", args.after)):
+        profile = load_checkpoint(path, device="cpu").config.feature_profile
+        if profile not in built:
+            built[profile] = build_corpora({**recipe, "feature_profile": profile}, args.data, args.cache, progress=False)
+        corpora[side] = built[profile]
+    corpora["after"] = in_order_of(corpora["before"], corpora["after"])
+    return args, recipe, corpora
+
+
+def in_order_of(reference: dict, corpora: dict) -> dict:
+    """`corpora` with each source's conversations in the reference's order (caches of two profiles
+    may have been written in different orders); the same dialogues are required."""
+    if corpora is reference:
+        return corpora
+    ordered = {}
+    for source, corpus in reference.items():
+        by_id = {c.dialogue_id: c for c in corpora[source].conversations}
+        if set(by_id) != {c.dialogue_id for c in corpus.conversations}:
+            raise ValueError(f"{source}: the two checkpoints' feature corpora hold different dialogues")
+        ordered[source] = corpora[source].subset(by_id[c.dialogue_id] for c in corpus.conversations)
+    return ordered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,12 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 0
     args, recipe, corpora = loaded
-    matched = matched_conversations(recipe, corpora, "valid")
     results = {}
     for name, path in (("before", args.before), ("after", args.after)):
         model = load_checkpoint(path, device="cpu")
-        per_source = source_metrics(model, corpora, "valid")
-        per_condition = evaluate_conditions(model, matched, CONDITIONS)
+        per_source = source_metrics(model, corpora[name], "valid")
+        per_condition = evaluate_conditions(model, matched_conversations(recipe, corpora[name], "valid"), CONDITIONS)
         results[name] = {"checkpoint": str(path), "sources": per_source, "label_matched": per_condition}
     lines = [
         "# Two checkpoints on the recipe's validation data (UA %, WA % in brackets)",

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.time()
     model = load_checkpoint(args.checkpoint, device="cpu")
-    recipe = load_recipe(args.recipe)  # the sets and the noise come from this recipe, whatever the checkpoint
+    # The sets and the noise come from this recipe, whatever the checkpoint; the features from the checkpoint's profile.
+    recipe = {**load_recipe(args.recipe), "feature_profile": model.config.feature_profile}
     names = list(model.config.labels)
     results = {name: scores(*streamed(model, conversations), names)
                for name, conversations in text_sets(recipe, args.data, args.cache).items()}

@@ -12,6 +12,10 @@
   Whisper's states in the audio vector (678-d): Whisper's last layer is tuned to the words, the
   functionals carry how they are said (linear probe through the served path, RAVDESS actors
   17-20: 66.9 -> 75.8 % UA; see benchmarks/README.md).
+- "whisper-prosody-conv" (issue 19, a candidate): as whisper-prosody, the text encoder with a
+  low-rank delta fine-tuned on conversation (assets/weights/minilm_conversation_delta.safetensors,
+  merged into the weights at load: same 384-d, same cost per utterance, other vectors). Its audio
+  and visual features are whisper-prosody's, so caches of those are shared (`feature_source`).
 - "research": the paper's kind of encoders from local checkpoint folders (research.py):
   `audio_path` (wav2vec 2.0 / HuBERT) and `text_path` (DeBERTa or another encoder), with
   `audio_layer`, `audio_pooling`, `text_layers`, `text_pooling`; visual = the lite one unless
@@ -29,7 +33,10 @@ import numpy as np
 
 from .base import FeatureProfile, ModalityExtractor, Utterance
 
-PROFILES = ("lite", "whisper", "whisper-prosody", "research")
+PROFILES = ("lite", "whisper", "whisper-prosody", "whisper-prosody-conv", "research")
+CONVERSATION_DELTA = "minilm_conversation_delta.safetensors"  # in assets/weights/
+# Profiles whose features of some modalities are exactly another profile's: {profile: {modality: other}}.
+SHARED_FEATURES = {"whisper-prosody-conv": {"audio": "whisper-prosody", "visual": "whisper-prosody"}}
 # mini-Xception's pooled last-block features (128) + the 7 FER2013 expression probabilities.
 LITE_VISUAL_DIM = 135
 EXPRESSION_DIM = 7  # the whisper profile's visual features: log-probabilities only
@@ -72,13 +79,17 @@ def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
         raise ValueError(f"unknown feature profile {name!r}; expected one of {PROFILES}")
     options = dict(options)
     visual_options = dict(options.pop("visual_options", None) or {})
-    if name in ("lite", "whisper", "whisper-prosody"):
-        text = LiteTextExtractor(device=device, **_take(options, {"text_batch_size": "batch_size"}))
+    if name in ("lite", "whisper", "whisper-prosody", "whisper-prosody-conv"):
+        from .runtime import bundled
+
+        # The delta is part of the profile, not an option: its name alone must say what the features are.
+        delta = bundled("weights", CONVERSATION_DELTA) if name == "whisper-prosody-conv" else None
+        text = LiteTextExtractor(device=device, delta=delta, **_take(options, {"text_batch_size": "batch_size"}))
         if name.startswith("whisper"):
             from .whisper import WhisperAudioExtractor, WhisperProsodyExtractor
 
             audio = WhisperAudioExtractor(device=device, **_take(options, {"whisper_model": "model"}))
-            if name == "whisper-prosody":
+            if name.startswith("whisper-prosody"):
                 audio = WhisperProsodyExtractor(audio, LiteAudioExtractor())
             visual_options.setdefault("expression_only", True)
         else:
@@ -96,6 +107,11 @@ def load_profile(name: str = "lite", device=None, **options) -> FeatureProfile:
     visual = options.pop("visual", None) or _lite_visual(device, visual_options)
     _refuse_unknown(name, options)
     return FeatureProfile("research", audio, text, visual)
+
+
+def feature_source(name: str, modality: str) -> str:
+    """The profile whose cached features of `modality` equal this profile's (itself unless shared)."""
+    return SHARED_FEATURES.get(name, {}).get(modality, name)
 
 
 def profile_dims(name: str = "lite", **options) -> tuple[int, int, int]:

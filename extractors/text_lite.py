@@ -94,11 +94,17 @@ class TextEncoderExtractor(ModalityExtractor):
 
 
 class LiteTextExtractor(TextEncoderExtractor):
+    """`delta`: a low-rank fine-tuning delta file (minilm_delta.py), merged into the weights at
+    load, so the encoder costs the same per utterance with it as without."""
+
     dim = DIM
 
-    def __init__(self, device=None, batch_size: int = BATCH_SIZE) -> None:
+    def __init__(self, device=None, batch_size: int = BATCH_SIZE, delta: str | Path | None = None) -> None:
         self.device = str(pick_device(device))
         self.batch_size = batch_size
+        self.delta = None if delta is None else Path(delta)
+        if self.delta is not None and not self.delta.is_file():
+            raise FileNotFoundError(f"text encoder delta {self.delta} not found")
         self._model = None
 
     @property
@@ -107,6 +113,10 @@ class LiteTextExtractor(TextEncoderExtractor):
             from .minilm import load_minilm
 
             self._model, self._tokenizer = load_minilm(bundled_model_dir())
+            if self.delta is not None:
+                from .minilm_delta import merge_delta
+
+                merge_delta(self._model, self.delta)
             self._model.to(self.device)
         return self._model
 

@@ -302,10 +302,12 @@ def build_corpora(
 ) -> dict[str, FeatureCorpus]:
     """{source: feature corpus}: the speech corpora, MELD, EmoryNLP and FER2013; limit = first N
     dialogues of each split (tests)."""
-    from ...extractors.profiles import load_profile
+    from ...extractors.profiles import feature_source, load_profile
 
     cache_dir = Path(cache_dir or default_cache_dir())
     profile = load_profile(recipe["feature_profile"], device=device)
+    # A profile that shares its voice / face features with another reads (and fills) that one's cache.
+    voice, faces = (load_profile(feature_source(profile.name, m), device=device) for m in ("audio", "visual"))
     labels = recipe["labels"]
     paths = {source: data_dir / settings["folder"] for source, settings in recipe["speech_corpora"].items()}
     paths.update({source: data_dir / source for source in TEXT_SOURCES if source in recipe["label_maps"]})
@@ -313,7 +315,7 @@ def build_corpora(
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise ValueError(f"recipe data not found: {missing} (set --data to the folder of the shared corpora)")
-    corpora = {source: build_speech_corpus(source, data_dir, recipe, profile, cache_dir, limit, progress)
+    corpora = {source: build_speech_corpus(source, data_dir, recipe, voice, cache_dir, limit, progress)
                for source in speech_sources(recipe)}
     noise = recipe.get("text_noise")
     for source in (s for s in TEXT_SOURCES if s in paths):
@@ -328,7 +330,7 @@ def build_corpora(
             noisy = noisy_dialogues(dialogues, noise, noise["splits"])
             described = hashlib.sha1(json.dumps(noise, sort_keys=True).encode()).hexdigest()[:8]
             corpora[source + NOISY] = extract_source(source, noisy, profile, cache_dir, labels, progress, f"{name}-asr{described}")
-    corpora["fer2013"] = fer_corpus(paths["fer2013"], recipe, profile, cache_dir, limit)
+    corpora["fer2013"] = fer_corpus(paths["fer2013"], recipe, faces, cache_dir, limit)
     return corpora
 
 

@@ -1,0 +1,188 @@
+"""Probe: does fine-tuning MiniLM (a low-rank delta) beat the frozen encoder on conversation? (issue 19)
+
+    python benchmarks/text_encoder_probe.py [--epochs 2] [--rank 8] [--delta-out FILE] [--out results/text_encoder_probe]
+
+Lines: MELD train + EmoryNLP train + DailyDialog train, labelled with the conversation recipe's
+label maps (happy / sad / neutral / angry), each written as the live speech-to-text writes it
+(whisper_style) plus one transcription-like noisy copy (asr_noise at the recipe's text_noise
+settings, every training dialogue). Both encoders get the same small head (384 -> 128 -> 4,
+class-weighted cross-entropy):
+- frozen: the shipped all-MiniLM-L6-v2, vectors computed once, the head trained on them
+  (best of 40 epochs by the mean UA of the six validation sets);
+- fine-tuned: a low-rank delta (LoRA) on the linears of all 6 layers trained with the head,
+  end to end, for --epochs; scored after each epoch, the best epoch by the same mean is kept.
+Scored per utterance (no dialogue context) on VALIDATION only: MELD dev, EmoryNLP dev,
+DailyDialog valid, each clean and with ASR-like noise (the recipe's noisy copy).
+The latency of one utterance through the frozen and the merged fine-tuned encoder is timed too.
+Writes <out>.json and <out>.txt; --delta-out keeps the best epoch's delta.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from momke.extractors.minilm import MAX_TOKENS, load_minilm
+from momke.extractors.minilm_delta import add_low_rank, merge_delta, save_delta
+from momke.extractors.text_lite import bundled_model_dir
+from momke.models.commands.default_recipe import (
+    CONVERSATION_RECIPE,
+    DATA_DIR,
+    load_recipe,
+    noisy_dialogues,
+    text_dialogues,
+)
+from momke.models.training.text_encoder import (
+    EmotionHead,
+    embed,
+    evaluate_vectors,
+    finetune,
+    labelled_lines,
+    token_ids,
+    train_head,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SOURCES = ("meld", "emorynlp", "dailydialog")
+
+
+def line_sets(recipe: dict, data_dir: Path, train_limit: int | None) -> tuple[dict, dict]:
+    """(training LineSets {clean, noisy}, validation LineSets {"<source> <clean|asr>"})."""
+    labels, noise = recipe["labels"], recipe["text_noise"]
+    train, valid = {"clean": [], "asr": []}, {}
+    for source in SOURCES:
+        dialogues = text_dialogues(source, data_dir / source, recipe)
+        training = [d for d in dialogues if d.split == "train"]
+        if train_limit:
+            training = training[:train_limit]
+        train["clean"] += training
+        train["asr"] += noisy_dialogues(training, {**noise, "train_fraction": 1.0}, ["train"])
+        validation = [d for d in dialogues if d.split == "valid"]
+        valid[f"{source} clean"] = labelled_lines(validation, labels)
+        valid[f"{source} asr"] = labelled_lines(noisy_dialogues(validation, noise, ["valid"]), labels)
+    return {k: labelled_lines(v, labels) for k, v in train.items()}, valid
+
+
+def latency_ms(encoder, tokenizer, texts: list[str], repeats: int = 3) -> float:
+    """Median ms to embed one utterance (batch of one, token ids included), as live."""
+    times = []
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for text in texts:
+                started = time.perf_counter()
+                encoded = tokenizer.encode_batch([text])
+                encoder(torch.tensor([encoded[0].ids]), torch.tensor([encoded[0].attention_mask]))
+                times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
+def mean_row(result: dict) -> dict:
+    keys = ("wa", "ua", "recall_sad", "recall_angry")
+    return {k: float(np.mean([r[k] for r in result.values()])) for k in keys}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--rank", type=int, default=8)
+    parser.add_argument("--alpha", type=float, default=16.0)
+    parser.add_argument("--lr", type=float, default=5e-4, help="learning rate of the low-rank factors")
+    parser.add_argument("--head-lr", type=float, default=1e-3)
+    parser.add_argument("--targets", default="query,key,value,attention_out,inner,outer")
+    parser.add_argument("--train-limit", type=int, default=None, help="first N training dialogues per source (a quick run)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of both heads and of the fine-tuning order")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core CPU)")
+    parser.add_argument("--delta-out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS / "text_encoder_probe")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    recipe = load_recipe(CONVERSATION_RECIPE)
+    classes = recipe["labels"]
+    train, valid = line_sets(recipe, DATA_DIR, args.train_limit)
+    texts = train["clean"].texts + train["asr"].texts
+    labels = np.concatenate([train["clean"].labels, train["asr"].labels])
+    print(f"training lines {len(texts)} (clean {len(train['clean'].texts)}), class counts {np.bincount(labels).tolist()}",
+          flush=True)
+
+    encoder, tokenizer = load_minilm(bundled_model_dir())
+    tokenizer.no_padding()
+    ids = token_ids(tokenizer, texts, MAX_TOKENS)
+    valid_ids = {name: token_ids(tokenizer, s.texts, MAX_TOKENS) for name, s in valid.items()}
+
+    t0 = time.perf_counter()
+    frozen_valid = {name: (embed(encoder, valid_ids[name]), s.labels) for name, s in valid.items()}
+    frozen_train = embed(encoder, ids)
+    embed_s = time.perf_counter() - t0
+    _, frozen, frozen_epoch = train_head(frozen_train, labels, frozen_valid, classes, seed=args.seed)
+    print(f"frozen ({embed_s:.0f} s to embed): mean {mean_row(frozen)}", flush=True)
+    for name, row in frozen.items():
+        print(f"  {name}: {row}", flush=True)
+
+    torch.manual_seed(args.seed)  # the low-rank factors' start and the head's
+    add_low_rank(encoder, args.rank, args.alpha, args.targets.split(","))
+    head = EmotionHead(384, len(classes))
+    epochs: list[dict] = []
+    best: dict = {"mean_ua": -1.0}
+
+    def on_epoch(epoch: int) -> None:
+        result = evaluate_vectors(head, {n: (embed(encoder, valid_ids[n]), s.labels) for n, s in valid.items()}, classes)
+        row = mean_row(result)
+        epochs.append({"epoch": epoch, "mean": row, "sets": result})
+        print(f"fine-tuned epoch {epoch}: mean {row}", flush=True)
+        if row["ua"] > best["mean_ua"]:
+            best.update(mean_ua=row["ua"], epoch=epoch)
+            if args.delta_out:
+                save_delta(encoder, args.delta_out, note=f"probe epoch {epoch}, rank {args.rank}")
+
+    train_s = finetune(encoder, head, ids, labels, classes, args.epochs, args.lr, args.head_lr, seed=args.seed,
+                       on_epoch=on_epoch)
+
+    # Latency: the plain encoder, and the same encoder with the saved delta merged in.
+    sample = [t for s in valid.values() for t in s.texts[:40]][:200]
+    plain, _ = load_minilm(bundled_model_dir())
+    timing = {"frozen_ms": latency_ms(plain, tokenizer, sample)}
+    if args.delta_out:
+        merged = merge_delta(load_minilm(bundled_model_dir())[0], args.delta_out)
+        timing["merged_ms"] = latency_ms(merged, tokenizer, sample)
+        timing["frozen_ms_again"] = latency_ms(plain, tokenizer, sample)
+
+    report = {
+        "settings": vars(args) | {"delta_out": str(args.delta_out), "out": str(args.out)},
+        "training_lines": len(texts), "class_counts": np.bincount(labels).tolist(),
+        "frozen": {"head_epoch": frozen_epoch, "mean": mean_row(frozen), "sets": frozen, "embed_s": embed_s},
+        "finetuned": {"epochs": epochs, "best_epoch": best.get("epoch"), "train_s": train_s},
+        "latency_per_utterance": timing | {"lines": len(sample), "threads": args.threads},
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads (shared CPU)",
+        "wall_s": time.perf_counter() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".txt").write_text(table(report))
+    print(table(report))
+    return 0
+
+
+def table(report: dict) -> str:
+    best = next(e for e in report["finetuned"]["epochs"] if e["epoch"] == report["finetuned"]["best_epoch"])
+    lines = ["set | frozen WA / UA / sad / angry | fine-tuned WA / UA / sad / angry", "---|---|---"]
+    for name in report["frozen"]["sets"]:
+        f, t = report["frozen"]["sets"][name], best["sets"][name]
+        lines.append(f"{name} | {f['wa']:.1f} / {f['ua']:.1f} / {f['recall_sad']:.1f} / {f['recall_angry']:.1f} | "
+                     f"{t['wa']:.1f} / {t['ua']:.1f} / {t['recall_sad']:.1f} / {t['recall_angry']:.1f}")
+    f, t = report["frozen"]["mean"], best["mean"]
+    lines.append(f"mean of six | {f['wa']:.1f} / {f['ua']:.1f} / {f['recall_sad']:.1f} / {f['recall_angry']:.1f} | "
+                 f"{t['wa']:.1f} / {t['ua']:.1f} / {t['recall_sad']:.1f} / {t['recall_angry']:.1f}")
+    lines.append(f"fine-tuned epoch kept: {report['finetuned']['best_epoch']}; training {report['finetuned']['train_s']:.0f} s; "
+                 f"latency per utterance {json.dumps(report['latency_per_utterance'])}; wall {report['wall_s']:.0f} s")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
