@@ -307,7 +307,8 @@ def build_corpora(
     cache_dir = Path(cache_dir or default_cache_dir())
     profile = load_profile(recipe["feature_profile"], device=device)
     # A profile that shares its voice / face features with another reads (and fills) that one's cache.
-    voice, faces = (load_profile(feature_source(profile.name, m), device=device) for m in ("audio", "visual"))
+    voice, faces = (profile if feature_source(profile.name, m) == profile.name
+                    else load_profile(feature_source(profile.name, m), device=device) for m in ("audio", "visual"))
     labels = recipe["labels"]
     paths = {source: data_dir / settings["folder"] for source, settings in recipe["speech_corpora"].items()}
     paths.update({source: data_dir / source for source in TEXT_SOURCES if source in recipe["label_maps"]})
