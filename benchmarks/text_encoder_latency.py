@@ -18,7 +18,12 @@ import numpy as np
 import torch
 from momke.extractors.base import Utterance
 from momke.extractors.profiles import load_profile
-from momke.models.commands.default_recipe import CONVERSATION_RECIPE, DATA_DIR, load_recipe, text_dialogues
+from momke.models.commands.default_recipe import (
+    CONVERSATION_RECIPE,
+    DATA_DIR,
+    load_recipe,
+    text_dialogues,
+)
 
 
 def main(argv=None) -> int:

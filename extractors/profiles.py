@@ -7,12 +7,12 @@
   encoder states over the utterance (whisper.py, 512-d; the same packaged model is the live
   ASR), text as in lite, visual = the mini-Xception's 7 expression log-probabilities alone
   (visual.py says why its pooled features are left out).
-- "whisper-prosody" (the default checkpoint's since the served-path issue): as whisper, with
+- "whisper-prosody" (the default checkpoint's from the served-path issue to issue 19): as whisper, with
   the lite acoustic/prosodic functionals (pitch, energy, spectral shape, pauses; 166) beside
   Whisper's states in the audio vector (678-d): Whisper's last layer is tuned to the words, the
   functionals carry how they are said (linear probe through the served path, RAVDESS actors
   17-20: 66.9 -> 75.8 % UA; see benchmarks/README.md).
-- "whisper-prosody-conv" (issue 19, a candidate): as whisper-prosody, the text encoder with a
+- "whisper-prosody-conv" (the default checkpoint's since issue 19): as whisper-prosody, the text encoder with a
   low-rank delta fine-tuned on conversation (assets/weights/minilm_conversation_delta.safetensors,
   merged into the weights at load: same 384-d, same cost per utterance, other vectors). Its audio
   and visual features are whisper-prosody's, so caches of those are shared (`feature_source`).

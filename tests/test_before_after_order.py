@@ -7,7 +7,7 @@ import pytest
 from momke.models.training.toy_corpus import make_toy_corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from checkpoint_validation import in_order_of  # noqa: E402
+from checkpoint_validation import in_order_of
 
 
 def test_the_other_side_follows_the_reference_order():

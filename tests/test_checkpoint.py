@@ -141,7 +141,7 @@ def test_default_checkpoint_lives_in_the_assets_package():
     assert DEFAULT_CHECKPOINT == Path(momke.assets.__file__).resolve().parent / "checkpoints" / "momke-whisper-4class"
     if (DEFAULT_CHECKPOINT / CONFIG_FILE).exists():
         model = load_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
-        assert model.config.feature_profile == "whisper-prosody" and len(model.config.labels) == 4
+        assert model.config.feature_profile == "whisper-prosody-conv" and len(model.config.labels) == 4
 
 
 def _edit_config(directory: Path, **changes) -> None:

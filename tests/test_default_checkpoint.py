@@ -46,12 +46,13 @@ def test_checkpoint_matches_its_recipe_and_profile(model):
 
     recipe = load_recipe(DEFAULT_RECIPE)
     config = load_config(DEFAULT_CHECKPOINT)
-    assert config.feature_profile == recipe["feature_profile"] == "whisper-prosody"
+    assert config.feature_profile == recipe["feature_profile"] == "whisper-prosody-conv"
     assert list(config.labels) == recipe["labels"] == ["happy", "sad", "neutral", "angry"]
     assert config.context_mode == "causal"
     assert config.hidden_dim == recipe["model"]["hidden_dim"] and config.num_blocks == recipe["model"]["num_blocks"]
-    check_features(config, "whisper-prosody", profile_dims("whisper-prosody"))  # raises ValueError on any mismatch
-    for other in ("lite", "whisper"):
+    check_features(config, "whisper-prosody-conv", profile_dims("whisper-prosody-conv"))  # raises ValueError on any mismatch
+    # whisper-prosody has the same dimensions but other text vectors (no delta): refused by name.
+    for other in ("lite", "whisper", "whisper-prosody"):
         with pytest.raises(ValueError):
             check_features(config, other, profile_dims(other))
     # It knows the context it was trained for and carries a temperature for every path and condition.
