@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from momke.models.checkpoint import load_checkpoint
+from momke.models.checkpoint import load_checkpoint, load_config
 from momke.models.commands.default_recipe import (
     build_corpora,
     load_recipe,
@@ -46,7 +46,7 @@ def before_after_corpora(argv: list[str] | None, doc: str, out: Path):
     built: dict[str, dict] = {}
     corpora = {}
     for side, path in (("before", args.before), ("after", args.after)):
-        profile = load_checkpoint(path, device="cpu").config.feature_profile
+        profile = load_config(path).feature_profile  # the config alone: the weights load later, once
         if profile not in built:
             built[profile] = build_corpora({**recipe, "feature_profile": profile}, args.data, args.cache, progress=False)
         corpora[side] = built[profile]
