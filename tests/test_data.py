@@ -148,6 +148,9 @@ def test_collate_pads_and_masks():
     assert batch.labels[1].tolist() == [0, -1, -1, -1]
     assert batch.label_mask[0].tolist() == [True, True, True, False]
     assert torch.all(batch.features["visual"][1] == 0)
+    # A missing utterance's features are zeros, whatever the conversation holds there; present ones are copied.
+    assert np.any(conversations[0].features["audio"][0] != 0) and torch.all(batch.features["audio"][0, 0] == 0)
+    assert np.array_equal(batch.features["audio"][0, 1:].numpy(), conversations[0].features["audio"][1:])
     # An override may hide modalities but never reveal them.
     override = [np.tile([True, False, True], (4, 1)), np.ones((2, 3), bool)]
     hidden = collate_conversations(conversations, DIMS, present_override=override)

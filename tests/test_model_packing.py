@@ -95,7 +95,7 @@ def test_packed_attention_equals_attention_on_each_sequence(causal, group_cost, 
     qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
     p = 0.0
     if cpu_dropout_path:  # the path training takes on CPU (PackedAttention), its dropout made the identity
-        monkeypatch.setattr(packing_module, "keep_mask", lambda x, p: torch.full_like(x, 1 - p))
+        monkeypatch.setattr(packing_module, "dropout_mask", lambda x, p: torch.ones_like(x))
         p = 0.3
     packed = packing.attend(qkv, p)
     reference = sequence_by_sequence_attention(qkv, keep, causal, heads=2)
@@ -113,7 +113,7 @@ def autograd_packed_attention(qkv, packing, p):
     attended = []
     for (q, k, v), bias in zip(packing.grids(layout, 3), packing.biases(qkv.dtype)):
         weights = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=part**-0.5).softmax(dim=-1)
-        attended.append(torch.bmm(weights * packing_module.keep_mask(weights, p) / (1 - p), v).reshape(-1, part))
+        attended.append(torch.bmm(weights * packing_module.dropout_mask(weights, p), v).reshape(-1, part))
     return torch.cat(attended).index_select(0, packing.out_index).view(qkv.shape[0], -1)
 
 
@@ -124,20 +124,20 @@ def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, 
     monkeypatch.setattr(Packing, "GROUP_COST", 20.0)
     packing = Packing(keep, causal, heads=2)
     assert len(packing.groups) > 1
-    masks = {}  # one fixed 0 / 1 mask per weights shape, the same for both passes
+    masks = {}  # one fixed 0 / 2 mask per weights shape (p = 0.5), the same for both passes
 
     def fixed_mask(x, p):
         if x.shape not in masks:
-            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype) / (1 - p)
         return masks[x.shape].clone()
 
-    monkeypatch.setattr(packing_module, "keep_mask", fixed_mask)
+    monkeypatch.setattr(packing_module, "dropout_mask", fixed_mask)
     qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
     weights = torch.randn(int(keep.sum()), 8, generator=generator)
     reference = autograd_packed_attention(qkv, packing, 0.5)
     (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
     packed = packing.attend(qkv, 0.5)
-    assert len(masks) == len(packing.groups) and any(0 < m.mean() < 1 for m in masks.values())
+    assert len(masks) == len(packing.groups) and any(0 < (m > 0).float().mean() < 1 for m in masks.values())
     torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
     (gradient,) = torch.autograd.grad((packed * weights).sum(), qkv)
     torch.testing.assert_close(gradient, reference_gradient, rtol=1e-5, atol=1e-6)
@@ -194,6 +194,19 @@ def test_fast_dropout_keeps_the_distribution_and_the_gradient(p):
     assert not torch.equal(dropout(x, p, training=True), y)  # and a new one at the next call
     assert dropout(x, p, training=False) is x
     assert torch.all(dropout(x, 1.0, training=True) == 0)
+
+
+def test_the_half_dropout_mask_is_the_byte_test_of_the_same_draws():
+    # p = 0.5 takes a shortcut on the words; it must give the mask the byte comparison gives
+    # (so training draws what it drew before the shortcut)
+    x = torch.empty(37, 61)  # an element count that is no multiple of 8
+    torch.manual_seed(5)
+    mask = packing_module.dropout_mask(x, 0.5)
+    torch.manual_seed(5)
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_(-(2**63), None)
+    reference = (words.view(torch.uint8)[: x.numel()].view(x.shape) >= 128).float() * 2.0
+    assert mask.dtype == x.dtype and torch.equal(mask, reference)
+    assert 0.45 < (mask > 0).float().mean().item() < 0.55
 
 
 @pytest.mark.parametrize("p", [0.5, 0.3])

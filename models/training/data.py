@@ -464,7 +464,11 @@ def collate_conversations(
         for index, modality in enumerate(MODALITIES):
             x = conversation.features.get(modality)
             if x is not None:
-                features[modality][row, :n] = np.where(present[:, index, None], x, 0.0)
+                # copied, then the missing utterances zeroed: np.where would build a temporary
+                rows = features[modality][row, :n]
+                rows[...] = x
+                if not present[:, index].all():
+                    rows[~present[:, index]] = 0.0
     labels_tensor = torch.from_numpy(labels)
     label_mask = labels_tensor >= 0 if task == "classification" else ~torch.isnan(labels_tensor)
     return Batch(
