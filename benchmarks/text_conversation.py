@@ -43,7 +43,8 @@ SETS = (("dailydialog", "valid"), ("meld", "valid"), ("emorynlp", "valid"), ("me
 
 
 def streamed(model, conversations) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, predictions) of every labelled utterance with text, one live session per dialogue.
+    """(labels, log-probabilities [n, C]) of every labelled utterance with text, one live session
+    per dialogue.
 
     A dialogue no longer than the checkpoint's max_context goes through one causal forward pass
     (equal to stepping it, tests/test_streaming.py); a longer one is stepped through
@@ -56,7 +57,8 @@ def streamed(model, conversations) -> tuple[np.ndarray, np.ndarray]:
     kept = [c for c in kept if len(c)]
     short = [c for c in kept if len(c) <= model.config.max_context]
     labels, outputs = predict(model, short, [condition_presence(c, ("text",)) for c in short])
-    all_labels, predictions = list(labels.astype(int)), list(outputs.argmax(-1))
+    shifted = outputs - outputs.max(-1, keepdims=True)  # logits -> log-probabilities
+    all_labels, log_probabilities = list(labels.astype(int)), list(shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)))
     stream = StreamingMoMKE(model)
     for c in (c for c in kept if len(c) > model.config.max_context):
         stream.reset()
@@ -64,8 +66,8 @@ def streamed(model, conversations) -> tuple[np.ndarray, np.ndarray]:
             output = stream.step({"text": c.features["text"][i]})
             if c.labels[i] >= 0:
                 all_labels.append(int(c.labels[i]))
-                predictions.append(int(np.argmax(output.probabilities)))
-    return np.array(all_labels), np.array(predictions)
+                log_probabilities.append(np.log(np.maximum(np.asarray(output.probabilities, dtype=np.float64), 1e-12)))
+    return np.array(all_labels), np.array(log_probabilities)
 
 
 def _rows(c, keep: np.ndarray):
@@ -131,6 +133,10 @@ def text_sets(recipe: dict, data: Path, cache: Path) -> dict[str, list]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--prior-shifts", type=float, nargs="+", metavar="B",
+                        help="diagnostic: also score each clean set with B added to neutral's log-probability, and "
+                             "the best shift of every class's log-prior chosen on the set itself (an upper bound "
+                             "of what calibration could give); written to <out>_prior_shift.txt")
     args = parse_benchmark_args(parser, argv, RESULTS / "text_conversation")
     if args is None:
         return 0
@@ -139,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     # The sets and the noise come from this recipe, whatever the checkpoint; the features from the checkpoint's profile.
     recipe = {**load_recipe(args.recipe), "feature_profile": model.config.feature_profile}
     names = list(model.config.labels)
-    results = {name: scores(*streamed(model, conversations), names)
-               for name, conversations in text_sets(recipe, args.data, args.cache).items()}
+    outputs = {name: streamed(model, conversations) for name, conversations in text_sets(recipe, args.data, args.cache).items()}
+    results = {name: scores(labels, log_probabilities.argmax(-1), names)
+               for name, (labels, log_probabilities) in outputs.items()}
     trained_on = model.config.metadata.get("data", {}).get("sources", {})
     lines = [
         "# The text path {t} on conversations, streamed as the app streams them (StreamingMoMKE, causal context)",
@@ -160,7 +167,39 @@ def main(argv: list[str] | None = None) -> int:
     Path(f"{args.out}.txt").write_text(text + "\n", encoding="utf-8")
     Path(f"{args.out}.json").write_text(json.dumps({"command": lines[1], "checkpoint": str(args.checkpoint), "results": results},
                                                    indent=1) + "\n", encoding="utf-8")
+    if args.prior_shifts:
+        clean = {name: value for name, value in outputs.items() if name.endswith("clean")}
+        shift_text = "\n".join(lines[:5] + [""] + prior_shift_lines(clean, names, args.prior_shifts))
+        print(shift_text)
+        Path(f"{args.out}_prior_shift.txt").write_text(shift_text + "\n", encoding="utf-8")
     return 0
+
+
+def prior_shift_lines(outputs: dict[str, tuple[np.ndarray, np.ndarray]], names: list[str], shifts: list[float]) -> list[str]:
+    """WA / UA / recall of each set with neutral's log-probability shifted, and the best WA any shift of
+    the class log-priors gives on the set itself (a grid of -2..2 in steps of 0.25 for every class but
+    neutral; neutral's own shift is the same as shifting all the others the other way)."""
+    neutral = names.index("neutral")
+    grid = np.arange(-2.0, 2.001, 0.25)
+    lines = [f"{'set':<62} {'neutral +B':>10} {'WA':>6} {'UA':>6}  recall {' / '.join(names)}"]
+    for name, (labels, log_probabilities) in outputs.items():
+        for shift in [0.0, *shifts]:
+            moved = log_probabilities.copy()
+            moved[:, neutral] += shift
+            r = scores(labels, moved.argmax(-1), names)
+            recall = " / ".join(f"{100 * r['recall'].get(k, float('nan')):.1f}" for k in names)
+            lines.append(f"{name:<62} {shift:>+10.2f} {100 * r['wa']:6.2f} {100 * r['ua']:6.2f}  {recall}")
+        others = [k for k in range(len(names)) if k != neutral]
+        best, best_shift = -1.0, None
+        for values in np.stack(np.meshgrid(*[grid] * len(others)), -1).reshape(-1, len(others)):
+            offset = np.zeros(len(names))
+            offset[others] = values
+            wa = float(np.mean((log_probabilities + offset).argmax(-1) == labels))
+            if wa > best:
+                best, best_shift = wa, offset
+        shown = ", ".join(f"{names[k]} {best_shift[k]:+.2f}" for k in others)
+        lines.append(f"{name:<62} {'best':>10} {100 * best:6.2f}  (chosen on this set itself: {shown})")
+    return lines
 
 
 if __name__ == "__main__":
