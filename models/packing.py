@@ -188,10 +188,13 @@ class Packing:
             cells, start = cells + (end - start) * width, end
         gather[self.qkv_index] = torch.arange(len(self.qkv_index), device=keep.device)
         self.qkv_gather = gather
-        # The attended outputs' gradient, gathered the same way from [N * heads + 1, d / heads]: its
-        # empty cells read the last row, a zero (their query's gradient must be 0, not just finite).
-        self.out_gather = torch.full((heads * self.cells,), len(self.out_index), dtype=torch.long, device=keep.device)
+        # The attended outputs' gradient, gathered the same way from [N * heads, d / heads]: its
+        # empty cells read row 0 and are then zeroed (their query's gradient must be 0, not just finite).
+        self.out_gather = torch.zeros(heads * self.cells, dtype=torch.long, device=keep.device)
         self.out_gather[self.out_index] = torch.arange(len(self.out_index), device=keep.device)
+        empty = torch.ones(heads * self.cells, dtype=torch.bool, device=keep.device)
+        empty[self.out_index] = False
+        self.empty_cells = empty.nonzero().squeeze(1)
         self._biases: list[Tensor] | None = None
 
     def biases(self, dtype: torch.dtype) -> list[Tensor]:
@@ -257,7 +260,7 @@ class PackedAttention(torch.autograd.Function):
         packing, layout = ctx.packing, ctx.layout
         part = layout.shape[1]
         # Zeros where no utterance is: those queries' outputs are not read, so they pass nothing back.
-        grad_attended = torch.cat([grad.reshape(-1, part), grad.new_zeros(1, part)]).index_select(0, packing.out_gather)
+        grad_attended = grad.reshape(-1, part).index_select(0, packing.out_gather).index_fill_(0, packing.empty_cells, 0.0)
         grad_layout = grad.new_empty(layout.shape)  # every row written below
         for (q, k, v), (grad_q, grad_k, grad_v), (grad_out,), (weights, keep, dropped) in zip(
             packing.grids(layout, 3), packing.grids(grad_layout, 3), packing.grids(grad_attended, 1), ctx.saved
