@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from momke.extractors.minilm import MAX_TOKENS, load_minilm
+from momke.extractors.file_digest import weights_sha256
+from momke.extractors.minilm import MAX_TOKENS, WEIGHTS, load_minilm
 from momke.extractors.minilm_delta import add_low_rank, merge_delta, save_delta
 from momke.extractors.text_lite import bundled_model_dir
 from momke.models.commands.default_recipe import (
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
           flush=True)
 
     encoder, tokenizer = load_minilm(bundled_model_dir())
+    base_sha256 = weights_sha256(bundled_model_dir() / WEIGHTS)
     tokenizer.no_padding()
     ids = token_ids(tokenizer, texts, MAX_TOKENS)
     valid_ids = {name: token_ids(tokenizer, s.texts, MAX_TOKENS) for name, s in valid.items()}
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
         if row["ua"] > best["mean_ua"]:
             best.update(mean_ua=row["ua"], epoch=epoch)
             if args.delta_out:
-                save_delta(encoder, args.delta_out, note=f"probe epoch {epoch}, rank {args.rank}")
+                save_delta(encoder, args.delta_out, base_sha256, note=f"probe epoch {epoch}, rank {args.rank}")
 
     train_s = finetune(encoder, head, ids, labels, classes, args.epochs, args.lr, args.head_lr, seed=args.seed,
                        on_epoch=on_epoch)
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
     plain, _ = load_minilm(bundled_model_dir())
     timing = {"frozen_ms": latency_ms(plain, tokenizer, sample)}
     if args.delta_out:
-        merged = merge_delta(load_minilm(bundled_model_dir())[0], args.delta_out)
+        merged = merge_delta(load_minilm(bundled_model_dir())[0], args.delta_out, base_sha256)
         timing["merged_ms"] = latency_ms(merged, tokenizer, sample)
         timing["frozen_ms_again"] = latency_ms(plain, tokenizer, sample)
 
