@@ -29,6 +29,14 @@ LINES = ["Hey, you wanna see a movie tomorrow?", "I can't believe you did that t
          "My grandmother passed away last week and I still can't sleep.", "Whatever."]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_cache(tmp_path_factory):
+    """The base weights' recorded hash goes to a folder of this module's, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOMKE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def base_sha256():
     return weights_sha256(bundled_model_dir() / WEIGHTS)
