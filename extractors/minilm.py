@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 MAX_TOKENS = 256  # the model's `max_seq_length` (sentence_bert_config.json): longer text is cut
+WEIGHTS = "model.safetensors"  # in the model folder
 
 
 class _Layer(nn.Module):
@@ -90,7 +91,7 @@ def load_minilm(folder: Path) -> tuple[MiniLMEncoder, object]:
     from tokenizers import Tokenizer
 
     encoder = MiniLMEncoder(json.loads((folder / "config.json").read_text()))
-    published = load_file(folder / "model.safetensors")
+    published = load_file(folder / WEIGHTS)
     state = {new: tensor for name, tensor in published.items() if (new := _renamed(name)) is not None}
     encoder.load_state_dict(state, strict=True, assign=True)
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))

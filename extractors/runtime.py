@@ -27,6 +27,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def cache_root() -> Path:
+    """$MOMKE_CACHE, else $XDG_CACHE_HOME/momke, else ~/.cache/momke."""
+    if os.environ.get("MOMKE_CACHE"):
+        return Path(os.environ["MOMKE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "momke"
+
+
 def bundled(*parts: str) -> Path:
     """A file or folder shipped with the package (momke.assets, the repo's assets/ folder):
     bundled("demo", "conversation.mp4"). The one way the code finds its bundled files."""

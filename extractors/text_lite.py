@@ -110,13 +110,15 @@ class LiteTextExtractor(TextEncoderExtractor):
     @property
     def model(self):
         if self._model is None:
-            from .minilm import load_minilm
+            from .minilm import WEIGHTS, load_minilm
 
-            self._model, self._tokenizer = load_minilm(bundled_model_dir())
+            folder = bundled_model_dir()
+            self._model, self._tokenizer = load_minilm(folder)
             if self.delta is not None:
+                from .file_digest import weights_sha256
                 from .minilm_delta import merge_delta
 
-                merge_delta(self._model, self.delta)
+                merge_delta(self._model, self.delta, weights_sha256(folder / WEIGHTS))
             self._model.to(self.device)
         return self._model
 

@@ -28,7 +28,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runtime import atomic_write, file_sha256
+# cache_root lives in runtime; benchmarks still import it from here.
+from .runtime import atomic_write, cache_root, file_sha256
 
 
 class WhisperWeightsError(RuntimeError):
@@ -91,13 +92,6 @@ def resolve_name(name: str) -> PackagedWhisper:
     if key is None:
         raise ValueError(f"no packaged Whisper model {name!r}; packaged: {sorted(PACKAGED)}")
     return PACKAGED[key]
-
-
-def cache_root() -> Path:
-    """$MOMKE_CACHE, else $XDG_CACHE_HOME/momke, else ~/.cache/momke."""
-    if os.environ.get("MOMKE_CACHE"):
-        return Path(os.environ["MOMKE_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "momke"
 
 
 def package_folders(model: PackagedWhisper) -> list[Path]:
