@@ -233,7 +233,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from momke.extractors.whisper_weights import cache_root
+    from momke.extractors.runtime import cache_root
 
     items = clips()
     if not items:

@@ -292,7 +292,7 @@ def main(argv=None) -> int:
             print(f"set {name}: no clips found (skipped)", file=sys.stderr)
     sets = {name: clips for name, clips in sets.items() if clips}
 
-    from momke.extractors.whisper_weights import cache_root
+    from momke.extractors.runtime import cache_root
 
     cache = cache_root() / "bench" / "wer_clips.jsonl"
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,11 @@ def ensure_features(features_dir: Path, cache_dir: Path):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cache_root = Path(os.environ.get("MOMKE_CACHE_DIR") or Path.home() / ".cache" / "momke")
-    parser.add_argument("--features", type=Path, default=cache_root / "benchmarks" / "iemocap_lite_text")
-    parser.add_argument("--cache", type=Path, default=cache_root / "features")
+    from momke.extractors.runtime import cache_root
+
+    root = cache_root()
+    parser.add_argument("--features", type=Path, default=root / "benchmarks" / "iemocap_lite_text")
+    parser.add_argument("--cache", type=Path, default=root / "features")
     parser.add_argument("--modes", default="bidirectional,causal")
     parser.add_argument("--protocols", default="fixed,random")
     parser.add_argument("--stage1-epochs", type=int, default=60)

@@ -28,7 +28,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-# cache_root lives in runtime; benchmarks still import it from here.
 from .runtime import atomic_write, cache_root, file_sha256
 
 
