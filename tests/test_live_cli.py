@@ -147,6 +147,15 @@ def test_bad_checkpoint_is_a_usage_error(tmp_path, capsys):
     assert "does not exist" in captured.err and captured.out == ""
 
 
+@pytest.mark.parametrize("privacy, warned", [([], True), (["--privacy", "audio"], False)])
+def test_the_demo_says_its_voice_is_synthetic_unless_the_voice_is_off(privacy, warned, tmp_path, capsys):
+    # Said before the model loads (so a missing checkpoint ends the run right after it).
+    from momke.realtime.ui.cli import main
+
+    assert main(["--demo", "--fast", *privacy, "--checkpoint", str(tmp_path / "none")]) == 2
+    assert ("voice is a speech synthesiser" in capsys.readouterr().err) == warned
+
+
 def test_a_replay_without_speech_exits_1(checkpoint, tmp_path):
     import soundfile as sf
 

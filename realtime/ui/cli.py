@@ -224,6 +224,13 @@ def check_device(device: str) -> None:
         raise UsageProblem(f"--device {device}: {error}") from error
 
 
+# What a visitor should know before reading the demo's labels (assets/demo/SOURCE.md has the table).
+DEMO_VOICE_NOTE = ("momke-live: the demo's voice is a speech synthesiser (espeak-ng); the voice path learnt from human "
+                   "voices and misreads it, so the fused label often follows the voice, not the words. Each line's "
+                   "words (and the face, when one is in view) say what it means: --privacy audio leaves the voice out "
+                   "(assets/demo/SOURCE.md)")
+
+
 def live_options(args, source: dict, disabled: tuple[str, ...] = ()):
     """The session's LiveOptions: the source (source_kwargs) with the model, ASR and log options."""
     from ..options import LiveOptions
@@ -446,6 +453,8 @@ def _main(args) -> int:
             source["clock_origin"] = args.launched
         check_device(args.device)
         print(f"momke-live: loading the model and extractors ({description})…", file=sys.stderr, flush=True)
+        if args.demo and "audio" not in disabled:
+            print(DEMO_VOICE_NOTE, file=sys.stderr, flush=True)
         session = make_session(args, source, disabled)
     except UsageProblem as problem:
         print(problem if str(problem).startswith("momke-live") else f"momke-live: {problem}", file=sys.stderr)

@@ -460,7 +460,9 @@ def build_app(visitors: Visitors, refresh_s: float = 0.5):
     with gr.Blocks(title="momke-live", analytics_enabled=False, delete_cache=(30, 30)) as app:
         gr.Markdown("### momke-live: live multimodal emotion recognition (MoMKE)\n"
                     "Speech, face and words → one emotion per utterance. The bundled demo is synthetic "
-                    "(espeak-ng voices over a still photo): it shows the pipeline, not accuracy.\n\n" + INTENDED_USE_LINE)
+                    "(espeak-ng voices over a still photo): it shows the pipeline, not accuracy. The voice path learnt "
+                    "from human voices and misreads the synthetic one; untick \"use audio\" to read the words and the "
+                    "face alone.\n\n" + INTENDED_USE_LINE)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=250):
                 source = gr.Radio(list(SOURCES), value=SOURCE_DEMO, label="Source", elem_id="mk-source")
