@@ -142,8 +142,8 @@ def merge_delta(encoder: MiniLMEncoder, path: str | Path, base_sha256: str) -> M
     return encoder
 
 
-def merged_copy(encoder: MiniLMEncoder) -> MiniLMEncoder:
-    """An adapted encoder with its low-rank updates folded into plain linears (in place)."""
+def fold_low_rank(encoder: MiniLMEncoder) -> MiniLMEncoder:
+    """Folds an adapted encoder's low-rank updates into plain linears, in place; returns it."""
     for name, module in _adapted(encoder).items():
         layer = encoder.layers[int(name.split(".")[1])]
         setattr(layer, name.rsplit(".", 1)[1], module.merged())

@@ -66,8 +66,8 @@ def dropout_mask(x: Tensor, p: float) -> Tensor:
         # one conversion makes the mask, where the general way takes three passes over the floats
         # (a third less time; the same draws give the same mask)
         words.bitwise_right_shift_(7).bitwise_and_(0x0101010101010101).bitwise_left_shift_(1)
-        return words.view(torch.uint8)[: x.numel()].view(x.shape).to(x.dtype)
-    return words.view(torch.uint8)[: x.numel()].view(x.shape).to(x.dtype).ge_(threshold).mul_(scale)
+    mask = words.view(torch.uint8)[: x.numel()].view(x.shape).to(x.dtype)
+    return mask if p == 0.5 else mask.ge_(threshold).mul_(scale)
 
 
 class Dropout(nn.Module):
