@@ -255,8 +255,10 @@ class MoMKE(nn.Module):
         """embed() for packed rows [N, d_m] at positions `utterance` [N] of conversations of
         `length` utterances: [N, d]."""
         projected = self.projections[modality](rows)
-        positions = sinusoidal_positions(length, projected.shape[-1], projected.device, projected.dtype)
-        return projected.add_(positions[utterance])  # in place: a linear's backward needs not its output
+        positions = sinusoidal_positions(length, projected.shape[-1], projected.device, rows.dtype)
+        # Into the gathered positions (a new tensor): the residual stream keeps the rows' float32
+        # when mixed precision makes the projection bfloat16
+        return positions[utterance].add_(projected)
 
     def embed(self, modality: str, x: Tensor, past: int = 0) -> Tensor:
         """W^m x^m plus sinusoidal utterance positions (past, past + 1, ...): [B, U, d]."""
@@ -380,7 +382,8 @@ class MoMKE(nn.Module):
             w = self.route(m, present_rows[m])  # [n, E]
             weights[:, :, i] = scatter_rows(w, present)
             r = (w.unsqueeze(-1) * outputs[m]).sum(dim=1)  # R^m = sum_k w^m_k e^k(x^m)
-            mixed.index_copy_(0, utterance_row[present.flatten()] * len(MODALITIES) + i, r)
+            # .to: under mixed precision r is bfloat16 (index_copy_ wants one dtype); else a no-op
+            mixed.index_copy_(0, utterance_row[present.flatten()] * len(MODALITIES) + i, r.to(mixed.dtype))
             if m in expert_names:  # m's own prediction: its expert, its stage-1 head
                 own[i] = scatter_rows(self.unimodal_heads[m](outputs[m][:, expert_names.index(m)]), present)
         return weights, mixed.view(-1, len(MODALITIES) * self.config.hidden_dim), own
@@ -391,7 +394,7 @@ class MoMKE(nn.Module):
         its matmul (the head's cost) runs on the n rows only, not on padding."""
         first = self.head.mlp[0]
         hidden = first.bias.expand(*where.shape, -1).clone()
-        hidden[where] = first(mixed)
+        hidden[where] = first(mixed).to(hidden.dtype)  # bfloat16 under mixed precision
         return self.head.mlp[1:](hidden)
 
     def route(self, modality: str, x: Tensor) -> Tensor:

@@ -117,23 +117,31 @@ def autograd_packed_attention(qkv, packing, p):
     return torch.cat(attended).index_select(0, packing.out_index).view(qkv.shape[0], -1)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, monkeypatch):
+def grouped_packing_with_fixed_masks(causal, monkeypatch):
+    """(packing of several groups, generator, masks): dropout_mask then gives one fixed 0 / 2 mask
+    per weights shape (p = 0.5), the same for every pass, in the weights' dtype."""
     generator = torch.Generator().manual_seed(4)
     keep = torch.rand(9, 11, generator=generator) < 0.7
     monkeypatch.setattr(Packing, "GROUP_COST", 20.0)
     packing = Packing(keep, causal, heads=2)
     assert len(packing.groups) > 1
-    masks = {}  # one fixed 0 / 2 mask per weights shape (p = 0.5), the same for both passes
+    masks = {}
 
     def fixed_mask(x, p):
         if x.shape not in masks:
-            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype) / (1 - p)
-        return masks[x.shape].clone()
+            masks[x.shape] = (torch.rand(x.shape, generator=generator) >= p).float() / (1 - p)
+        return masks[x.shape].to(x.dtype, copy=True)
 
     monkeypatch.setattr(packing_module, "dropout_mask", fixed_mask)
-    qkv = torch.randn(int(keep.sum()), 3 * 8, generator=generator, requires_grad=True)
-    weights = torch.randn(int(keep.sum()), 8, generator=generator)
+    return packing, generator, masks
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_attention_backward_equals_autograds_with_a_dropout_mask(causal, monkeypatch):
+    packing, generator, masks = grouped_packing_with_fixed_masks(causal, monkeypatch)
+    rows = len(packing.rows)
+    qkv = torch.randn(rows, 3 * 8, generator=generator, requires_grad=True)
+    weights = torch.randn(rows, 8, generator=generator)
     reference = autograd_packed_attention(qkv, packing, 0.5)
     (reference_gradient,) = torch.autograd.grad((reference * weights).sum(), qkv)
     packed = packing.attend(qkv, 0.5)

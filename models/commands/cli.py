@@ -116,6 +116,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                               help="share of training dialogues held out for validation when the corpus has no valid split (0.1)")
     optimisation.add_argument("--seed", type=int, default=0, metavar="N", help="random seed: the same seed gives the same run (0)")
     optimisation.add_argument("--device", metavar="DEVICE", help="cuda, cuda:1 or cpu (default: CUDA when present, else CPU)")
+    optimisation.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                              help="training's matmuls: auto (default) = bfloat16 mixed precision where the CPU (AVX512-BF16, "
+                                   "AMX) or GPU (Ampere on) has it natively and --hidden-dim is 192 or more, else float32; "
+                                   "evaluation is float32 either way")
     optimisation.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -207,6 +211,7 @@ def _settings_and_model(args: argparse.Namespace):
         valid_fraction=args.valid_fraction,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
         progress=not args.quiet,
     )
     model = {
@@ -267,7 +272,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"a constant predictor: {best['valid']['constant']:.4f})", file=sys.stderr)
     metadata: dict[str, Any] = {
         "protocol": settings.protocol if settings.protocol == "random" else f"fixed {condition_name(settings.condition)}",
-        "training": settings.to_dict(),
+        "training": {**settings.to_dict(), "trained_in": result.precision},
         "data": _data_description(args.corpus, corpus),
         "validation": result.best,
         "learnt": result.learnt,

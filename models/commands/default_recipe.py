@@ -61,6 +61,7 @@ from ..momke import MoMKE
 from ..training.data import Conversation, CorpusMetadata, CorpusWriter, FeatureCorpus, load_corpus
 from ..training.evaluation import evaluate_conditions
 from ..training.label_matched import build_pools, label_matched_conversations
+from ..training.precision import PRECISIONS
 from ..training.trainer import (
     CONDITIONS,
     TrainingResult,
@@ -462,6 +463,7 @@ def train_recipe(
         utterance_drop_rate=training.get("utterance_drop_rate", 0.3), selection_metric=training.get("selection_metric"),
         unimodal_loss_weight=training.get("unimodal_loss_weight", 0.0),
         weight_average=training.get("weight_average"),
+        precision=training.get("precision", "auto"),
         progress=training.get("progress", True),
     )
     seeds = [training["seed"]] if "seed" in overrides else list(training.get("ensemble_seeds", [training["seed"]]))
@@ -543,6 +545,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="the recipe's setting by default; -per-modality: each expert's weights from its own modality's utterances")
     parser.add_argument("--stage1-selection", choices=("joint", "per-expert"),
                         help="stage 1 keeps one epoch for all experts (joint) or each expert's own best (the recipe's setting by default)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="training's matmuls: the recipe's setting by default (auto: bfloat16 where the CPU or GPU has it natively)")
     parser.add_argument("--device")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -558,7 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {k: v for k, v in (("stage1_epochs", args.stage1_epochs), ("stage2_epochs", args.stage2_epochs),
                                        ("seed", args.seed), ("weight_average", args.weight_average),
                                        ("class_weighting", args.class_weighting),
-                                       ("stage1_selection", args.stage1_selection)) if v is not None}
+                                       ("stage1_selection", args.stage1_selection),
+                                       ("precision", args.precision)) if v is not None}
         model, results = train_recipe(recipe, corpora, progress=not args.quiet, **overrides)
     except ValueError as error:
         print(f"default recipe: {error}", file=sys.stderr)
@@ -573,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recipe_file": str(args.recipe.name),
         "protocol": settings.protocol,
         "context_mode": model.config.context_mode,
-        "training": {**settings.to_dict(), "seed": [r.settings.seed for r in results] if len(results) > 1 else settings.seed},
+        "training": {**settings.to_dict(), "seed": [r.settings.seed for r in results] if len(results) > 1 else settings.seed,
+                     "trained_in": results[0].precision},
         # Per seed (ensemble member, in order): the epoch each stage kept and its validation scores.
         "selected": [r.best for r in results] if len(results) > 1 else results[0].best,
         "data": {

@@ -22,6 +22,11 @@ than that constant, ``TrainingResult.learnt`` is False (``momke train`` then fai
 validation split is the corpus's "valid" dialogues or, when there are none, a seeded fraction of
 the training dialogues: test data is never an argument of ``train_momke``.
 
+Precision (``precision``): "auto" trains in bfloat16 mixed precision where the device multiplies
+bfloat16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU from Ampere on) and the model is
+wide enough to gain from it (d >= 192), and in float32 elsewhere (models/training/precision.py);
+evaluation is float32 either way.
+
 The same seed gives the same run on CPU (tested). On CUDA, some kernels (attention backward)
 are not bitwise deterministic, so runs agree closely rather than exactly.
 """
@@ -54,6 +59,7 @@ from ..metrics import (
 from ..momke import MoMKE
 from .data import Conversation, CorpusMetadata, FeatureCorpus, collate_conversations
 from .optim import FusedAdam
+from .precision import PRECISIONS, autocast, training_dtype
 
 PROTOCOLS = ("fixed", "random")
 CLASS_WEIGHT_SCOPES = ("all", "modality", "presence")
@@ -111,6 +117,8 @@ class TrainingSettings:
     valid_fraction: float = 0.1  # carved from training dialogues when the corpus has no "valid"
     seed: int = 0
     device: str | None = None  # None: CUDA when present, else CPU
+    # "auto": bfloat16 mixed precision where the device has it natively and d >= 192, else float32 (precision.py)
+    precision: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -131,6 +139,8 @@ class TrainingSettings:
             raise ValueError("weight_average (the moving average's decay per step) must be in [0, 1)")
         if self.class_weight_scope not in CLASS_WEIGHT_SCOPES:
             raise ValueError(f"class_weight_scope must be one of {CLASS_WEIGHT_SCOPES}, got {self.class_weight_scope!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.stage1_selection not in STAGE1_SELECTIONS:
             raise ValueError(f"stage1_selection must be one of {STAGE1_SELECTIONS}, got {self.stage1_selection!r}")
 
@@ -154,6 +164,7 @@ class TrainingResult:
     best: dict[str, dict[str, Any]]  # per stage: epoch and validation metrics of the kept weights
     num_train_dialogues: int
     num_valid_dialogues: int
+    precision: str = "float32"  # what settings.precision resolved to on the training device
 
     @property
     def learnt(self) -> bool:
@@ -313,6 +324,7 @@ class Trainer:
             raise ValueError("no validation dialogues: model selection needs a validation split")
         self.train, self.valid, self.config, self.settings = list(train), list(valid), config, settings
         self.device = pick_device(settings.device)
+        self.dtype = training_dtype(settings.precision, self.device, config.hidden_dim)
         self.task = config.task
         self.metric = settings.metric_for(self.task)
         known = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
@@ -498,7 +510,8 @@ class Trainer:
         losses = []
         for batch in self._batches(stage):
             optimizer.zero_grad()
-            loss = step(batch)
+            with autocast(self.device, self.dtype):  # the forward only: backward follows its dtypes
+                loss = step(batch)
             if loss.requires_grad:  # False when no expert had a present utterance in this batch
                 loss.backward()
                 optimizer.step()
@@ -669,6 +682,7 @@ def train_momke(
         best=trainer.best,
         num_train_dialogues=len(train),
         num_valid_dialogues=len(valid),
+        precision=str(trainer.dtype).removeprefix("torch."),
     )
 
 
