@@ -23,7 +23,10 @@ same two epochs, backward included) divided by this CPU's one-thread sgemm rate 
 own shape: how long the run would take if it did nothing but its matmuls at that rate.
 
 Variants: mlp1, mlp2 (the default), mlp4: the feed-forward width (`--mlp-ratio`); with -bucket,
-dialogues of similar length batched together (`--bucket-by-length`).
+dialogues of similar length batched together (`--bucket-by-length`). Each trains at the default
+precision ("auto": bfloat16 mixed precision where this CPU has it natively, else float32; each
+record says which); mlp2-fp32 is mlp2 in float32, which `--same-weights` checks bit for bit
+against the baseline (mlp2 too, as the largest difference).
 
 The authors' code (github wxxv/MoMKE) is not on this machine (no network): issue 21 timed it side by
 side with 471c5b2 on this data and setting (fixed atv, 1 thread, 3 alternating rounds): 17.4 s CPU
@@ -57,6 +60,7 @@ from momke.models.training import trainer as training
 VARIANTS = {
     "mlp1": {"mlp_ratio": 1.0, "bucket_by_length": False},
     "mlp2": {"mlp_ratio": 2.0, "bucket_by_length": False},
+    "mlp2-fp32": {"mlp_ratio": 2.0, "bucket_by_length": False, "precision": "float32"},
     "mlp4": {"mlp_ratio": 4.0, "bucket_by_length": False},
     "mlp1-bucket": {"mlp_ratio": 1.0, "bucket_by_length": True},
     "mlp2-bucket": {"mlp_ratio": 2.0, "bucket_by_length": True},
@@ -67,9 +71,12 @@ BASELINE_FIXED_ATV_S = 9.41  # 471c5b2's default in the same run
 
 
 def settings_for(variant: dict, protocol: str, batch_size: int) -> training.TrainingSettings:
+    # precision only where the variant names one: the default's, and older revisions, have none
+    precision = {"precision": variant["precision"]} if "precision" in variant else {}
     return training.TrainingSettings(
         batch_size=batch_size, bucket_by_length=variant["bucket_by_length"], stage1_epochs=1, stage2_epochs=1,
         protocol=protocol, condition=("audio", "text", "visual"), progress=False, device="cpu", patience=None,
+        **precision,
     )
 
 
@@ -95,27 +102,35 @@ def run_variant(
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if weights_to:
         torch.save(result.model.state_dict(), weights_to)
-    return {**VARIANTS[name], "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+    return {**VARIANTS[name], "precision": trained_precision(result), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
 
 
+def trained_precision(result) -> str:
+    """What the run's matmuls ran in (revisions before mixed precision: float32)."""
+    return getattr(result, "precision", "float32")
+
+
 def matmul_floor(name: str, protocol: str, batch_size: int) -> dict:
-    """The run's matmul FLOPs and the one-thread sgemm rate on an expert's shape."""
+    """The run's matmul FLOPs and the one-thread matmul rate on an expert's shape, in the dtype
+    the run's matmuls ran in (sgemm for float32; bfloat16's under mixed precision)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     conversations, config, settings = prepared_run(name, protocol, batch_size)
     with FlopCounterMode(display=False) as counter:
-        training.train_momke(conversations, conversations[:2], config, settings)
+        result = training.train_momke(conversations, conversations[:2], config, settings)
     flops = counter.get_total_flops()
+    dtype = getattr(torch, trained_precision(result))
     rows = 3 * sum(map(len, conversations)) // (len(conversations) // batch_size)  # one stage-2 batch's rows
-    a, b = torch.randn(rows, config.hidden_dim), torch.randn(config.hidden_dim, 3 * config.hidden_dim)
+    a = torch.randn(rows, config.hidden_dim, dtype=dtype)
+    b = torch.randn(config.hidden_dim, 3 * config.hidden_dim, dtype=dtype)
     for _ in range(3):
         a @ b
     start, repeats = time.process_time(), 50
     for _ in range(repeats):
         a @ b
     rate = 2 * rows * config.hidden_dim * 3 * config.hidden_dim * repeats / (time.process_time() - start)
-    return {"matmul_gflop": round(flops / 1e9, 1), "sgemm_gflop_per_s": round(rate / 1e9, 1),
+    return {"matmul_gflop": round(flops / 1e9, 1), "dtype": str(dtype).removeprefix("torch."), "gflop_per_s": round(rate / 1e9, 1),
             "floor_s": round(flops / rate, 2)}
 
 
@@ -205,18 +220,21 @@ def main(argv: list[str] | None = None) -> int:
             for name in names:
                 floor = child(name, baseline_env if name == "baseline" else None, floor=True)
                 mean = float(np.mean([r["cpu_s"] for r in records if r["variant"] == name]))
-                lines.append(f"  {name:18s} {floor['matmul_gflop']} GFLOP at {floor['sgemm_gflop_per_s']} GFLOP/s "
+                lines.append(f"  {name:18s} {floor['matmul_gflop']} GFLOP at {floor['gflop_per_s']} GFLOP/s ({floor['dtype']}) "
                              f"= {floor['floor_s']:.2f} s: {floor['floor_s'] / mean:.0%} of its {mean:.2f} s")
         if args.same_weights and args.baseline:
             trained = {}
-            for name in ("baseline", "mlp2"):
+            for name in ("baseline", "mlp2-fp32", "mlp2"):
                 path = str(Path(folder) / f"{name}.pt")
                 child(name, baseline_env if name == "baseline" else None, weights_to=path)
                 trained[name] = torch.load(path)
-            same = [k for k in trained["baseline"] if torch.equal(trained["baseline"][k], trained["mlp2"][k])]
-            largest = max((trained["baseline"][k] - trained["mlp2"][k]).abs().max().item() for k in trained["baseline"])
-            lines += ["", f"trained weights against {args.baseline}'s (same seed): {len(same)} of "
-                          f"{len(trained['baseline'])} tensors equal to the bit; largest difference {largest:.3g}"]
+            lines += ["", f"trained weights against {args.baseline}'s (same seed):"]
+            for name in ("mlp2-fp32", "mlp2"):
+                ours, theirs = trained[name], trained["baseline"]
+                same = [k for k in theirs if torch.equal(theirs[k], ours[k])]
+                largest = max((theirs[k] - ours[k]).abs().max().item() for k in theirs)
+                lines.append(f"  {name:18s} {len(same)} of {len(theirs)} tensors equal to the bit; "
+                             f"largest difference {largest:.3g}")
     print("\n" + "\n".join(lines))
     return 0
 

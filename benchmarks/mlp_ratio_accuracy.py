@@ -3,6 +3,7 @@
     python benchmarks/mlp_ratio_accuracy.py --iemocap-features DIR   # appends to results/mlp_ratio_accuracy.jsonl
     python benchmarks/mlp_ratio_accuracy.py --summary                # mean ± std per corpus and width
     python benchmarks/mlp_ratio_accuracy.py --ratios 2 --bucket-by-length ...  # the bucketing lever's accuracy
+    python benchmarks/mlp_ratio_accuracy.py --ratios 2 --precision bfloat16 ...  # mixed precision's accuracy
 
 Two real corpora, runs capped so that each one takes minutes on one CPU thread:
 - CMU-MOSI (bc-LSTM features and split, benchmarks/mosi_corpus.py): the random protocol (the live
@@ -14,7 +15,9 @@ Two real corpora, runs capped so that each one takes minutes on one CPU thread:
   16 dialogues, at most 15 + 10 epochs with patience 5 (`--iemocap-budget 40 20 10 8`: 40 + 20
   epochs, patience 10, batches of 8); WA / UA on session 5 (test), trained on sessions 1-4 with
   10 % of their dialogues held out for validation.
-Every (corpus, seed) is trained once per mlp_ratio, in one process, one after the other.
+Every (corpus, seed) is trained once per mlp_ratio, in one process, one after the other. Each
+record names the precision training's matmuls ran in (`--precision`; runs recorded before
+mixed precision existed ran in float32).
 """
 
 from __future__ import annotations
@@ -48,13 +51,13 @@ IEMOCAP_SETTINGS = TrainingSettings(protocol="fixed", condition=("text",), stage
                                     patience=5, learning_rate=5e-4, batch_size=16, progress=False)
 
 
-def mosi_run(corpus, ratio: float, seed: int, bucket: bool = False) -> dict:
-    settings = replace(MOSI_SETTINGS, seed=seed, bucket_by_length=bucket)
+def mosi_run(corpus, ratio: float, seed: int, bucket: bool = False, precision: str = "float32") -> dict:
+    settings = replace(MOSI_SETTINGS, seed=seed, bucket_by_length=bucket, precision=precision)
     train, valid, test = split_for_training(corpus, settings.valid_fraction, seed)
     result = train_momke(train, valid, model_config_for(corpus.metadata, **MOSI_MODEL, mlp_ratio=ratio), settings)
     metrics = evaluate_conditions(result.model, test)
-    return {"acc2_avg6": 100 * metrics[AVERAGE]["acc2_nonzero"], "acc2_atv": 100 * metrics["atv"]["acc2_nonzero"],
-            "mae_atv": metrics["atv"]["mae"]}
+    return {"precision": result.precision, "acc2_avg6": 100 * metrics[AVERAGE]["acc2_nonzero"],
+            "acc2_atv": 100 * metrics["atv"]["acc2_nonzero"], "mae_atv": metrics["atv"]["mae"]}
 
 
 def iemocap_run(corpus, ratio: float, seed: int, budget: TrainingSettings = IEMOCAP_SETTINGS) -> dict:
@@ -62,7 +65,7 @@ def iemocap_run(corpus, ratio: float, seed: int, budget: TrainingSettings = IEMO
     fold, train, valid, test = folds_of(corpus, "sessions", settings.valid_fraction, seed)[-1]
     result = train_momke(train, valid, model_config_for(corpus.metadata, **IEMOCAP_MODEL, mlp_ratio=ratio), settings)
     metrics = evaluate_conditions(result.model, test, [("text",)])["t"]
-    return {"fold": fold, "wa": 100 * metrics["wa"], "ua": 100 * metrics["ua"]}
+    return {"precision": result.precision, "fold": fold, "wa": 100 * metrics["wa"], "ua": 100 * metrics["ua"]}
 
 
 SHOWN = {"mosi": ("acc2_avg6", "acc2_atv", "mae_atv"), "iemocap": ("wa", "ua")}
@@ -76,11 +79,16 @@ def summary(records: list[dict]) -> list[str]:
         mine = [r for r in records if r["corpus"] == corpus]
         seeds = sorted({r["seed"] for r in mine})
         lines.append(f"{corpus} (seeds {seeds}):")
+        precisions = sorted({r.get("precision", "float32") for r in mine}, reverse=True)  # float32 first
         for ratio in sorted({r["mlp_ratio"] for r in mine}):
-            runs = [r for r in mine if r["mlp_ratio"] == ratio]
-            cells = [f"{k} {np.mean([r[k] for r in runs]):.2f}±{np.std([r[k] for r in runs]):.2f}" for k in keys]
-            cpu = np.mean([r["cpu_s"] for r in runs])
-            lines.append(f"  mlp_ratio {ratio:g}: " + "  ".join(cells) + f"  (n={len(runs)}, {cpu:.0f} s CPU a run)")
+            for precision in precisions:
+                runs = [r for r in mine if r["mlp_ratio"] == ratio and r.get("precision", "float32") == precision]
+                if not runs:
+                    continue
+                cells = [f"{k} {np.mean([r[k] for r in runs]):.2f}±{np.std([r[k] for r in runs]):.2f}" for k in keys]
+                cpu = np.mean([r["cpu_s"] for r in runs])
+                shown = f"mlp_ratio {ratio:g}" + (f" {precision}" if len(precisions) > 1 else "")
+                lines.append(f"  {shown}: " + "  ".join(cells) + f"  (n={len(runs)}, {cpu:.0f} s CPU a run)")
     return lines
 
 
@@ -94,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="IEMOCAP epochs per stage, patience and batch size (default 15 10 5 16)")
     parser.add_argument("--out", type=Path, default=RESULTS / "mlp_ratio_accuracy.jsonl")
     parser.add_argument("--summary", action="store_true", help="only summarise the runs recorded in --out")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="float32",
+                        help="training's matmuls (float32 by default, as every run recorded before mixed precision)")
     parser.add_argument("--bucket-by-length", action="store_true",
                         help="train with dialogues of similar length batched together (recorded as <corpus>_bucketed)")
     args = parser.parse_args(argv)
@@ -104,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     if args.mosi_seeds:
         mosi = load_mosi_corpus(DATA_DIR / MOSI_FILE)
-        jobs += [("mosi", mosi, functools.partial(mosi_run, bucket=args.bucket_by_length), seed) for seed in args.mosi_seeds]
+        run = functools.partial(mosi_run, bucket=args.bucket_by_length, precision=args.precision)
+        jobs += [("mosi", mosi, run, seed) for seed in args.mosi_seeds]
     if args.iemocap_seeds and args.iemocap_features:
         iemocap = load_corpus(args.iemocap_features)
         budget, name = IEMOCAP_SETTINGS, "iemocap_text"
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             stage1, stage2, patience, batch = args.iemocap_budget
             budget = replace(budget, stage1_epochs=stage1, stage2_epochs=stage2, patience=patience, batch_size=batch)
             name += "_" + "-".join(map(str, args.iemocap_budget))
-        budget = replace(budget, bucket_by_length=args.bucket_by_length)
+        budget = replace(budget, bucket_by_length=args.bucket_by_length, precision=args.precision)
         jobs += [(name, iemocap, functools.partial(iemocap_run, budget=budget), seed) for seed in args.iemocap_seeds]
     if args.bucket_by_length:
         jobs = [(f"{name}_bucketed", *rest) for name, *rest in jobs]
