@@ -128,3 +128,15 @@ def test_the_precision_trained_in_reaches_the_checkpoint(tmp_path):
     assert code == 0
     training = load_checkpoint(tmp_path / "m", device="cpu").config.metadata["training"]
     assert training["precision"] == "bfloat16" and training["trained_in"] == "bfloat16"
+
+
+def test_momke_train_offers_the_precisions_the_trainer_takes():
+    from momke.models.commands.cli import build_parser
+
+    parser = build_parser()
+    command = ["train", "corpus", "--out", "model"]
+    assert parser.parse_args(command).precision == "auto"
+    for value in precision.PRECISIONS:
+        assert parser.parse_args([*command, "--precision", value]).precision == value
+    with pytest.raises(SystemExit):
+        parser.parse_args([*command, "--precision", "float16"])

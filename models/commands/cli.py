@@ -116,6 +116,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                               help="share of training dialogues held out for validation when the corpus has no valid split (0.1)")
     optimisation.add_argument("--seed", type=int, default=0, metavar="N", help="random seed: the same seed gives the same run (0)")
     optimisation.add_argument("--device", metavar="DEVICE", help="cuda, cuda:1 or cpu (default: CUDA when present, else CPU)")
+    # training.precision.PRECISIONS, written out: that module imports torch, which --help must not wait for
     optimisation.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
                               help="training's matmuls: auto (default) = bfloat16 mixed precision where the CPU (AVX512-BF16, "
                                    "AMX) or GPU (Ampere on) has it natively and --hidden-dim is 192 or more, else float32; "

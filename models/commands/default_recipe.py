@@ -546,7 +546,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stage1-selection", choices=("joint", "per-expert"),
                         help="stage 1 keeps one epoch for all experts (joint) or each expert's own best (the recipe's setting by default)")
     parser.add_argument("--precision", choices=PRECISIONS,
-                        help="training's matmuls: the recipe's setting by default (auto: bfloat16 where the CPU or GPU has it natively)")
+                        help="training's matmuls: the recipe's setting by default (auto: bfloat16 where the CPU or GPU has it "
+                             "natively and the model is 192 or more wide)")
     parser.add_argument("--device")
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
