@@ -5,10 +5,11 @@ float32; matrix multiplies (linear layers, attention) run in bfloat16 and their 
 bfloat16. On a CPU with AVX512-BF16 or AMX a bfloat16 matmul of the expert's shape runs at 2.4x
 float32's rate (benchmarks/README.md section 5); on a CPU without them torch emulates it, slower
 than float32. A narrow model gains nothing either: its matmuls are too small to outweigh the
-casts autocast adds (one epoch pair on the IEMOCAP-shaped data, 2 blocks, 1 thread: d = 96
-15 % slower in bfloat16, 128 even, 192 18 % faster, 256 20-25 % faster). So "auto" picks
-bfloat16 only where it is native and the model at least AUTO_MIN_WIDTH wide. Evaluation,
-calibration and live inference always run in float32 (bfloat16 only speeds up training).
+casts autocast adds (one epoch pair on the IEMOCAP-shaped data, 2 blocks, 1 thread, two runs
+each: d = 96 16-22 % slower in bfloat16, 128 even, 192 19 % faster, 256 17-24 % faster). So
+"auto" picks bfloat16 only where it is native and the model at least AUTO_MIN_WIDTH wide.
+Evaluation, calibration and live inference always run in float32 (bfloat16 only speeds up
+training).
 """
 
 from __future__ import annotations
