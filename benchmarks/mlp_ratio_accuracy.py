@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from momke.models.training.data import load_corpus
 from momke.models.training.evaluation import AVERAGE, evaluate_conditions, folds_of
+from momke.models.training.precision import PRECISIONS
 from momke.models.training.trainer import (
     TrainingSettings,
     model_config_for,
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="IEMOCAP epochs per stage, patience and batch size (default 15 10 5 16)")
     parser.add_argument("--out", type=Path, default=RESULTS / "mlp_ratio_accuracy.jsonl")
     parser.add_argument("--summary", action="store_true", help="only summarise the runs recorded in --out")
-    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="float32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="training's matmuls (float32 by default, as every run recorded before mixed precision)")
     parser.add_argument("--bucket-by-length", action="store_true",
                         help="train with dialogues of similar length batched together (recorded as <corpus>_bucketed)")
