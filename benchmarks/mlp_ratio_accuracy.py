@@ -36,6 +36,7 @@ from momke.models.training.data import load_corpus
 from momke.models.training.evaluation import AVERAGE, evaluate_conditions, folds_of
 from momke.models.training.precision import PRECISIONS
 from momke.models.training.trainer import (
+    TrainingResult,
     TrainingSettings,
     model_config_for,
     split_for_training,
@@ -61,11 +62,15 @@ def mosi_run(corpus, ratio: float, seed: int, bucket: bool = False, precision: s
             "acc2_atv": 100 * metrics["atv"]["acc2_nonzero"], "mae_atv": metrics["atv"]["mae"]}
 
 
-def iemocap_run(corpus, ratio: float, seed: int, budget: TrainingSettings = IEMOCAP_SETTINGS) -> dict:
-    settings = replace(budget, seed=seed)
-    fold, train, valid, test = folds_of(corpus, "sessions", settings.valid_fraction, seed)[-1]
+def iemocap_trained(corpus, ratio: float, settings: TrainingSettings) -> tuple[str, TrainingResult, dict]:
+    """(test fold, training result, its {t} metrics on the test session) of one IEMOCAP run."""
+    fold, train, valid, test = folds_of(corpus, "sessions", settings.valid_fraction, settings.seed)[-1]
     result = train_momke(train, valid, model_config_for(corpus.metadata, **IEMOCAP_MODEL, mlp_ratio=ratio), settings)
-    metrics = evaluate_conditions(result.model, test, [("text",)])["t"]
+    return fold, result, evaluate_conditions(result.model, test, [("text",)])["t"]
+
+
+def iemocap_run(corpus, ratio: float, seed: int, budget: TrainingSettings = IEMOCAP_SETTINGS) -> dict:
+    fold, result, metrics = iemocap_trained(corpus, ratio, replace(budget, seed=seed))
     return {"precision": result.precision, "fold": fold, "wa": 100 * metrics["wa"], "ua": 100 * metrics["ua"]}
 
 

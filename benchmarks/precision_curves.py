@@ -23,11 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mlp_ratio_accuracy import IEMOCAP_MODEL, IEMOCAP_SETTINGS
+from mlp_ratio_accuracy import IEMOCAP_SETTINGS, iemocap_trained
 from momke.extractors.runtime import cache_root
 from momke.models.training.data import load_corpus
-from momke.models.training.evaluation import evaluate_conditions, folds_of
-from momke.models.training.trainer import model_config_for, train_momke
 
 FEATURES = cache_root() / "benchmarks" / "iemocap_lite_text"  # benchmarks/iemocap_text.py makes them
 
@@ -35,10 +33,8 @@ FEATURES = cache_root() / "benchmarks" / "iemocap_lite_text"  # benchmarks/iemoc
 def run(corpus, seed: int, precision: str, stage1: int, stage2: int) -> dict:
     settings = replace(IEMOCAP_SETTINGS, seed=seed, precision=precision, stage1_epochs=stage1,
                        stage2_epochs=stage2, patience=None, batch_size=8)
-    _, train, valid, test = folds_of(corpus, "sessions", settings.valid_fraction, seed)[-1]
     cpu = time.process_time()
-    result = train_momke(train, valid, model_config_for(corpus.metadata, **IEMOCAP_MODEL), settings)
-    metrics = evaluate_conditions(result.model, test, [("text",)])["t"]
+    _, result, metrics = iemocap_trained(corpus, 2.0, settings)  # the default feed-forward width
     curve = {stage: [(h["train_loss"], 100 * h["valid"]["wa"]) for h in result.history if h["stage"] == stage]
              for stage in ("stage1", "stage2")}
     return {"seed": seed, "precision": result.precision, "test_wa": 100 * metrics["wa"], "test_ua": 100 * metrics["ua"],
